@@ -1,0 +1,235 @@
+"""The Trace: the one result type of wsgiscope.
+
+A simulated run (:func:`simulator.run`) and a measured run (the lab) both produce a
+:class:`Trace`. Everything downstream -- frames, narration, exports, comparison, the CLI,
+the browser -- reads only a Trace.
+
+A Trace holds:
+
+* ``events``: an ordered log of :class:`Event` tuples ``(t, kind, who, what, ref)``, with
+  ``t`` in milliseconds since the first request was sent. The kinds are
+
+  ========== ============================ ================================ =====================
+  kind       who                          what                             ref
+  ========== ============================ ================================ =====================
+  thread     thread key ``"w1/t1"``       state: idle, gil, cpu, io, dead  request id or -1
+  gil        process key ``"w1"``         holder thread key, "" when free  -1
+  backlog    listener key ``"listen"``    accept-queue depth (int)         -1
+  req        request id (int)             phase (see :data:`REQ_PHASES`)   detail (str)
+  worker     process key                  boot, ready, killed, exit        detail (str)
+  ========== ============================ ================================ =====================
+
+  Request phases: ``syn`` (a SYN was sent; detail is the attempt number), ``drop`` (the SYN
+  found the accept queue full and was dropped), ``backlog`` (the connection is complete and
+  waits in the kernel accept queue), ``accept`` (a server thread took it; detail is the
+  thread key), ``pool`` (accepted, waiting for a free worker thread), ``stage`` (detail is a
+  lifecycle stage from :data:`STAGES`), ``done`` (detail is the status).
+
+  While a request is on a thread, its fine state (waiting for the GIL, running on a core,
+  blocked on I/O) is the state of that thread: see the ``thread`` events.
+
+* ``requests``: one :class:`RequestRecord` per request, in id order.
+* ``summary``: see :func:`summarise`.
+* ``processes``: the lanes, one dict per process, ``{"key", "label", "threads": [...]}``.
+  Thread keys are lane slots: a thread-per-connection server reuses the lowest free slot.
+* ``backlog_limit``: how many connections the accept queue holds (``backlog + 1``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+#: Thread states, in the order a legend shows them.
+THREAD_STATES = ("idle", "gil", "cpu", "io", "dead")
+
+#: Request phases recorded as ``req`` events.
+REQ_PHASES = ("syn", "drop", "backlog", "accept", "pool", "stage", "done")
+
+#: Flask/WSGI lifecycle stages a request walks through, in order.
+STAGES = (
+    "recv",  # the server reads the request from the socket (blocking: releases the GIL)
+    "parse",  # WSGIRequestHandler / gunicorn parser: request line, headers, environ
+    "context",  # Flask pushes the app and request contexts (g, request, session)
+    "match",  # URL routing: the rule and view arguments
+    "before_request",  # before_request functions, app then blueprint
+    "view",  # the endpoint's segments
+    "after_request",  # make_response, after_request functions in reverse order
+    "teardown",  # teardown_request / teardown_appcontext as the context pops
+    "write",  # the server writes status, headers and body, closes the connection
+)
+
+#: Request statuses (DESIGN.md result format).
+STATUSES = ("ok", "error", "reset", "timeout")
+
+
+class Event(NamedTuple):
+    """One entry of the event log. See the module docstring for the kinds."""
+
+    t: float
+    kind: str
+    who: str | int
+    what: str | int
+    ref: str | int
+
+
+@dataclass
+class RequestRecord:
+    """What happened to one request. Times are ms since the first request was sent;
+    a time the request never reached is ``None``."""
+
+    id: int
+    path: str
+    sent_ms: float
+    accepted_ms: float | None = None
+    started_ms: float | None = None
+    finished_ms: float | None = None
+    status: str = "ok"
+    http_status: int | None = None
+    worker: str | None = None
+    thread: str | None = None
+    syn_retries: int = 0
+    queue_ms: float = 0.0
+    gil_wait_ms: float = 0.0
+    cpu_ms: float = 0.0
+    pool_wait_ms: float = 0.0
+    io_ms: float = 0.0
+    note: str = ""
+
+    @property
+    def latency_ms(self) -> float | None:
+        if self.finished_ms is None:
+            return None
+        return self.finished_ms - self.sent_ms
+
+
+@dataclass
+class Trace:
+    """The result of a run, simulated or measured (see the module docstring)."""
+
+    scenario: dict[str, Any]
+    source: str  # "simulated" or "measured"
+    events: list[Event] = field(default_factory=list)
+    requests: list[RequestRecord] = field(default_factory=list)
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    backlog_limit: int = 0
+    cores: int = 1
+    summary: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+
+    @property
+    def end_ms(self) -> float:
+        """The time of the last event (0.0 for an empty trace)."""
+        return self.events[-1].t if self.events else 0.0
+
+    def request_events(self, req_id: int) -> list[Event]:
+        """Every event that concerns one request, in time order."""
+        return [
+            e
+            for e in self.events
+            if (e.kind == "req" and e.who == req_id) or (e.kind == "thread" and e.ref == req_id)
+        ]
+
+    def to_result(self) -> dict[str, Any]:
+        """DESIGN.md's result format: ``{"requests": [...], "summary": {...}}``."""
+        return {
+            "source": self.source,
+            "scenario": self.scenario.get("name", ""),
+            "seed": self.seed,
+            "requests": [_rounded(asdict(r)) for r in self.requests],
+            "summary": self.summary,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (events as lists), for exports and the browser."""
+        out = self.to_result()
+        out["scenario"] = self.scenario
+        out["processes"] = self.processes
+        out["backlog_limit"] = self.backlog_limit
+        out["cores"] = self.cores
+        out["events"] = [[round(e.t, 4), e.kind, e.who, e.what, e.ref] for e in self.events]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trace:
+        """The inverse of :meth:`to_dict`."""
+        fields = RequestRecord.__dataclass_fields__
+        return cls(
+            scenario=data["scenario"],
+            source=data.get("source", "simulated"),
+            events=[Event(*e) for e in data["events"]],
+            requests=[
+                RequestRecord(**{k: v for k, v in r.items() if k in fields})
+                for r in data["requests"]
+            ],
+            processes=data.get("processes", []),
+            backlog_limit=data.get("backlog_limit", 0),
+            cores=data.get("cores", 1),
+            summary=data.get("summary", {}),
+            seed=data.get("seed"),
+        )
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (like numpy's default) of an ascending list."""
+    if not sorted_values:
+        return 0.0
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarise(trace: Trace) -> dict[str, Any]:
+    """Compute the summary of a trace from its requests and events.
+
+    ``latency_ms`` is over completed (``ok``) requests; ``makespan_ms`` is the time the
+    last request finished; ``gil_wait_pct`` is the share of time requests spent on a thread
+    that went to waiting for the GIL; ``cpu_utilisation`` is CPU time over cores x makespan.
+    """
+    reqs = trace.requests
+    ok = sorted(r.latency_ms for r in reqs if r.status == "ok" and r.latency_ms is not None)
+    finished = [r.finished_ms for r in reqs if r.finished_ms is not None]
+    makespan = max(finished) if finished else 0.0
+    completed = len(ok)
+    max_backlog = 0
+    for e in trace.events:
+        if e.kind == "backlog" and isinstance(e.what, int) and e.what > max_backlog:
+            max_backlog = e.what
+    cpu = sum(r.cpu_ms for r in reqs)
+    gil = sum(r.gil_wait_ms for r in reqs)
+    on_thread = sum(
+        (r.finished_ms - r.accepted_ms)
+        for r in reqs
+        if r.finished_ms is not None and r.accepted_ms is not None
+    )
+    counts = {s: sum(1 for r in reqs if r.status == s) for s in STATUSES}
+    return {
+        "requests": len(reqs),
+        "completed": completed,
+        "failed": len(reqs) - completed,
+        "errors": counts["error"],
+        "timeouts": counts["timeout"],
+        "resets": counts["reset"],
+        "makespan_ms": round(makespan, 3),
+        "throughput_rps": round(completed / (makespan / 1000.0), 3) if makespan > 0 else 0.0,
+        "latency_ms": {
+            "mean": round(sum(ok) / len(ok), 3) if ok else 0.0,
+            "p50": round(percentile(ok, 50), 3),
+            "p95": round(percentile(ok, 95), 3),
+            "p99": round(percentile(ok, 99), 3),
+            "max": round(ok[-1], 3) if ok else 0.0,
+        },
+        "max_backlog": max_backlog,
+        "syn_retries": sum(r.syn_retries for r in reqs),
+        "mean_queue_ms": round(sum(r.queue_ms for r in reqs) / len(reqs), 3) if reqs else 0.0,
+        "gil_wait_pct": round(100.0 * gil / on_thread, 2) if on_thread > 0 else 0.0,
+        "cpu_utilisation": (
+            round(cpu / (trace.cores * makespan), 4) if makespan > 0 and trace.cores else 0.0
+        ),
+    }
