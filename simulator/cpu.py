@@ -1,0 +1,316 @@
+"""Cores, the GIL, and threads that run programs of CPU and I/O steps.
+
+* :class:`Cores` -- every thread that is running bytecode (it holds its process's GIL, or
+  there is no GIL) shares the machine's cores: with more runnable threads than cores each
+  gets ``cores / n`` of a core (processor sharing), less a context-switch cost.
+* :class:`Gil` -- one per process. A thread that wants it while another holds it waits; if
+  the holder has not let go within the switch interval, a drop request forces the holder to
+  hand it over at its next check, and the holder queues behind (CPython's
+  ``FORCE_SWITCHING``). A thread lets go of it at every blocking call. Non-preemptive, it
+  also models gevent's hub: a greenlet runs until it blocks.
+* :class:`Thread` -- runs a list of steps: ``(CPU, ms, stage)``, ``(IO, ms, stage)`` or
+  ``(CALL, fn, stage)``; then calls its ``on_done`` callback.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .core import URGENT, Env
+
+if TYPE_CHECKING:
+    from .engine import Recorder, Request
+
+CPU = 0
+IO = 1
+CALL = 2
+
+Step = tuple[int, Any, str | None]
+
+
+class Cores:
+    """Processor sharing of ``cores`` among the threads running bytecode."""
+
+    __slots__ = ("env", "cores", "switch_ms", "running", "rate", "busy_ms", "_last")
+
+    def __init__(self, env: Env, cores: int, context_switch_ms: float) -> None:
+        self.env = env
+        self.cores = cores
+        self.switch_ms = context_switch_ms
+        self.running: list[Thread] = []
+        self.rate = 1.0
+        self.busy_ms = 0.0  # integral of busy cores over time
+        self._last = 0.0
+
+    def _rate_for(self, n: int) -> float:
+        if n <= self.cores:
+            return 1.0
+        # Linux CFS: a time slice of 6 ms shared by the runnable threads of a core,
+        # at least 0.75 ms; every slice costs one context switch.
+        per_core = n / self.cores
+        slice_ms = max(0.75, 6.0 / per_core)
+        return (self.cores / n) * slice_ms / (slice_ms + self.switch_ms)
+
+    def _account(self) -> None:
+        now = self.env.now
+        n = len(self.running)
+        if n:
+            self.busy_ms += (now - self._last) * min(n, self.cores)
+            rate = self.rate
+            for th in self.running:
+                th.work -= (now - th.since) * rate
+                th.since = now
+        self._last = now
+
+    def add(self, th: Thread) -> None:
+        self._account()
+        self.running.append(th)
+        th.since = self.env.now
+        self._rerate(th)
+
+    def remove(self, th: Thread) -> None:
+        self._account()
+        self.running.remove(th)
+        th.token += 1  # cancels its pending completion
+        self._rerate(None)
+
+    def _rerate(self, new: Thread | None) -> None:
+        rate = self._rate_for(len(self.running))
+        if rate == self.rate:
+            if new is not None:
+                new.schedule_cpu_done(rate)
+            return
+        self.rate = rate
+        for th in self.running:
+            th.schedule_cpu_done(rate)
+
+
+class Gil:
+    """One process's GIL (or, with ``preemptive=False``, a gevent worker's hub)."""
+
+    __slots__ = ("sim", "proc", "holder", "waiters", "switches", "_timer_for", "preemptive",
+                 "interval", "granted_at")
+
+    def __init__(self, sim: Any, proc: Process, interval: float, preemptive: bool) -> None:
+        self.sim = sim
+        self.proc = proc
+        self.holder: Thread | None = None
+        self.waiters: deque[Thread] = deque()
+        self.switches = 0
+        self._timer_for = -1
+        self.preemptive = preemptive
+        self.interval = interval
+        self.granted_at = 0.0
+
+    def acquire(self, th: Thread) -> bool:
+        """Take the GIL if free (True); otherwise queue and return False."""
+        if self.holder is None:
+            self._grant(th)
+            return True
+        self.waiters.append(th)
+        self._arm()
+        return False
+
+    def _grant(self, th: Thread) -> None:
+        self.holder = th
+        self.switches += 1
+        self.granted_at = self.sim.env.now
+        self.sim.rec.gil(self.proc.key, th.key)
+        if self.waiters:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self.preemptive and self._timer_for != self.switches:
+            self._timer_for = self.switches
+            self.sim.env.after(self.interval, self._timeout, self.switches, URGENT)
+
+    def _timeout(self, switches: int) -> None:
+        # A waiter waited a whole interval without seeing a switch: drop request.
+        if switches != self.switches or self.holder is None or not self.waiters:
+            return
+        old = self.holder
+        old.preempt()
+        self.waiters.append(old)
+        self.holder = None
+        self._grant_next(forced=True)
+
+    def release(self, th: Thread) -> None:
+        """The holder lets go (a blocking call, or the thread is done)."""
+        if self.holder is not th:
+            if th in self.waiters:
+                self.waiters.remove(th)
+            return
+        self.holder = None
+        if self.waiters:
+            self._grant_next(forced=False)
+        else:
+            self.sim.rec.gil(self.proc.key, "")
+
+    def _grant_next(self, forced: bool) -> None:
+        th = self.waiters.popleft()
+        self._grant(th)
+        th.gil_granted()
+
+
+class Process:
+    """A process: its key (lane), its GIL (None when free-threaded) and its globals."""
+
+    __slots__ = ("key", "gil", "globals", "alive", "label")
+
+    def __init__(self, sim: Any, key: str, label: str, cooperative: bool = False) -> None:
+        self.key = key
+        self.label = label
+        m = sim.machine
+        if cooperative:
+            self.gil: Gil | None = Gil(sim, self, 0.0, preemptive=False)
+        elif m["gil"]:
+            self.gil = Gil(sim, self, m["switch_interval_ms"], preemptive=True)
+        else:
+            self.gil = None
+        self.globals: dict[str, int] = {}
+        self.alive = True
+
+
+class Thread:
+    """A thread (or greenlet) that runs a program of steps for a request or a loop."""
+
+    __slots__ = ("sim", "key", "proc", "req", "steps", "i", "on_done", "work", "since",
+                 "token", "state", "stage", "wait_from", "cpu_scale")
+
+    def __init__(self, sim: Any, proc: Process, key: str) -> None:
+        self.sim = sim
+        self.proc = proc
+        self.key = key
+        self.req: Request | None = None
+        self.steps: list[Step] = []
+        self.i = 0
+        self.on_done: Callable[[Thread], None] | None = None
+        self.work = 0.0
+        self.since = 0.0
+        self.token = 0
+        self.state = ""
+        self.stage: str | None = None
+        self.wait_from = 0.0
+        self.cpu_scale = 1.0 if (proc.gil is not None or sim.machine["gil"]) else \
+            sim.machine["nogil_slowdown"]
+        sim.rec.thread(key, "idle", None)
+
+    # -- state --------------------------------------------------------------------------
+    def _set(self, state: str) -> None:
+        if state != self.state:
+            now = self.sim.env.now
+            req = self.req
+            if req is not None:
+                if self.state == "gil":
+                    req.gil_wait_ms += now - self.wait_from
+                elif self.state == "io":
+                    req.io_ms += now - self.wait_from
+            self.wait_from = now
+            self.state = state
+            self.sim.rec.thread(self.key, state, req)
+
+    # -- running a program ----------------------------------------------------------------
+    def run(self, steps: list[Step], req: Request | None,
+            on_done: Callable[[Thread], None]) -> None:
+        """Run ``steps`` for ``req`` (None for server housekeeping), then ``on_done(self)``."""
+        self.req = req
+        self.steps = steps
+        self.i = 0
+        self.on_done = on_done
+        self.stage = None
+        self._advance()
+
+    def _advance(self) -> None:
+        steps = self.steps
+        while self.i < len(steps):
+            kind, amount, stage = steps[self.i]
+            if stage is not None and stage != self.stage:
+                self.stage = stage
+                if self.req is not None:
+                    self.sim.rec.stage(self.req, stage)
+            if kind == CPU:
+                if amount <= 0:
+                    self.i += 1
+                    continue
+                self.work = amount * self.cpu_scale
+                if self.req is not None:
+                    self.req.cpu_ms += self.work
+                gil = self.proc.gil
+                if gil is None or gil.holder is self:
+                    self._on_core()
+                elif gil.acquire(self):
+                    self._on_core()
+                else:
+                    self._set("gil")
+                return
+            if kind == IO:
+                gil = self.proc.gil
+                if gil is not None and gil.holder is self:
+                    gil.release(self)
+                self.i += 1
+                if amount > 0:
+                    self._set("io")
+                    self.sim.env.after(amount, self._io_done, self.token, URGENT)
+                    return
+                continue
+            # CALL: an instant action of the program (it may replace the remaining steps)
+            self.i += 1
+            amount(self)
+        self._finish()
+
+    def _finish(self) -> None:
+        gil = self.proc.gil
+        if gil is not None and gil.holder is self:
+            gil.release(self)
+        on_done = self.on_done
+        self.on_done = None
+        self._set("idle")
+        self.req = None
+        if on_done is not None:
+            on_done(self)
+
+    def _on_core(self) -> None:
+        self._set("cpu")
+        self.sim.cores.add(self)
+
+    def schedule_cpu_done(self, rate: float) -> None:
+        self.token += 1
+        self.sim.env.after(max(self.work, 0.0) / rate, self._cpu_done, self.token, URGENT)
+
+    def _cpu_done(self, token: int) -> None:
+        if token != self.token:
+            return
+        self.sim.cores.remove(self)
+        self.i += 1
+        self._advance()
+
+    def _io_done(self, token: int) -> None:
+        if token != self.token:
+            return
+        self._advance()
+
+    # -- GIL callbacks --------------------------------------------------------------------
+    def preempt(self) -> None:
+        """The GIL was taken away mid-burst: leave the core, wait for the GIL again."""
+        self.sim.cores.remove(self)
+        self._set("gil")
+
+    def gil_granted(self) -> None:
+        # The OS has to wake this thread up: one context switch.
+        self.work += self.sim.machine["context_switch_ms"]
+        self._on_core()
+
+    # -- being killed -----------------------------------------------------------------------
+    def kill(self) -> None:
+        """The process died under this thread: drop everything it was doing."""
+        self.token += 1
+        if self.state == "cpu":
+            self.sim.cores.remove(self)
+        gil = self.proc.gil
+        if gil is not None:
+            gil.release(self)
+        self.on_done = None
+        self.req = None
+        self._set("dead")

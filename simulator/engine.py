@@ -1,0 +1,325 @@
+"""Run a scenario: clients, the kernel, a server model, cores and GILs -> a :class:`Trace`."""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect
+from itertools import accumulate
+from typing import Any
+
+from .core import NORMAL, Env
+from .cpu import CALL, CPU, IO, Cores, Process, Step, Thread
+from .kernel import ListenSocket, syn_offsets_ms
+from .scenario import MAX_REQUESTS, Scenario, load_scenario
+from .servers import make_server
+from .trace import Event, RequestRecord, Trace, summarise
+
+#: CPU cost (ms) of one read or write of a module global or of ``g``.
+STORE_OP_MS = 0.001
+
+
+class Request:
+    """One client request, from its first SYN to its last byte."""
+
+    __slots__ = ("id", "path", "sent", "attempt", "status", "http_status", "finished",
+                 "accepted", "started", "worker", "thread", "queue_ms", "gil_wait_ms",
+                 "cpu_ms", "pool_wait_ms", "pool_from", "io_ms", "note", "server_done",
+                 "g")
+
+    def __init__(self, rid: int, path: str, sent: float) -> None:
+        self.id = rid
+        self.path = path
+        self.sent = sent
+        self.attempt = 0
+        self.status = ""  # "" while the client is still waiting
+        self.http_status: int | None = None
+        self.finished: float | None = None
+        self.accepted: float | None = None
+        self.started: float | None = None
+        self.worker: str | None = None
+        self.thread: str | None = None
+        self.queue_ms = 0.0
+        self.gil_wait_ms = 0.0
+        self.cpu_ms = 0.0
+        self.pool_wait_ms = 0.0
+        self.pool_from = 0.0
+        self.io_ms = 0.0
+        self.note = ""
+        self.server_done = False
+        self.g: dict[str, int] = {}
+
+    def record(self) -> RequestRecord:
+        return RequestRecord(
+            id=self.id, path=self.path, sent_ms=self.sent, accepted_ms=self.accepted,
+            started_ms=self.started, finished_ms=self.finished, status=self.status or "timeout",
+            http_status=self.http_status, worker=self.worker, thread=self.thread,
+            syn_retries=self.attempt, queue_ms=self.queue_ms, gil_wait_ms=self.gil_wait_ms,
+            cpu_ms=self.cpu_ms, pool_wait_ms=self.pool_wait_ms, io_ms=self.io_ms,
+            note=self.note,
+        )
+
+
+class Recorder:
+    """Appends :class:`Event` tuples to the trace's log."""
+
+    __slots__ = ("env", "events", "_threads")
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.events: list[Event] = []
+        self._threads: dict[str, str] = {}
+
+    def thread(self, key: str, state: str, req: Request | None) -> None:
+        self.events.append(Event(self.env.now, "thread", key, state,
+                                 req.id if req is not None else -1))
+
+    def gil(self, proc: str, holder: str) -> None:
+        self.events.append(Event(self.env.now, "gil", proc, holder, -1))
+
+    def backlog(self, depth: int) -> None:
+        self.events.append(Event(self.env.now, "backlog", "listen", depth, -1))
+
+    def req(self, req: Request, phase: str, detail: str = "") -> None:
+        self.events.append(Event(self.env.now, "req", req.id, phase, detail))
+
+    def stage(self, req: Request, stage: str) -> None:
+        self.events.append(Event(self.env.now, "req", req.id, "stage", stage))
+
+    def worker(self, key: str, what: str, detail: str) -> None:
+        self.events.append(Event(self.env.now, "worker", key, what, detail))
+
+
+def _sampler(rng: random.Random, value: Any) -> Any:
+    """A function drawing one value of a segment's duration."""
+    if isinstance(value, dict):
+        if "exp" in value:
+            mean = value["exp"]
+            return (lambda: rng.expovariate(1.0 / mean)) if mean > 0 else (lambda: 0.0)
+        lo, hi = value["uniform"]
+        return lambda: rng.uniform(lo, hi)
+    return lambda: value
+
+
+class Sim:
+    """Everything one run shares: clock, recorder, cores, listen socket, settings."""
+
+    def __init__(self, sc: Scenario, seed: int) -> None:
+        self.sc = sc
+        self.env = Env()
+        self.rng = random.Random(seed)
+        self.rec = Recorder(self.env)
+        self.server = sc.server
+        self.machine = sc.machine
+        self.costs = sc.costs
+        self.client = sc.client
+        self.cores = Cores(self.env, sc.machine["cores"], sc.machine["context_switch_ms"])
+        self.listen = ListenSocket(sc.server["backlog"], sc.machine["somaxconn"],
+                                   self.rec.backlog)
+        self.lanes: dict[str, dict[str, Any]] = {}
+        self.requests: list[Request] = []
+        self.outstanding = 0
+        self.syn_offsets = syn_offsets_ms(sc.machine["syn_schedule"], sc.client["syn_retries"])
+        self.views = {path: self._view(segs) for path, segs in sc.endpoints.items()}
+        c = sc.costs
+        self.head: list[Step] = [
+            (IO, c["recv_ms"], "recv"), (CPU, c["parse_ms"], "parse"),
+            (CPU, c["context_ms"], "context"), (CPU, c["match_ms"], "match"),
+            (CPU, c["before_request_ms"], "before_request"),
+        ]
+        self.tail: list[Step] = [
+            (CPU, c["after_request_ms"], "after_request"), (CPU, c["teardown_ms"], "teardown"),
+            (IO, c["write_ms"], "write"),
+        ]
+
+    # -- lanes ----------------------------------------------------------------------------
+    def add_process(self, proc: Process, threads: list[Thread]) -> None:
+        lane = self.lanes.setdefault(proc.key, {"key": proc.key, "label": proc.label,
+                                                "threads": []})
+        for th in threads:
+            if th.key not in lane["threads"]:
+                lane["threads"].append(th.key)
+
+    def add_thread(self, proc: Process, th: Thread) -> None:
+        self.add_process(proc, [th])
+
+    # -- the view: the endpoint's segments as steps ------------------------------------------
+    def _view(self, segments: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+        out: list[tuple[int, Any]] = []
+        for seg in segments:
+            ((kind, value),) = seg.items()
+            if kind == "cpu_ms":
+                out.append((CPU, _sampler(self.rng, value)))
+            elif kind == "io_ms":
+                out.append((IO, _sampler(self.rng, value)))
+            else:
+                out.append((CPU, lambda: STORE_OP_MS))
+                out.append((CALL, self._store_op(kind, value)))
+        return out
+
+    def _store_op(self, op: str, name: str) -> Any:
+        def act(th: Thread) -> None:
+            req = th.req
+            if req is None:
+                return
+            if op == "set_global":
+                th.proc.globals[name] = req.id
+            elif op == "set_g":
+                req.g[name] = req.id
+            else:
+                store = th.proc.globals if op == "get_global" else req.g
+                scope = "global" if op == "get_global" else "g"
+                seen = store.get(name)
+                own = seen == req.id
+                who = "its own" if own else (
+                    "nothing" if seen is None else f"request {seen}'s")
+                self.rec.req(req, "read", f"{scope}.{name} = {who} value")
+                if not own:
+                    req.note = f"read {scope} {name!r} and got {who} value"
+        return act
+
+    # -- clients ----------------------------------------------------------------------------
+    def arrivals(self) -> list[tuple[float, str]]:
+        rng = self.rng
+        out: list[tuple[float, str]] = []
+        gap = self.client["launch_gap_ms"]
+        for item in self.sc.workload:
+            paths = list(item["paths"])
+            cum = list(accumulate(item["paths"].values()))
+
+            def pick(paths: list[str] = paths, cum: list[float] = cum) -> str:
+                if len(paths) == 1:
+                    return paths[0]
+                return paths[bisect(cum, rng.random() * cum[-1])]
+
+            if "poisson" in item or "constant" in item:
+                spec = item.get("poisson") or item["constant"]
+                t = item["start_ms"]
+                end = t + spec["duration_s"] * 1000.0
+                mean = 1000.0 / spec["rate_per_s"]
+                while len(out) < MAX_REQUESTS:
+                    t += rng.expovariate(1.0 / mean) if "poisson" in item else mean
+                    if t > end:
+                        break
+                    out.append((t, pick()))
+            else:
+                step = item["spacing_ms"] or gap
+                for i in range(item["count"]):
+                    out.append((item["at_ms"] + i * step, pick()))
+        out.sort(key=lambda a: a[0])
+        del out[MAX_REQUESTS:]
+        if out:
+            t0 = out[0][0]
+            out = [(t - t0, p) for t, p in out]
+        return out
+
+    def start_clients(self) -> None:
+        timeout = self.client["timeout_s"] * 1000.0
+        for rid, (t, path) in enumerate(self.arrivals()):
+            req = Request(rid, path, t)
+            self.requests.append(req)
+            self.env.at(t, self.syn, req, NORMAL)
+            self.env.at(t + timeout, self.give_up, req, NORMAL)
+        self.outstanding = len(self.requests)
+
+    def syn(self, req: Request) -> None:
+        if req.status:
+            return
+        self.rec.req(req, "syn", str(req.attempt))
+        listen = self.listen
+        if len(listen.queue) >= listen.capacity:
+            self.rec.req(req, "drop", f"accept queue full ({listen.capacity})")
+            if req.attempt < len(self.syn_offsets) - 1:
+                req.attempt += 1
+                self.env.at(req.sent + self.syn_offsets[req.attempt - 1], self.syn, req)
+            else:
+                self.env.at(req.sent + self.syn_offsets[-1], self.connect_failed, req)
+            return
+        self.rec.req(req, "backlog", str(len(listen.queue) + 1))
+        listen.offer(req)
+
+    def connect_failed(self, req: Request) -> None:
+        if not req.status:
+            req.note = f"connect() timed out after {req.attempt} SYN retransmits"
+            self._end(req, "timeout", None)
+            self._server_done(req)
+
+    def give_up(self, req: Request) -> None:
+        if req.status:
+            return
+        req.note = req.note or f"the client gave up after {self.client['timeout_s']:g} s"
+        self._end(req, "timeout", None)
+        if req.accepted is None and req not in self.listen.queue:
+            self._server_done(req)  # still retransmitting SYNs: the server never sees it
+
+    def _end(self, req: Request, status: str, http: int | None) -> None:
+        req.status = status
+        req.http_status = http
+        req.finished = self.env.now
+        self.rec.req(req, "done", status)
+
+    def _server_done(self, req: Request) -> None:
+        if not req.server_done:
+            req.server_done = True
+            self.outstanding -= 1
+
+    # -- server callbacks ---------------------------------------------------------------------
+    def accepted(self, req: Request, th: Thread) -> None:
+        req.accepted = self.env.now
+        req.queue_ms = self.env.now - req.sent
+        req.worker = th.proc.key
+        req.thread = th.key
+        self.rec.req(req, "accept", th.key)
+
+    def serve(self, th: Thread, req: Request, on_done: Any) -> None:
+        """Run the request's whole lifecycle on ``th``; then ``on_done(th)``."""
+        req.started = self.env.now
+        req.thread = th.key
+        req.worker = th.proc.key
+        if req.status == "timeout":
+            # The client already hung up: the server reads EOF and closes.
+            steps: list[Step] = [self.head[0]]
+        else:
+            view: list[Step] = [
+                (kind, draw() if kind != CALL else draw, "view") for kind, draw in
+                self.views[req.path]
+            ]
+            steps = [*self.head, *view, *self.tail]
+
+        def done(t: Thread) -> None:
+            if not req.status:
+                self._end(req, "ok", 200)
+            self._server_done(req)
+            on_done(t)
+
+        th.run(steps, req, done)
+
+    def fail(self, req: Request, status: str, http: int | None, why: str) -> None:
+        if not req.status:
+            req.note = why
+            self._end(req, status, http)
+        self._server_done(req)
+
+
+def run(scenario: dict[str, Any] | Scenario, seed: int | None = None) -> Trace:
+    """Simulate ``scenario``; the same scenario and seed always give the same Trace."""
+    sc = load_scenario(scenario)
+    seed = sc.seed if seed is None else seed
+    sim = Sim(sc, seed)
+    sim.rec.backlog(0)
+    make_server(sim).start()
+    sim.start_clients()
+    sim.env.run()
+    trace = Trace(
+        scenario=sc.to_dict(),
+        source="simulated",
+        events=sim.rec.events,
+        requests=[r.record() for r in sim.requests],
+        processes=list(sim.lanes.values()),
+        backlog_limit=sim.listen.capacity,
+        cores=sc.machine["cores"],
+        seed=seed,
+    )
+    trace.summary = summarise(trace)
+    trace.summary["events_simulated"] = sim.env.events_run
+    trace.summary["races"] = sum(1 for r in sim.requests if r.note.startswith("read "))
+    return trace

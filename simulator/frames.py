@@ -1,0 +1,240 @@
+"""Frames and spans: the state of a run over time, derived from a Trace's event log.
+
+:func:`sample` turns the event log into per-tick snapshots (what the browser plays back);
+:func:`spans` turns it into state intervals per request and per thread (what a timeline
+draws and what the exports write). Both read only ``trace.events`` (plus the lane and core
+counts), so a simulated and a measured Trace give frames the same way. Each is one pass
+over the events: O(events + frames).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .trace import Trace
+
+#: The states a request can be in, in the order a legend shows them. While a request is on a
+#: thread, its state is that thread's state (``gil``, ``cpu``, ``io``), except during the
+#: ``write`` stage.
+REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write")
+
+# Thread states that describe what the request on the thread is doing.
+_ON_THREAD = frozenset(("gil", "cpu", "io"))
+
+RequestSpan = tuple[int, float, float, str]
+ThreadSpan = tuple[str, float, float, str, int]
+
+
+def sample(
+    trace: Trace, tick_ms: float, start_ms: float = 0.0, end_ms: float | None = None
+) -> list[dict[str, Any]]:
+    """Per-tick snapshots of a run.
+
+    Frame ``k`` describes the state at the end of tick ``k``, i.e. at
+    ``start_ms + (k + 1) * tick_ms``, after every event up to and including that instant.
+    The frames cover ``start_ms`` to ``end_ms`` (default: the trace's last event), so the
+    last frame shows the final state. Each frame is::
+
+        {"t": ms, "backlog": depth, "threads": {thread_key: [state, req_id]},
+         "gil": {process_key: holder_thread_key or ""}, "busy_cores": n,
+         "in_flight": n, "completed": n, "failed": n, "connecting": n}
+
+    ``threads`` holds every thread that has appeared so far (``req_id`` is -1 when the
+    thread serves no request); ``busy_cores`` is the number of threads running on a core,
+    capped at the core count; ``in_flight`` counts requests sent and not finished;
+    ``completed`` and ``failed`` count finished requests by outcome (``ok`` or not);
+    ``connecting`` counts requests whose SYN has not yet led to a queued connection.
+    """
+    if not tick_ms > 0:
+        raise ValueError(f"tick_ms must be above 0 (got {tick_ms!r})")
+    end = trace.end_ms if end_ms is None else end_ms
+    count = max(1, math.ceil((end - start_ms) / tick_ms - 1e-9))
+    cores = max(1, trace.cores)
+    events = trace.events
+    n_events = len(events)
+
+    backlog = 0
+    threads: dict[str, list[Any]] = {}
+    gil: dict[str, str] = {p["key"]: "" for p in trace.processes}
+    on_cpu = 0
+    phase: dict[int, str] = {}  # requests in flight -> last req phase
+    connecting = 0
+    completed = 0
+    failed = 0
+
+    frames: list[dict[str, Any]] = []
+    i = 0
+    for k in range(count):
+        t_end = start_ms + (k + 1) * tick_ms
+        limit = t_end + 1e-9
+        # inlined for speed: this loop runs once per event
+        while i < n_events and events[i][0] <= limit:
+            _, kind, who, what, ref = events[i]
+            i += 1
+            if kind == "thread":
+                old = threads.get(who)  # type: ignore[call-overload]
+                if old is not None and old[0] == "cpu":
+                    on_cpu -= 1
+                if what == "cpu":
+                    on_cpu += 1
+                threads[who] = [what, ref]  # type: ignore[index]
+            elif kind == "req":
+                before = phase.get(who)  # type: ignore[call-overload]
+                if what == "done":
+                    if before is not None:
+                        del phase[who]  # type: ignore[arg-type]
+                        if before in ("syn", "drop"):
+                            connecting -= 1
+                    if ref == "ok":
+                        completed += 1
+                    else:
+                        failed += 1
+                    continue
+                if what == "syn" or what == "drop":
+                    if before not in ("syn", "drop"):
+                        connecting += 1
+                elif before in ("syn", "drop"):
+                    connecting -= 1
+                phase[who] = what  # type: ignore[index]
+            elif kind == "backlog":
+                backlog = what  # type: ignore[assignment]
+            elif kind == "gil":
+                gil[who] = what  # type: ignore[index]
+        frames.append(
+            {
+                "t": round(t_end, 4),
+                "backlog": backlog,
+                "threads": {key: [s[0], s[1]] for key, s in threads.items()},
+                "gil": dict(gil),
+                "busy_cores": min(cores, on_cpu),
+                "in_flight": len(phase),
+                "completed": completed,
+                "failed": failed,
+                "connecting": connecting,
+            }
+        )
+    return frames
+
+
+def spans(trace: Trace) -> dict[str, list[Any]]:
+    """State intervals of every request and every thread.
+
+    Returns ``{"requests": [(req_id, start_ms, end_ms, state)],
+    "threads": [(thread_key, start_ms, end_ms, state, req_id)]}``, each list ordered by
+    the time the span ended. A request's state is one of :data:`REQUEST_STATES`:
+    ``connecting`` from its first SYN until the connection is queued (including the wait
+    for a SYN retransmit after a drop), ``backlog`` in the kernel accept queue, ``pool``
+    accepted but waiting for a free worker thread, then the state of the thread serving it
+    (``gil``, ``cpu``, ``io``), or ``write`` while the server writes the response. A
+    request's spans end when it is done. Zero-length spans are left out; spans still open
+    at the end of the trace are closed at its last event.
+    """
+    req_spans, thread_spans = _sweep(trace, with_stage=False)
+    return {"requests": req_spans, "threads": thread_spans}
+
+
+def thread_spans_with_stage(trace: Trace) -> list[tuple[str, float, float, str, int, str]]:
+    """Like ``spans(trace)["threads"]`` with a sixth field, the lifecycle stage of the
+    request on the thread ("" when none), and spans split where the stage changes."""
+    return _sweep(trace, with_stage=True)[1]
+
+
+def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
+    req_out: list[Any] = []
+    thr_out: list[Any] = []
+    # request id -> [state, since]
+    req_state: dict[int, list[Any]] = {}
+    stage: dict[int, str] = {}
+    # thread key -> [state, req_id, since, stage]
+    thr: dict[str, list[Any]] = {}
+    on_thread: dict[int, str] = {}  # request id -> key of the thread it was last seen on
+
+    def set_req(r: int, state: str, t: float) -> None:
+        cur = req_state.get(r)
+        if cur is None:
+            req_state[r] = [state, t]
+            return
+        if cur[0] == state:
+            return
+        if t > cur[1]:
+            req_out.append((r, cur[1], t, cur[0]))
+        cur[0] = state
+        cur[1] = t
+
+    def from_thread(r: int, key: str | None) -> str | None:
+        if stage.get(r) == "write":
+            return "write"
+        if key is None:
+            return None
+        th = thr.get(key)
+        if th is not None and th[0] in _ON_THREAD:
+            return str(th[0])
+        return None
+
+    for t, kind, who, what, ref in trace.events:
+        if kind == "thread":
+            key = str(who)
+            r = int(ref)
+            cur = thr.get(key)
+            st = stage.get(r, "") if (with_stage and r >= 0) else ""
+            if cur is None:
+                thr[key] = [what, r, t, st]
+            elif cur[0] != what or cur[1] != r or cur[3] != st:
+                if t > cur[2]:
+                    thr_out.append(_thread_span(key, cur, t, with_stage))
+                cur[0], cur[1], cur[2], cur[3] = what, r, t, st
+            if r >= 0 and r in req_state:
+                on_thread[r] = key
+                state = "write" if stage.get(r) == "write" else what
+                if state in _ON_THREAD or state == "write":
+                    set_req(r, str(state), t)
+        elif kind == "req":
+            r = int(who)
+            if what == "syn" or what == "drop":
+                set_req(r, "connecting", t)
+            elif what == "backlog":
+                set_req(r, "backlog", t)
+            elif what == "accept":
+                state = from_thread(r, str(ref)) or "pool"
+                set_req(r, state, t)
+            elif what == "pool":
+                set_req(r, "pool", t)
+            elif what == "stage":
+                stage[r] = str(ref)
+                if with_stage and r in on_thread:
+                    _restage(thr, thr_out, on_thread[r], r, str(ref), t)
+                if ref == "write":
+                    set_req(r, "write", t)
+            elif what == "done":
+                cur_r = req_state.pop(r, None)
+                if cur_r is not None and t > cur_r[1]:
+                    req_out.append((r, cur_r[1], t, cur_r[0]))
+                stage.pop(r, None)
+                on_thread.pop(r, None)
+    end = trace.end_ms
+    for r, cur_r in req_state.items():
+        if end > cur_r[1]:
+            req_out.append((r, cur_r[1], end, cur_r[0]))
+    for key, cur in thr.items():
+        if end > cur[2]:
+            thr_out.append(_thread_span(key, cur, end, with_stage))
+    return req_out, thr_out
+
+
+def _thread_span(key: str, cur: list[Any], t: float, with_stage: bool) -> tuple[Any, ...]:
+    if with_stage:
+        return (key, cur[2], t, cur[0], cur[1], cur[3])
+    return (key, cur[2], t, cur[0], cur[1])
+
+
+def _restage(
+    thr: dict[str, list[Any]], out: list[Any], key: str, r: int, new_stage: str, t: float
+) -> None:
+    """Split the span of the thread serving request ``r`` where its stage changes."""
+    cur = thr.get(key)
+    if cur is not None and cur[1] == r and cur[3] != new_stage:
+        if t > cur[2]:
+            out.append(_thread_span(key, cur, t, True))
+        cur[2] = t
+        cur[3] = new_stage

@@ -1,0 +1,77 @@
+"""The kernel side of a listening socket: the accept queue and SYN retransmits."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+
+def syn_offsets_ms(schedule: str, retries: int) -> list[float]:
+    """When a client (re)sends its SYN, in ms after the first one, and when it gives up.
+
+    Returns ``retries + 1`` offsets: the retransmits, then the moment ``connect()`` fails.
+    ``linear`` is Linux >= 6.5 (``tcp_syn_linear_timeouts = 4``): 1, 2, 3, 4, 5 s, then
+    doubling gaps (7, 11, 19 s ...). ``exponential`` is older kernels: 1, 3, 7, 15, 31 s ...
+    """
+    out: list[float] = []
+    t = 0.0
+    gap = 1000.0
+    for i in range(retries + 1):
+        if schedule == "linear":
+            if i >= 5:
+                gap *= 2
+        elif i > 0:
+            gap *= 2
+        t += gap
+        out.append(t)
+    return out
+
+
+class ListenSocket:
+    """A listening socket's accept queue.
+
+    It holds ``min(backlog, somaxconn) + 1`` complete connections (Linux's
+    ``sk_acceptq_is_full`` compares with ``>``). A SYN that finds it full is dropped, not
+    refused: the client retransmits later.
+    """
+
+    __slots__ = ("capacity", "queue", "_waiting", "_on_depth")
+
+    def __init__(self, backlog: int, somaxconn: int, on_depth: Callable[[int], None]) -> None:
+        self.capacity = min(backlog, somaxconn) + 1
+        self.queue: deque[Any] = deque()
+        self._waiting: list[Callable[[], None]] = []
+        self._on_depth = on_depth
+
+    def offer(self, conn: Any) -> bool:
+        """A SYN arrives: queue the connection, or return False if the queue is full."""
+        if len(self.queue) >= self.capacity:
+            return False
+        self.queue.append(conn)
+        self._on_depth(len(self.queue))
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for wake in waiting:
+                wake()
+        return True
+
+    def take(self) -> Any:
+        """``accept()``: the oldest queued connection, or None (EAGAIN)."""
+        if not self.queue:
+            return None
+        conn = self.queue.popleft()
+        self._on_depth(len(self.queue))
+        return conn
+
+    def wait_readable(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` once when a connection is queued (now, if one already is)."""
+        if self.queue:
+            wake()
+        else:
+            self._waiting.append(wake)
+
+    def forget(self, wake: Callable[[], None]) -> None:
+        """Stop waiting (a worker that dies or stops accepting)."""
+        if wake in self._waiting:
+            self._waiting.remove(wake)

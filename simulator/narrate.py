@@ -1,0 +1,485 @@
+"""Narration: a run told in plain words, one timed line per thing worth saying.
+
+:func:`narrate` reads a Trace's event log and says what happened and why, the way a teacher
+would tell it to a class: who connected, who had to wait in the kernel's backlog and for
+what, which SYN was dropped and when it was retried, who waited for the GIL and who held
+it, which worker was killed. The browser shows these lines beside the timeline and the CLI
+prints them, so they are the same words everywhere.
+
+A large run is summarised rather than told event by event: the first requests are told in
+full, every lesson is told the first time it happens, progress is reported at a few
+checkpoints, and the lines are capped with a note of how many were left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .trace import RequestRecord, Trace
+
+#: Lines returned when the caller gives no ``max_lines``.
+DEFAULT_MAX_LINES = 80
+
+# Requests told in full (sent, accepted, answered); later ones only when something notable
+# happens to them (a dropped SYN, a timeout, a killed worker).
+_DETAILED_REQUESTS = 12
+# A wait shorter than this is "at once" (accept costs and hand-offs take microseconds).
+_AT_ONCE_MS = 1.0
+# Progress checkpoints in a large run.
+_CHECKPOINTS = 8
+
+# Importance of a line: lower is kept first when lines are capped.
+_ALWAYS, _LESSON, _DETAIL, _FINE = 0, 1, 2, 3
+
+_STAGE_WORDS = {
+    "recv": "reads the request from the socket (a blocking call: the GIL is let go)",
+    "parse": "parses the request line and headers into the WSGI environ",
+    "context": "Flask pushes the app and request contexts, so `request` and `g` work",
+    "match": "Flask matches the URL to a view function",
+    "before_request": "the before_request functions run",
+    "view": "the view function runs",
+    "after_request": "the response is built and the after_request functions run",
+    "teardown": "the context pops and teardown functions run, before the body is sent",
+    "write": "the server writes status, headers and body, then closes the connection",
+}
+
+
+def fmt_t(ms: float) -> str:
+    """A point in time as the narration writes it: ``T=1.250 s``."""
+    return f"T={ms / 1000.0:.3f} s"
+
+
+def fmt_dur(ms: float) -> str:
+    """A duration: ``4.2 ms`` below a second, ``1.250 s`` from a second up."""
+    if abs(ms) < 1000.0:
+        return f"{ms:.1f} ms"
+    return f"{ms / 1000.0:.3f} s"
+
+
+def user(req_id: int | str) -> str:
+    """How the narration names a request: the client that sent it, counted from 1."""
+    return f"user {int(req_id) + 1}"
+
+
+def describe_server(scenario: dict[str, Any]) -> str:
+    """One phrase for the server a scenario runs, e.g. ``gunicorn sync, 2 workers``."""
+    server = scenario.get("server", {}) or {}
+    kind = server.get("kind", "werkzeug")
+    if kind == "werkzeug":
+        processes = int(server.get("processes", 1))
+        if processes > 1:
+            return f"werkzeug dev server, a forked process per request (at most {processes})"
+        if server.get("threaded", True):
+            return "werkzeug dev server, a new thread per request (threaded=True)"
+        return "werkzeug dev server, one thread (threaded=False)"
+    wc = server.get("worker_class", "sync")
+    workers = int(server.get("workers", 1))
+    w = "1 worker" if workers == 1 else f"{workers} workers"
+    if wc == "gthread":
+        threads = int(server.get("threads", 1))
+        return f"gunicorn gthread, {w} x {threads} threads"
+    if wc == "gevent":
+        return f"gunicorn gevent, {w}, up to {server.get('worker_connections', 1000)} greenlets each"
+    return f"gunicorn sync, {w}"
+
+
+def _capacity(scenario: dict[str, Any]) -> tuple[int, str]:
+    """How many requests the server serves at once, and why a queued one waits."""
+    server = scenario.get("server", {}) or {}
+    if server.get("kind", "werkzeug") == "werkzeug":
+        processes = int(server.get("processes", 1))
+        if processes > 1:
+            return processes, (
+                f"all {processes} child processes are busy, so the server waits for one to "
+                "exit and accepts nothing"
+            )
+        if server.get("threaded", True):
+            return 1 << 30, "the accept loop has not got to it yet"
+        return 1, "the only thread is busy"
+    workers = int(server.get("workers", 1))
+    wc = server.get("worker_class", "sync")
+    if wc == "sync":
+        if workers == 1:
+            return 1, "the only worker is busy"
+        return workers, f"all {workers} workers are busy"
+    conns = int(server.get("worker_connections", 1000))
+    return workers * conns, f"every worker already holds {conns} connections"
+
+
+class _Narrator:
+    """One pass over the events, collecting candidate lines with an importance."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.scenario = trace.scenario or {}
+        machine = self.scenario.get("machine", {}) or {}
+        self.switch_ms = float(machine.get("switch_interval_ms", 5.0))
+        self.capacity, self.busy_reason = _capacity(self.scenario)
+        self.records: dict[int, RequestRecord] = {r.id: r for r in trace.requests}
+        self.n_requests = len(trace.requests)
+        self.detailed = self.n_requests if self.n_requests <= 2 * _DETAILED_REQUESTS else (
+            _DETAILED_REQUESTS
+        )
+        self.lines: list[tuple[int, float, int, str]] = []  # (level, t, seq, text)
+        self.skipped = 0
+        self.first: set[str] = set()
+
+    # -- helpers --------------------------------------------------------------------------
+    def say(self, level: int, t: float, text: str) -> None:
+        self.lines.append((level, t, len(self.lines), f"{fmt_t(t)} — {text}"))
+
+    def once(self, what: str) -> bool:
+        if what in self.first:
+            return False
+        self.first.add(what)
+        return True
+
+    def detailed_req(self, r: int) -> bool:
+        return r < self.detailed
+
+    def request_path(self, r: int) -> str:
+        rec = self.records.get(r)
+        return rec.path if rec is not None else "?"
+
+    # -- the pass -------------------------------------------------------------------------
+    def run(self) -> None:
+        trace = self.trace
+        events = trace.events
+        syn_times: dict[int, list[float]] = {}
+        for e in events:
+            if e.kind == "req" and e.what == "syn":
+                syn_times.setdefault(int(e.who), []).append(e.t)
+
+        threads: dict[str, tuple[str, int]] = {}
+        gil: dict[str, str] = {}
+        gil_wait: dict[str, tuple[float, int, str]] = {}  # thread -> (since, req, holder)
+        told_gil: set[int] = set()
+        on_thread: dict[int, str] = {}
+        in_backlog: set[int] = set()
+        attempt: dict[int, int] = {}
+        forced: dict[str, int] = {}
+        done = 0
+        workers_up: set[str] = set()
+        workers_seen = False
+        end = trace.end_ms
+        step = end / _CHECKPOINTS if self.n_requests > 2 * _DETAILED_REQUESTS else 0.0
+        next_check = step if step > 0 else float("inf")
+
+        self.intro()
+        for t, kind, who, what, ref in events:
+            while t > next_check and next_check < end:
+                self.progress(next_check, done, len(in_backlog), threads)
+                next_check += step
+            if kind == "thread":
+                key = str(who)
+                r = int(ref)
+                prev = threads.get(key)
+                threads[key] = (str(what), r)
+                if r >= 0:
+                    on_thread[r] = key
+                pending = gil_wait.pop(key, None)
+                if pending is not None:
+                    since, wr, holder = pending
+                    waited = t - since
+                    if wr not in told_gil and waited >= min(1.0, self.switch_ms / 2):
+                        told_gil.add(wr)
+                        first = self.once("gil-wait")
+                        if first or self.detailed_req(wr):
+                            held = f"thread {holder}" if holder else "another thread"
+                            hr = threads.get(holder, ("", -1))[1] if holder else -1
+                            serving = f" (serving {user(hr)})" if hr >= 0 and hr != wr else ""
+                            self.say(
+                                _LESSON if first else _DETAIL,
+                                since,
+                                f"{user(wr)} needs the GIL to run Python code, but {held}"
+                                f"{serving} holds it; it waits {fmt_dur(waited)}",
+                            )
+                        else:
+                            self.skipped += 1
+                if what == "gil" and r >= 0:
+                    proc = key.split("/", 1)[0]
+                    gil_wait[key] = (t, r, gil.get(proc, ""))
+                    if prev is not None and prev[0] == "cpu" and prev[1] == r:
+                        forced[proc] = forced.get(proc, 0) + 1
+                        if self.once(f"forced:{proc}"):
+                            self.say(
+                                _LESSON,
+                                t,
+                                f"thread {key} ({user(r)}) has run for the "
+                                f"{fmt_dur(self.switch_ms)} switch interval while another thread "
+                                f"of {proc} waited, so it must hand the GIL over and queue for it "
+                                "again; from now on they take turns, one at a time",
+                            )
+            elif kind == "gil":
+                gil[str(who)] = str(what)
+            elif kind == "req":
+                r = int(who)
+                if what == "syn":
+                    attempt[r] = int(ref) if str(ref).isdigit() else attempt.get(r, 0) + 1
+                elif what == "drop":
+                    self.dropped(t, r, attempt.get(r, 1), syn_times.get(r, []), len(in_backlog))
+                elif what == "backlog":
+                    in_backlog.add(r)
+                    busy = sum(1 for s, q in threads.values() if q >= 0 and s != "idle")
+                    self.queued(t, r, attempt.get(r, 1), len(in_backlog), busy, workers_seen,
+                                workers_up)
+                elif what == "accept":
+                    in_backlog.discard(r)
+                    self.accepted(t, r, str(ref))
+                elif what == "pool":
+                    self.pooled(t, r, on_thread.get(r), threads)
+                elif what == "stage":
+                    if r == 0 and str(ref) in _STAGE_WORDS:
+                        where = on_thread.get(r)
+                        on = f", on thread {where}" if where else ""
+                        self.say(_FINE, t, f"{user(r)}{on}: {_STAGE_WORDS[str(ref)]}")
+                elif what == "done":
+                    in_backlog.discard(r)
+                    done += 1
+                    self.finished(t, r, str(ref))
+            elif kind == "worker":
+                workers_seen = True
+                self.worker(t, str(who), str(what), str(ref), workers_up)
+        self.outro(forced)
+
+    # -- lines ----------------------------------------------------------------------------
+    def intro(self) -> None:
+        sc = self.scenario
+        cores = self.trace.cores
+        name = sc.get("name") or "This run"
+        n = self.n_requests
+        what = f"{n} request{'s' if n != 1 else ''}"
+        self.say(
+            _ALWAYS,
+            0.0,
+            f"{name}: {describe_server(sc)}, on {cores} core{'s' if cores != 1 else ''}; "
+            f"{what} arrive; the kernel's accept queue holds {self.trace.backlog_limit} "
+            "connections",
+        )
+
+    def progress(self, t: float, done: int, queued: int, threads: dict[str, Any]) -> None:
+        busy = sum(1 for s, q in threads.values() if q >= 0 and s != "idle")
+        self.say(
+            _DETAIL,
+            t,
+            f"progress: {done} of {self.n_requests} requests done, {queued} waiting in the "
+            f"backlog, {busy} thread{'s' if busy != 1 else ''} serving a request",
+        )
+
+    def dropped(self, t: float, r: int, n: int, syns: list[float], depth: int) -> None:
+        later = [s for s in syns if s > t]
+        rec = self.records.get(r)
+        if later:
+            retry = f"the client retries at {fmt_t(later[0])}"
+        elif rec is not None and rec.status == "timeout":
+            retry = "the client gives up before its next retry"
+        else:
+            retry = "the client will not retry again"
+        verb = "sends GET " + self.request_path(r) if n <= 1 else f"retries (SYN #{n})"
+        text = (
+            f"{user(r)} {verb}, but the kernel's accept queue is full "
+            f"({depth} of {self.trace.backlog_limit}): the SYN is silently dropped and "
+            f"{retry}"
+        )
+        if self.once("drop"):
+            self.say(_LESSON, t, text + " (a dropped SYN costs seconds, not an error)")
+        elif self.detailed_req(r):
+            self.say(_DETAIL, t, text)
+        else:
+            self.skipped += 1
+
+    def queued(
+        self,
+        t: float,
+        r: int,
+        n: int,
+        depth: int,
+        busy: int,
+        workers_seen: bool,
+        workers_up: set[str],
+    ) -> None:
+        rec = self.records.get(r)
+        accepted = rec.accepted_ms if rec is not None else None
+        wait = (accepted - t) if accepted is not None else None
+        sent = f"sends GET {self.request_path(r)}" if n <= 1 else f"retransmits its SYN (#{n})"
+        if wait is not None and wait < _AT_ONCE_MS:
+            if self.detailed_req(r):
+                who = rec.thread or rec.worker if rec is not None else None
+                by = f" and {who} accepts it at once" if who else " and is accepted at once"
+                self.say(_DETAIL, t, f"{user(r)} {sent}{by}")
+            else:
+                self.skipped += 1
+            return
+        if workers_seen and not workers_up:
+            why = "no worker is up yet (one is booting)"
+        elif busy >= self.capacity:
+            why = self.busy_reason
+        elif wait is None:
+            why = "it is never accepted"
+        else:
+            why = "the server has not accepted it yet"
+        text = (
+            f"{user(r)} {sent}; the connection is complete and waits in the kernel backlog "
+            f"(depth {depth}) because {why}"
+        )
+        if self.once("backlog"):
+            self.say(_LESSON, t, text)
+        elif self.detailed_req(r):
+            self.say(_DETAIL, t, text)
+        else:
+            self.skipped += 1
+
+    def accepted(self, t: float, r: int, thread: str) -> None:
+        rec = self.records.get(r)
+        if rec is None or not self.detailed_req(r):
+            self.skipped += 1
+            return
+        # A request is queued from its connection's completion, which we only know here as
+        # accept time minus queue time.
+        waited = rec.queue_ms
+        if waited >= _AT_ONCE_MS:
+            self.say(
+                _DETAIL, t, f"{thread} accepts {user(r)} after {fmt_dur(waited)} in the backlog"
+            )
+
+    def pooled(
+        self, t: float, r: int, acceptor: str | None, threads: dict[str, tuple[str, int]]
+    ) -> None:
+        proc = acceptor.split("/", 1)[0] if acceptor else ""
+        idle_elsewhere = sorted(
+            {k.split("/", 1)[0] for k, (s, q) in threads.items()
+             if s == "idle" and q < 0 and not k.startswith(proc + "/") and not
+             k.endswith("/main")}
+        )
+        text = (
+            f"worker {proc or '?'} has accepted {user(r)}, but all its threads are busy, so "
+            "the request waits in the worker's own queue"
+        )
+        if idle_elsewhere:
+            text += f" while {', '.join(idle_elsewhere[:3])} has idle threads"
+        if self.once("pool"):
+            self.say(_LESSON, t, text)
+        elif self.detailed_req(r):
+            self.say(_DETAIL, t, text)
+        else:
+            self.skipped += 1
+
+    def finished(self, t: float, r: int, status: str) -> None:
+        rec = self.records.get(r)
+        took = fmt_dur(rec.latency_ms) if rec is not None and rec.latency_ms is not None else "?"
+        if status == "ok":
+            code = rec.http_status if rec is not None and rec.http_status else 200
+            text = f"{user(r)} gets its response (HTTP {code}), {took} after sending"
+            if rec is not None and rec.latency_ms:
+                parts = []
+                if rec.queue_ms >= max(_AT_ONCE_MS, 0.1 * rec.latency_ms):
+                    parts.append(f"{fmt_dur(rec.queue_ms)} in the backlog")
+                if rec.pool_wait_ms >= max(_AT_ONCE_MS, 0.1 * rec.latency_ms):
+                    parts.append(f"{fmt_dur(rec.pool_wait_ms)} in a worker's queue")
+                if rec.gil_wait_ms >= max(_AT_ONCE_MS, 0.1 * rec.latency_ms):
+                    parts.append(f"{fmt_dur(rec.gil_wait_ms)} waiting for the GIL")
+                if rec.syn_retries:
+                    s = "s" if rec.syn_retries != 1 else ""
+                    parts.append(f"{rec.syn_retries} SYN retransmit{s}")
+                if parts:
+                    text += " (" + ", ".join(parts) + ")"
+            if self.detailed_req(r):
+                self.say(_DETAIL, t, text)
+            else:
+                self.skipped += 1
+            return
+        if status == "error":
+            code = rec.http_status if rec is not None and rec.http_status else 500
+            text = f"{user(r)} gets HTTP {code} after {took}"
+            if rec is not None and rec.note:
+                text += f" ({rec.note})"
+        elif status == "timeout":
+            text = f"{user(r)} gives up after {took} without a response (client timeout)"
+        elif status == "reset":
+            text = f"{user(r)}'s connection is reset after {took}"
+            if rec is not None and rec.note:
+                text += f" ({rec.note})"
+        else:
+            text = f"{user(r)} ends with status {status} after {took}"
+        if self.once(f"status:{status}"):
+            self.say(_LESSON, t, text)
+        elif self.detailed_req(r):
+            self.say(_DETAIL, t, text)
+        else:
+            self.skipped += 1
+
+    def worker(self, t: float, key: str, what: str, detail: str, up: set[str]) -> None:
+        extra = f" ({detail})" if detail else ""
+        if what == "ready":
+            up.add(key)
+            if t > 0:
+                self.say(_LESSON, t, f"worker {key} is ready and starts accepting{extra}")
+            return
+        if what == "boot":
+            if t > 0:
+                self.say(_LESSON, t, f"a new worker {key} starts booting{extra}")
+            return
+        up.discard(key)
+        if what == "killed":
+            self.say(
+                _ALWAYS,
+                t,
+                f"worker {key} is killed: it sent no heartbeat within the timeout{extra}; "
+                "the arbiter will start a replacement",
+            )
+        elif what == "exit":
+            self.say(_LESSON, t, f"worker {key} exits{extra}")
+        else:
+            self.say(_LESSON, t, f"worker {key}: {what}{extra}")
+
+    def outro(self, forced: dict[str, int]) -> None:
+        s = self.trace.summary or {}
+        reqs = self.trace.requests
+        ok = sum(1 for r in reqs if r.status == "ok")
+        finished = [r.finished_ms for r in reqs if r.finished_ms is not None]
+        t = max(finished) if finished else self.trace.end_ms
+        failed = len(reqs) - ok
+        text = f"all done: {ok} of {len(reqs)} requests answered"
+        if failed:
+            text += f", {failed} failed"
+        lat = s.get("latency_ms") or {}
+        if ok and lat:
+            text += (
+                f"; latency mean {fmt_dur(float(lat.get('mean', 0)))}, "
+                f"slowest {fmt_dur(float(lat.get('max', 0)))}"
+            )
+        if s.get("max_backlog"):
+            text += f"; the backlog peaked at {s['max_backlog']}"
+        switches = sum(forced.values())
+        if switches:
+            text += f"; the GIL was taken away from a running thread {switches} times"
+        self.final = (t, text)
+
+
+def narrate(trace: Trace, max_lines: int | None = None) -> list[tuple[float, str]]:
+    """The run in plain words: ``[(t_ms, line), ...]`` in time order.
+
+    Every line starts with its time (``T=1.000 s — ...``) and says what happened and why.
+    At most ``max_lines`` lines are returned (default :data:`DEFAULT_MAX_LINES`): the
+    opening line, a killed worker and the closing summary always stay; the first occurrence
+    of each lesson (a backlog wait, a dropped SYN, a GIL hand-over, a pool wait) next; then
+    the detail of individual requests. When lines are left out, a line before the summary
+    says how many.
+    """
+    cap = DEFAULT_MAX_LINES if max_lines is None else max(2, int(max_lines))
+    n = _Narrator(trace)
+    n.run()
+    ranked = sorted(n.lines)  # by level, then time, then order of discovery
+    budget = cap - 1  # the closing summary always stays
+    if len(ranked) > budget or n.skipped:
+        budget -= 1  # room for the "left out" note
+    kept = ranked[:budget]
+    left_out = len(ranked) - len(kept) + n.skipped
+    out = [(t, text) for _, t, _, text in sorted(kept, key=lambda x: (x[1], x[2]))]
+    final_t, final_text = n.final
+    if out and out[-1][0] > final_t:
+        final_t = out[-1][0]
+    if left_out:
+        out.append((final_t, f"{fmt_t(final_t)} — …and {left_out} more events not told here"))
+    out.append((final_t, f"{fmt_t(final_t)} — {final_text}"))
+    return out

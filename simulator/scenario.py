@@ -1,0 +1,358 @@
+"""Scenario parsing and validation.
+
+A scenario is plain JSON data: server, machine, per-stage costs, endpoints, workload,
+client. :func:`load_scenario` checks every field and fills in documented defaults; any
+problem raises :class:`ScenarioError` naming the field and what is allowed.
+
+Every default below is the real tool's default (werkzeug 3.1, gunicorn, Linux, CPython)
+unless the comment says otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+#: Bounds that keep a run finite.
+MAX_REQUESTS = 200_000
+MAX_WORKERS = 256
+MAX_THREADS = 1024
+
+
+class ScenarioError(ValueError):
+    """A scenario field is missing, unknown, of the wrong type or out of range."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+# --- field specifications ------------------------------------------------------------------
+# Each spec: (default, checker). Checkers take (field_path, value) and return the clean value.
+
+
+def _num(lo: float, hi: float, integer: bool = False, why: str = "") -> Any:
+    def check(path: str, value: Any) -> float | int:
+        kind = "a whole number" if integer else "a number"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ScenarioError(path, f"must be {kind} between {lo:g} and {hi:g} (got {value!r})")
+        if integer and value != int(value):
+            raise ScenarioError(path, f"must be {kind} between {lo:g} and {hi:g} (got {value!r})")
+        if not lo <= value <= hi:
+            tail = f": {why}" if why else ""
+            raise ScenarioError(path, f"must be between {lo:g} and {hi:g} (got {value!r}){tail}")
+        return int(value) if integer else float(value)
+
+    return check
+
+
+def _bool(path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ScenarioError(path, f"must be true or false (got {value!r})")
+    return value
+
+
+def _choice(*options: str) -> Any:
+    def check(path: str, value: Any) -> str:
+        if value not in options:
+            allowed = ", ".join(repr(o) for o in options)
+            raise ScenarioError(path, f"must be one of {allowed} (got {value!r})")
+        return str(value)
+
+    return check
+
+
+def _text(max_len: int) -> Any:
+    def check(path: str, value: Any) -> str:
+        if not isinstance(value, str) or len(value) > max_len:
+            raise ScenarioError(path, f"must be text of at most {max_len} characters")
+        return value
+
+    return check
+
+
+WERKZEUG: dict[str, tuple[Any, Any]] = {
+    # Flask's app.run() passes threaded=True by default since Flask 1.0.
+    "threaded": (True, _bool),
+    "processes": (1, _num(1, MAX_WORKERS, True)),
+    # werkzeug.serving.LISTEN_QUEUE
+    "backlog": (128, _num(0, 65535, True)),
+}
+
+GUNICORN: dict[str, tuple[Any, Any]] = {
+    "worker_class": ("sync", _choice("sync", "gthread", "gevent")),
+    "workers": (1, _num(1, MAX_WORKERS, True, "gunicorn needs at least one worker")),
+    "threads": (1, _num(1, MAX_THREADS, True)),
+    "worker_connections": (1000, _num(1, 100_000, True)),
+    "backlog": (2048, _num(0, 65535, True)),
+    "timeout_s": (30.0, _num(0, 3600)),  # 0 disables the worker timeout
+    "keepalive_s": (2.0, _num(0, 3600)),
+    "max_requests": (0, _num(0, 10_000_000, True)),  # 0 disables recycling
+    # Not a gunicorn setting: how long a new worker takes to fork and import the app.
+    "boot_ms": (250.0, _num(0, 60_000)),
+}
+
+MACHINE: dict[str, tuple[Any, Any]] = {
+    "cores": (2, _num(1, 256, True)),
+    "switch_interval_ms": (5.0, _num(0.001, 1000)),  # sys.getswitchinterval()
+    "gil": (True, _bool),
+    "somaxconn": (4096, _num(1, 65535, True)),  # net.core.somaxconn since Linux 5.4
+    # "linear": Linux >= 6.5 (tcp_syn_linear_timeouts = 4); "exponential": older kernels.
+    "syn_schedule": ("linear", _choice("linear", "exponential")),
+    # Direct plus cache cost of switching a core between threads of different processes.
+    "context_switch_ms": (0.005, _num(0, 10)),
+    # CPU-bound slowdown of free-threaded CPython (gil: false) against the default build.
+    "nogil_slowdown": (1.1, _num(1, 5)),
+}
+
+#: Per-request overheads of the server and Flask, in ms. CPU costs need the GIL and a core;
+#: ``recv_ms`` and ``write_ms`` are blocking socket calls that release the GIL.
+COSTS: dict[str, tuple[Any, Any]] = {
+    "accept_ms": (0.03, _num(0, 10_000)),
+    "thread_start_ms": (0.08, _num(0, 10_000)),
+    "fork_ms": (2.0, _num(0, 10_000)),
+    "recv_ms": (0.02, _num(0, 10_000)),
+    "parse_ms": (0.15, _num(0, 10_000)),
+    "context_ms": (0.03, _num(0, 10_000)),
+    "match_ms": (0.02, _num(0, 10_000)),
+    "before_request_ms": (0.01, _num(0, 10_000)),
+    "after_request_ms": (0.04, _num(0, 10_000)),
+    "teardown_ms": (0.01, _num(0, 10_000)),
+    "write_ms": (0.05, _num(0, 10_000)),
+}
+
+CLIENT: dict[str, tuple[Any, Any]] = {
+    "timeout_s": (60.0, _num(0.001, 3600)),
+    "syn_retries": (6, _num(0, 20, True)),  # net.ipv4.tcp_syn_retries
+    # A load tool opens "simultaneous" connections one after another; this is the gap.
+    "launch_gap_ms": (0.05, _num(0, 1000)),
+}
+
+SEGMENT_MAX_MS = 600_000.0
+STORE_OPS = ("set_global", "get_global", "set_g", "get_g")
+
+
+def _section(path: str, raw: Any, spec: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError(path, "must be an object")
+    for key in raw:
+        if key not in spec:
+            allowed = ", ".join(spec)
+            raise ScenarioError(f"{path}.{key}", f"is not a known field (allowed: {allowed})")
+    out = {}
+    for key, (default, check) in spec.items():
+        out[key] = check(f"{path}.{key}", raw[key]) if key in raw else default
+    return out
+
+
+def _server(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError("server", "must be an object")
+    kind = _choice("werkzeug", "gunicorn")("server.kind", raw.get("kind", "werkzeug"))
+    rest = {k: v for k, v in raw.items() if k != "kind"}
+    spec = WERKZEUG if kind == "werkzeug" else GUNICORN
+    out = {"kind": kind, **_section("server", rest, spec)}
+    if kind == "werkzeug" and out["threaded"] and out["processes"] > 1:
+        raise ScenarioError(
+            "server.processes",
+            "cannot be above 1 when threaded is true (werkzeug refuses both at once)",
+        )
+    if kind == "gunicorn" and out["worker_class"] == "sync" and out["threads"] > 1:
+        # gunicorn: "--threads > 1 with the sync worker means gthread".
+        out["worker_class"] = "gthread"
+    return out
+
+
+def _value(path: str, value: Any) -> Any:
+    check = _num(0, SEGMENT_MAX_MS)
+    if isinstance(value, dict):
+        if len(value) != 1:
+            raise ScenarioError(path, 'must be a number, {"exp": mean} or {"uniform": [lo, hi]}')
+        ((dist, arg),) = value.items()
+        if dist == "exp":
+            return {"exp": check(f"{path}.exp", arg)}
+        if dist == "uniform":
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise ScenarioError(f"{path}.uniform", "must be a list [lo, hi]")
+            lo = check(f"{path}.uniform[0]", arg[0])
+            hi = check(f"{path}.uniform[1]", arg[1])
+            if hi < lo:
+                raise ScenarioError(f"{path}.uniform", f"needs lo <= hi (got [{lo:g}, {hi:g}])")
+            return {"uniform": [lo, hi]}
+        raise ScenarioError(path, f'unknown distribution {dist!r} (allowed: "exp", "uniform")')
+    return check(path, value)
+
+
+def _endpoints(raw: Any) -> dict[str, list[dict[str, Any]]]:
+    if not isinstance(raw, dict) or not raw:
+        raise ScenarioError("endpoints", 'must map at least one path to its segments, e.g. '
+                            '{"/sleep": [{"io_ms": 1000}]}')
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path, segments in raw.items():
+        where = f"endpoints.{path}"
+        if not isinstance(path, str) or not path.startswith("/") or len(path) > 200:
+            raise ScenarioError(where, "a path must start with '/' (at most 200 characters)")
+        if not isinstance(segments, list) or len(segments) > 100:
+            raise ScenarioError(where, "must be a list of at most 100 segments")
+        clean = []
+        for i, seg in enumerate(segments):
+            spath = f"{where}[{i}]"
+            if not isinstance(seg, dict) or len(seg) != 1:
+                raise ScenarioError(
+                    spath, 'must be one of {"cpu_ms": v}, {"io_ms": v}, {"set_global": name}, '
+                    '{"get_global": name}, {"set_g": name}, {"get_g": name}')
+            ((kind, value),) = seg.items()
+            if kind in ("cpu_ms", "io_ms"):
+                clean.append({kind: _value(f"{spath}.{kind}", value)})
+            elif kind in STORE_OPS:
+                clean.append({kind: _text(64)(f"{spath}.{kind}", value)})
+            else:
+                raise ScenarioError(
+                    f"{spath}.{kind}",
+                    "is not a segment kind (allowed: cpu_ms, io_ms, " + ", ".join(STORE_OPS) + ")",
+                )
+        out[path] = clean
+    return out
+
+
+def _paths(where: str, item: dict[str, Any], endpoints: dict[str, Any]) -> dict[str, float]:
+    if "path" in item and "paths" in item:
+        raise ScenarioError(where, 'give either "path" or "paths", not both')
+    if "path" in item:
+        mix = {item["path"]: 1.0}
+        field = f"{where}.path"
+    elif "paths" in item:
+        mix = item["paths"]
+        field = f"{where}.paths"
+        if not isinstance(mix, dict) or not mix:
+            raise ScenarioError(field, 'must map paths to weights, e.g. {"/a": 0.9, "/b": 0.1}')
+    else:
+        raise ScenarioError(where, 'needs "path" (one endpoint) or "paths" (a weighted mix)')
+    clean = {}
+    for path, weight in mix.items():
+        if path not in endpoints:
+            known = ", ".join(endpoints)
+            raise ScenarioError(field, f"{path!r} has no endpoint (known: {known})")
+        clean[path] = _num(0, 1e9)(f"{field}.{path}", weight)
+    if sum(clean.values()) <= 0:
+        raise ScenarioError(field, "weights must not all be zero")
+    return clean
+
+
+def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    if not isinstance(raw, list) or not raw:
+        raise ScenarioError("workload", "must be a non-empty list of bursts or arrival streams")
+    out = []
+    expected = 0.0
+    for i, item in enumerate(raw):
+        where = f"workload[{i}]"
+        if not isinstance(item, dict):
+            raise ScenarioError(where, "must be an object")
+        kinds = [k for k in ("poisson", "constant") if k in item]
+        if len(kinds) > 1:
+            raise ScenarioError(where, 'give one of "poisson" or "constant", not both')
+        if kinds:
+            kind = kinds[0]
+            allowed = {kind, "path", "paths", "start_ms"}
+            stream = _section(f"{where}.{kind}", item[kind], {
+                "rate_per_s": (None, _num(0.001, 100_000)),
+                "duration_s": (None, _num(0.001, 86_400)),
+            })
+            for key in ("rate_per_s", "duration_s"):
+                if stream[key] is None:
+                    raise ScenarioError(f"{where}.{kind}.{key}", "is required")
+            clean = {
+                kind: stream,
+                "paths": _paths(where, item, endpoints),
+                "start_ms": _num(0, 86_400_000)(f"{where}.start_ms", item.get("start_ms", 0)),
+            }
+            expected += stream["rate_per_s"] * stream["duration_s"]
+        else:
+            allowed = {"at_ms", "count", "path", "paths", "spacing_ms"}
+            clean = {
+                "at_ms": _num(0, 86_400_000)(f"{where}.at_ms", item.get("at_ms", 0)),
+                "count": _num(1, MAX_REQUESTS, True)(f"{where}.count", item.get("count", 1)),
+                "spacing_ms": _num(0, 86_400_000)(f"{where}.spacing_ms", item.get("spacing_ms", 0)),
+                "paths": _paths(where, item, endpoints),
+            }
+            expected += clean["count"]
+        for key in item:
+            if key not in allowed:
+                raise ScenarioError(
+                    f"{where}.{key}", f"is not a known field (allowed: {', '.join(sorted(allowed))})"
+                )
+        out.append(clean)
+    if expected > MAX_REQUESTS:
+        raise ScenarioError(
+            "workload",
+            f"asks for about {expected:,.0f} requests; at most {MAX_REQUESTS:,} are allowed",
+        )
+    return out, int(expected)
+
+
+TOP = ("name", "description", "server", "machine", "costs", "endpoints", "workload", "client",
+       "seed")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario with every default filled in."""
+
+    name: str
+    description: str
+    server: dict[str, Any]
+    machine: dict[str, Any]
+    costs: dict[str, Any]
+    endpoints: dict[str, list[dict[str, Any]]]
+    workload: list[dict[str, Any]]
+    client: dict[str, Any]
+    seed: int
+    expected_requests: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The normalised scenario as JSON-ready data (loads back to an equal Scenario)."""
+        return copy.deepcopy({
+            "name": self.name,
+            "description": self.description,
+            "server": self.server,
+            "machine": self.machine,
+            "costs": self.costs,
+            "endpoints": self.endpoints,
+            "workload": self.workload,
+            "client": self.client,
+            "seed": self.seed,
+        })
+
+
+def load_scenario(data: Any) -> Scenario:
+    """Validate scenario data (parsed JSON) and fill in defaults.
+
+    Raises :class:`ScenarioError` naming the first offending field.
+    """
+    if isinstance(data, Scenario):
+        return data
+    if not isinstance(data, dict):
+        raise ScenarioError("", "a scenario must be a JSON object")
+    for key in data:
+        if key not in TOP:
+            raise ScenarioError(key, f"is not a known field (allowed: {', '.join(TOP)})")
+    endpoints = _endpoints(data.get("endpoints"))
+    workload, expected = _workload(data.get("workload"), endpoints)
+    return Scenario(
+        name=_text(200)("name", data.get("name", "untitled scenario")),
+        description=_text(2000)("description", data.get("description", "")),
+        server=_server(data.get("server")),
+        machine=_section("machine", data.get("machine"), MACHINE),
+        costs=_section("costs", data.get("costs"), COSTS),
+        endpoints=endpoints,
+        workload=workload,
+        client=_section("client", data.get("client"), CLIENT),
+        seed=_num(0, 2**63 - 1, True)("seed", data.get("seed", 1)),
+        expected_requests=expected,
+    )
