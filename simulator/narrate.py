@@ -28,6 +28,9 @@ _AT_ONCE_MS = 1.0
 # Progress checkpoints in a large run.
 _CHECKPOINTS = 8
 
+# Capacity of a server whose accept does not wait for a free thread.
+_UNBOUNDED = 1 << 30
+
 # Importance of a line: lower is kept first when lines are capped.
 _ALWAYS, _LESSON, _DETAIL, _FINE = 0, 1, 2, 3
 
@@ -94,7 +97,7 @@ def _capacity(scenario: dict[str, Any]) -> tuple[int, str]:
                 "exit and accepts nothing"
             )
         if server.get("threaded", True):
-            return 1 << 30, "the accept loop has not got to it yet"
+            return _UNBOUNDED, "the accept loop has not got to it yet"
         return 1, "the only thread is busy"
     workers = int(server.get("workers", 1))
     wc = server.get("worker_class", "sync")
@@ -103,7 +106,16 @@ def _capacity(scenario: dict[str, Any]) -> tuple[int, str]:
             return 1, "the only worker is busy"
         return workers, f"all {workers} workers are busy"
     conns = int(server.get("worker_connections", 1000))
-    return workers * conns, f"every worker already holds {conns} connections"
+    return _UNBOUNDED + workers * conns, f"every worker already holds {conns} connections"
+
+
+def lane_name(scenario: dict[str, Any], thread_key: str) -> str:
+    """How the narration names a thread lane: ``worker w1`` for gunicorn's one-thread
+    workers (sync, gevent), ``thread w1/t2`` otherwise."""
+    server = scenario.get("server", {}) or {}
+    if server.get("kind") == "gunicorn" and server.get("worker_class", "sync") != "gthread":
+        return f"worker {thread_key.split('/', 1)[0]}"
+    return f"thread {thread_key}"
 
 
 class _Narrator:
@@ -152,7 +164,9 @@ class _Narrator:
 
         threads: dict[str, tuple[str, int]] = {}
         gil: dict[str, str] = {}
-        gil_wait: dict[str, tuple[float, int, str]] = {}  # thread -> (since, req, holder)
+        gil_wait: dict[str, list[Any]] = {}  # thread -> [since, req, holder]
+        # threads whose wait began before the holder was known: process -> thread keys
+        holder_unknown: dict[str, set[str]] = {}
         told_gil: set[int] = set()
         on_thread: dict[int, str] = {}
         in_backlog: set[int] = set()
@@ -198,20 +212,33 @@ class _Narrator:
                             self.skipped += 1
                 if what == "gil" and r >= 0:
                     proc = key.split("/", 1)[0]
-                    gil_wait[key] = (t, r, gil.get(proc, ""))
+                    holder = gil.get(proc, "")
+                    if holder == key or not holder:
+                        # the hand-over is logged next: the holder is the thread that gets it
+                        holder_unknown.setdefault(proc, set()).add(key)
+                        holder = ""
+                    gil_wait[key] = [t, r, holder]
                     if prev is not None and prev[0] == "cpu" and prev[1] == r:
                         forced[proc] = forced.get(proc, 0) + 1
                         if self.once(f"forced:{proc}"):
                             self.say(
                                 _LESSON,
                                 t,
-                                f"thread {key} ({user(r)}) has run for the "
-                                f"{fmt_dur(self.switch_ms)} switch interval while another thread "
-                                f"of {proc} waited, so it must hand the GIL over and queue for it "
-                                "again; from now on they take turns, one at a time",
+                                f"the GIL of {proc} is handed over after the "
+                                f"{fmt_dur(self.switch_ms)} switch interval: thread {key} "
+                                f"({user(r)}) kept it that long while another thread waited, so "
+                                "it must let go and queue for it again; from now on they take "
+                                "turns, one at a time",
                             )
             elif kind == "gil":
-                gil[str(who)] = str(what)
+                proc = str(who)
+                gil[proc] = str(what)
+                waiting = holder_unknown.pop(proc, None)
+                if waiting and what:
+                    for key in waiting:
+                        pending = gil_wait.get(key)
+                        if pending is not None and key != what and not pending[2]:
+                            pending[2] = str(what)
             elif kind == "req":
                 r = int(who)
                 if what == "syn":
@@ -249,12 +276,13 @@ class _Narrator:
         name = sc.get("name") or "This run"
         n = self.n_requests
         what = f"{n} request{'s' if n != 1 else ''}"
+        limit = self.trace.backlog_limit
         self.say(
             _ALWAYS,
             0.0,
             f"{name}: {describe_server(sc)}, on {cores} core{'s' if cores != 1 else ''}; "
-            f"{what} arrive; the kernel's accept queue holds {self.trace.backlog_limit} "
-            "connections",
+            f"{what} arrive; the kernel's accept queue holds {limit} "
+            f"connection{'s' if limit != 1 else ''}",
         )
 
     def progress(self, t: float, done: int, queued: int, threads: dict[str, Any]) -> None:
@@ -304,7 +332,8 @@ class _Narrator:
         sent = f"sends GET {self.request_path(r)}" if n <= 1 else f"retransmits its SYN (#{n})"
         if wait is not None and wait < _AT_ONCE_MS:
             if self.detailed_req(r):
-                who = rec.thread or rec.worker if rec is not None else None
+                lane = rec.thread if rec is not None else None
+                who = lane_name(self.scenario, lane) if lane else None
                 by = f" and {who} accepts it at once" if who else " and is accepted at once"
                 self.say(_DETAIL, t, f"{user(r)} {sent}{by}")
             else:
@@ -312,7 +341,9 @@ class _Narrator:
             return
         if workers_seen and not workers_up:
             why = "no worker is up yet (one is booting)"
-        elif busy >= self.capacity:
+        elif self.capacity < _UNBOUNDED or busy >= self.capacity:
+            # A server that serves a fixed number at once leaves a connection queued only
+            # while all of them are taken (at this instant some may be finishing up).
             why = self.busy_reason
         elif wait is None:
             why = "it is never accepted"
@@ -338,8 +369,9 @@ class _Narrator:
         # accept time minus queue time.
         waited = rec.queue_ms
         if waited >= _AT_ONCE_MS:
+            who = lane_name(self.scenario, thread)
             self.say(
-                _DETAIL, t, f"{thread} accepts {user(r)} after {fmt_dur(waited)} in the backlog"
+                _DETAIL, t, f"{who} accepts {user(r)} after {fmt_dur(waited)} in the backlog"
             )
 
     def pooled(
