@@ -1,0 +1,132 @@
+"""gunicorn configuration for lab servers: server hooks that record every request.
+
+Loaded with ``gunicorn -c python:app.lab.gunicorn_hooks``; everything else (worker class,
+workers, threads, backlog, timeout ...) comes from the command line the launcher builds.
+
+* ``when_ready`` (arbiter): a ``ready`` record with the port the kernel picked.
+* ``post_fork`` (worker): a ``boot`` record; wraps the worker's connection hand-off so the
+  accept time of each connection is stamped (sync and gevent: ``handle`` right after
+  ``accept()``; gthread: ``enqueue_req`` right after ``accept()`` in the main thread, and
+  ``handle`` when a pool thread picks the connection up).
+* ``post_worker_init``: a worker ``ready`` record.
+* ``pre_request`` / ``post_request``: the request's parse-done and written times, thread,
+  CPU time and status, merged with what the Flask app recorded; one line per request.
+* ``worker_abort`` (worker, on the arbiter's timeout SIGABRT): the in-flight requests are
+  written as aborted. ``child_exit`` (arbiter): an ``exit`` record.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from app.lab.demo_app import ENVIRON_KEY
+from app.lab.recorder import RecordSink, load_config, now_ms, thread_cpu_ms
+
+_cfg = load_config()
+_sink = RecordSink(_cfg["record_dir"])
+_accepted: dict[Any, float] = {}
+_picked: dict[Any, tuple[float, int]] = {}
+_in_flight: dict[int, dict[str, Any]] = {}
+
+# Quiet, quick to stop.
+loglevel = "warning"
+graceful_timeout = 2
+
+
+def when_ready(server: Any) -> None:
+    port = server.LISTENERS[0].getsockname()[1]
+    _sink.write({"kind": "ready", "t": now_ms(), "port": port, "server": "gunicorn"})
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    _sink.write({"kind": "boot", "t": now_ms(), "age": worker.age})
+    worker_class = type(worker).__name__
+    if worker_class == "ThreadWorker":
+        enqueue_req = worker.enqueue_req
+        handle = worker.handle
+
+        def lab_enqueue_req(conn: Any) -> Any:
+            _accepted.setdefault(conn.client, now_ms())
+            return enqueue_req(conn)
+
+        def lab_handle(conn: Any) -> Any:
+            _picked.setdefault(conn.client, (now_ms(), threading.get_ident()))
+            return handle(conn)
+
+        worker.enqueue_req = lab_enqueue_req
+        worker.handle = lab_handle
+    else:
+        handle = worker.handle
+
+        def lab_handle_conn(listener: Any, client: Any, addr: Any) -> Any:
+            _accepted[addr] = now_ms()
+            return handle(listener, client, addr)
+
+        worker.handle = lab_handle_conn
+
+
+def post_worker_init(worker: Any) -> None:
+    _sink.write({"kind": "worker_ready", "t": now_ms(), "age": worker.age})
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    t = now_ms()
+    peer = req.peer_addr
+    picked = _picked.pop(peer, None)
+    rec = {
+        "kind": "request",
+        "accept": _accepted.pop(peer, None),
+        "handle": picked[0] if picked else None,
+        "parsed": t,
+        "cpu0": thread_cpu_ms(),
+        "tid": threading.get_ident(),
+        "peer": peer[1] if isinstance(peer, tuple) else 0,
+    }
+    for name, value in req.headers:
+        if name.upper() == "X-LAB-REQ" and value.isdigit():
+            rec["req"] = int(value)
+    rec["path"] = req.path
+    req.lab_record = rec
+    _in_flight[id(req)] = rec
+
+
+def post_request(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:
+    rec = getattr(req, "lab_record", None)
+    if rec is None:
+        return
+    _in_flight.pop(id(req), None)
+    if rec.get("written_out"):
+        return
+    rec["written"] = now_ms()
+    rec["cpu"] = thread_cpu_ms() - rec.pop("cpu0")
+    app_rec = environ.get(ENVIRON_KEY, {}) if environ else {}
+    for key, value in app_rec.items():
+        if key not in ("cpu0", "tid"):
+            rec.setdefault(key, value)
+    if resp is not None and getattr(resp, "status_code", None):
+        rec["status"] = resp.status_code
+    rec["written_out"] = True
+    _sink.write(rec)
+
+
+def worker_abort(worker: Any) -> None:
+    t = now_ms()
+    _sink.write({"kind": "abort", "t": t})
+    for rec in list(_in_flight.values()):
+        if rec.get("written_out"):
+            continue
+        rec["aborted"] = t
+        rec["written"] = t
+        rec.pop("cpu0", None)
+        rec["written_out"] = True
+        _sink.write(dict(rec))
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    _sink.write({"kind": "exit", "t": now_ms(), "worker_pid": worker.pid, "age": worker.age})
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    _sink.write({"kind": "worker_exit", "t": now_ms(), "pid": os.getpid()})

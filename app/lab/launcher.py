@@ -1,0 +1,206 @@
+"""Start and stop the real server a scenario describes.
+
+:class:`Server` starts werkzeug's ``run_simple`` (via :mod:`app.lab.werkzeug_server`) or
+gunicorn (``sync``, ``gthread``, ``gevent``, with the hooks of
+:mod:`app.lab.gunicorn_hooks`) on 127.0.0.1, port chosen by the kernel, in its own
+session and process group, waits until it listens (and, for gunicorn, until every worker
+has booted), and always stops it: a polite signal first, then SIGKILL to the whole group,
+then the group is checked empty. Use it as a context manager.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .recorder import ENV_CONFIG, read_records
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class LabError(RuntimeError):
+    """The lab could not start, run or stop a server."""
+
+
+def gunicorn_args(server: dict[str, Any]) -> list[str]:
+    """gunicorn's command-line options for the scenario's ``server`` section."""
+    worker_class = server.get("worker_class", "sync")
+    threads = int(server.get("threads", 1))
+    args = [
+        "--bind", "127.0.0.1:0",
+        "--no-control-socket",
+        "--worker-class", worker_class,
+        "--workers", str(int(server.get("workers", 1))),
+        "--threads", str(threads),
+        "--worker-connections", str(int(server.get("worker_connections", 1000))),
+        "--backlog", str(int(server.get("backlog", 2048))),
+        "--timeout", str(int(server.get("timeout_s", 30))),
+        "--keep-alive", str(int(server.get("keepalive_s", 2))),
+        "--max-requests", str(int(server.get("max_requests", 0))),
+    ]  # fmt: skip
+    return args
+
+
+def server_command(scenario: dict[str, Any]) -> list[str]:
+    """The argv that starts the scenario's server."""
+    server = scenario.get("server", {})
+    kind = server.get("kind", "werkzeug")
+    if kind == "werkzeug":
+        return [sys.executable, "-m", "app.lab.werkzeug_server"]
+    if kind == "gunicorn":
+        return [
+            sys.executable, "-m", "gunicorn",
+            "--config", "python:app.lab.gunicorn_hooks",
+            *gunicorn_args(server),
+            "app.lab.demo_app:from_env()",
+        ]  # fmt: skip
+    raise LabError(f"server.kind must be werkzeug or gunicorn (got {kind!r})")
+
+
+def expected_workers(scenario: dict[str, Any]) -> int:
+    server = scenario.get("server", {})
+    if server.get("kind", "werkzeug") == "gunicorn":
+        return int(server.get("workers", 1))
+    return 0
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of live (non-zombie) processes in a process group."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+class Server:
+    """A lab server for one run (see the module docstring)."""
+
+    def __init__(
+        self, scenario: dict[str, Any], run_dir: str | os.PathLike[str], seed: int | None = None
+    ) -> None:
+        self.scenario = scenario
+        self.run_dir = Path(run_dir)
+        self.record_dir = self.run_dir / "records"
+        self.seed = seed
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.pgid = 0
+        self.started_ms = 0.0
+
+    def __enter__(self) -> Server:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, ready_timeout_s: float = 30.0) -> None:
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        config = self.run_dir / "config.json"
+        config.write_text(
+            json.dumps(
+                {"scenario": self.scenario, "record_dir": str(self.record_dir), "seed": self.seed}
+            )
+        )
+        env = dict(os.environ)
+        env[ENV_CONFIG] = str(config)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        env.pop("WERKZEUG_RUN_MAIN", None)
+        env.pop("WERKZEUG_SERVER_FD", None)
+        log = open(self.run_dir / "server.log", "wb")  # noqa: SIM115 - handed to the child
+        try:
+            self.proc = subprocess.Popen(
+                server_command(self.scenario),
+                cwd=self.run_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self.pgid = self.proc.pid
+        self._await_ready(ready_timeout_s)
+
+    def _await_ready(self, timeout_s: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        want_workers = expected_workers(self.scenario)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise LabError(f"the server exited during start-up:\n{self.log_tail()}")
+            port, workers = 0, 0
+            for rec in read_records(self.record_dir):
+                if rec.get("kind") == "ready":
+                    port = int(rec["port"])
+                elif rec.get("kind") == "worker_ready":
+                    workers += 1
+            if port and workers >= want_workers:
+                self.port = port
+                return
+            time.sleep(0.02)
+        raise LabError(f"the server was not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = (self.run_dir / "server.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, grace_s: float = 3.0) -> None:
+        """Stop the server and everything it started; safe to call more than once."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            # SIGINT to the main process: werkzeug stops serving; gunicorn's arbiter does
+            # a quick shutdown, stopping and reaping its workers itself.
+            try:
+                os.kill(proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if proc.poll() is None:
+                try:
+                    proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    pass
+            if proc.poll() is not None and not group_members(self.pgid):
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"processes of group {self.pgid} would not exit")
+            time.sleep(0.02)
+        self.proc = None
