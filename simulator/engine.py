@@ -114,7 +114,7 @@ class Sim:
         self.client = sc.client
         self.cores = Cores(self.env, sc.machine["cores"], sc.machine["context_switch_ms"])
         self.listen = ListenSocket(sc.server["backlog"], sc.machine["somaxconn"],
-                                   self.rec.backlog)
+                                   self.rec.backlog, self.rng.shuffle)
         self.lanes: dict[str, dict[str, Any]] = {}
         self.requests: list[Request] = []
         self.outstanding = 0

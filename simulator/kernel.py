@@ -36,13 +36,20 @@ class ListenSocket:
     refused: the client retransmits later.
     """
 
-    __slots__ = ("capacity", "queue", "_waiting", "_on_depth")
+    __slots__ = ("capacity", "queue", "_waiting", "_on_depth", "_shuffle")
 
-    def __init__(self, backlog: int, somaxconn: int, on_depth: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        backlog: int,
+        somaxconn: int,
+        on_depth: Callable[[int], None],
+        shuffle: Callable[[list[Any]], None],
+    ) -> None:
         self.capacity = min(backlog, somaxconn) + 1
         self.queue: deque[Any] = deque()
         self._waiting: list[Callable[[], None]] = []
         self._on_depth = on_depth
+        self._shuffle = shuffle  # which waiting acceptor wins is up to the kernel
 
     def offer(self, conn: Any) -> bool:
         """A SYN arrives: queue the connection, or return False if the queue is full."""
@@ -52,6 +59,8 @@ class ListenSocket:
         self._on_depth(len(self.queue))
         if self._waiting:
             waiting, self._waiting = self._waiting, []
+            if len(waiting) > 1:
+                self._shuffle(waiting)
             for wake in waiting:
                 wake()
         return True

@@ -109,6 +109,11 @@ def _capacity(scenario: dict[str, Any]) -> tuple[int, str]:
     return _UNBOUNDED + workers * conns, f"every worker already holds {conns} connections"
 
 
+def _busy(threads: dict[str, tuple[str, int]]) -> int:
+    """Threads serving a request right now."""
+    return sum(1 for s, q in threads.values() if q >= 0 and s != "idle")
+
+
 def lane_name(scenario: dict[str, Any], thread_key: str) -> str:
     """How the narration names a thread lane: ``worker w1`` for gunicorn's one-thread
     workers (sync, gevent), ``thread w1/t2`` otherwise."""
@@ -158,9 +163,13 @@ class _Narrator:
         trace = self.trace
         events = trace.events
         syn_times: dict[int, list[float]] = {}
+        self.acceptor: dict[int, str] = {}
         for e in events:
-            if e.kind == "req" and e.what == "syn":
-                syn_times.setdefault(int(e.who), []).append(e.t)
+            if e.kind == "req":
+                if e.what == "syn":
+                    syn_times.setdefault(int(e.who), []).append(e.t)
+                elif e.what == "accept":
+                    self.acceptor[int(e.who)] = str(e.ref)
 
         threads: dict[str, tuple[str, int]] = {}
         gil: dict[str, str] = {}
@@ -242,22 +251,24 @@ class _Narrator:
             elif kind == "req":
                 r = int(who)
                 if what == "syn":
-                    attempt[r] = int(ref) if str(ref).isdigit() else attempt.get(r, 0) + 1
+                    attempt[r] = attempt.get(r, 0) + 1
                 elif what == "drop":
                     self.dropped(t, r, attempt.get(r, 1), syn_times.get(r, []), len(in_backlog))
                 elif what == "backlog":
                     in_backlog.add(r)
-                    busy = sum(1 for s, q in threads.values() if q >= 0 and s != "idle")
-                    self.queued(t, r, attempt.get(r, 1), len(in_backlog), busy, workers_seen,
-                                workers_up)
+                    acceptor = self.acceptor.get(r, "")
+                    acceptor_waits = threads.get(acceptor, ("", -1))[0] == "gil"
+                    self.queued(t, r, attempt.get(r, 1), len(in_backlog), threads, workers_seen,
+                                workers_up, acceptor_waits)
                 elif what == "accept":
                     in_backlog.discard(r)
                     self.accepted(t, r, str(ref))
                 elif what == "pool":
-                    self.pooled(t, r, on_thread.get(r), threads)
+                    self.pooled(t, r, self.acceptor.get(r), threads)
                 elif what == "stage":
                     if r == 0 and str(ref) in _STAGE_WORDS:
-                        where = on_thread.get(r)
+                        rec0 = self.records.get(r)
+                        where = on_thread.get(r) or (rec0.thread if rec0 is not None else None)
                         on = f", on thread {where}" if where else ""
                         self.say(_FINE, t, f"{user(r)}{on}: {_STAGE_WORDS[str(ref)]}")
                 elif what == "done":
@@ -286,7 +297,7 @@ class _Narrator:
         )
 
     def progress(self, t: float, done: int, queued: int, threads: dict[str, Any]) -> None:
-        busy = sum(1 for s, q in threads.values() if q >= 0 and s != "idle")
+        busy = _busy(threads)
         self.say(
             _DETAIL,
             t,
@@ -322,9 +333,10 @@ class _Narrator:
         r: int,
         n: int,
         depth: int,
-        busy: int,
+        threads: dict[str, tuple[str, int]],
         workers_seen: bool,
         workers_up: set[str],
+        acceptor_waits: bool,
     ) -> None:
         rec = self.records.get(r)
         accepted = rec.accepted_ms if rec is not None else None
@@ -333,18 +345,29 @@ class _Narrator:
         if wait is not None and wait < _AT_ONCE_MS:
             if self.detailed_req(r):
                 lane = rec.thread if rec is not None else None
-                who = lane_name(self.scenario, lane) if lane else None
+                acceptor = self.acceptor.get(r) or lane
+                who = lane_name(self.scenario, acceptor) if acceptor else None
                 by = f" and {who} accepts it at once" if who else " and is accepted at once"
+                if lane and acceptor and lane != acceptor:
+                    by += f", handing it to thread {lane}"
                 self.say(_DETAIL, t, f"{user(r)} {sent}{by}")
             else:
                 self.skipped += 1
             return
+        if not (self.detailed_req(r) or "backlog" not in self.first):
+            self.skipped += 1
+            return
         if workers_seen and not workers_up:
             why = "no worker is up yet (one is booting)"
-        elif self.capacity < _UNBOUNDED or busy >= self.capacity:
+        elif self.capacity < _UNBOUNDED or _busy(threads) >= self.capacity:
             # A server that serves a fixed number at once leaves a connection queued only
             # while all of them are taken (at this instant some may be finishing up).
             why = self.busy_reason
+        elif acceptor_waits:
+            why = (
+                f"the thread that accepts connections ({self.acceptor[r]}) is waiting for the "
+                "GIL"
+            )
         elif wait is None:
             why = "it is never accepted"
         else:
