@@ -55,10 +55,11 @@ def sample(
     n_events = len(events)
 
     backlog = 0
-    threads: dict[str, list[Any]] = {}
-    gil: dict[str, str] = {p["key"]: "" for p in trace.processes}
+    # keyed by the events' ``who`` (str | int), hence Any
+    threads: dict[Any, list[Any]] = {}
+    gil: dict[Any, Any] = {p["key"]: "" for p in trace.processes}
     on_cpu = 0
-    phase: dict[int, str] = {}  # requests in flight -> last req phase
+    phase: dict[Any, Any] = {}  # requests in flight -> last req phase
     connecting = 0
     completed = 0
     failed = 0
@@ -73,17 +74,17 @@ def sample(
             _, kind, who, what, ref = events[i]
             i += 1
             if kind == "thread":
-                old = threads.get(who)  # type: ignore[call-overload]
+                old = threads.get(who)
                 if old is not None and old[0] == "cpu":
                     on_cpu -= 1
                 if what == "cpu":
                     on_cpu += 1
-                threads[who] = [what, ref]  # type: ignore[index]
+                threads[who] = [what, ref]
             elif kind == "req":
-                before = phase.get(who)  # type: ignore[call-overload]
+                before = phase.get(who)
                 if what == "done":
                     if before is not None:
-                        del phase[who]  # type: ignore[arg-type]
+                        del phase[who]
                         if before in ("syn", "drop"):
                             connecting -= 1
                     if ref == "ok":
@@ -96,11 +97,11 @@ def sample(
                         connecting += 1
                 elif before in ("syn", "drop"):
                     connecting -= 1
-                phase[who] = what  # type: ignore[index]
+                phase[who] = what
             elif kind == "backlog":
-                backlog = what  # type: ignore[assignment]
+                backlog = int(what)
             elif kind == "gil":
-                gil[who] = what  # type: ignore[index]
+                gil[who] = what
         frames.append(
             {
                 "t": round(t_end, 4),

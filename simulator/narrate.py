@@ -82,7 +82,9 @@ def describe_server(scenario: dict[str, Any]) -> str:
         threads = int(server.get("threads", 1))
         return f"gunicorn gthread, {w} x {threads} threads"
     if wc == "gevent":
-        return f"gunicorn gevent, {w}, up to {server.get('worker_connections', 1000)} greenlets each"
+        return (
+            f"gunicorn gevent, {w}, up to {server.get('worker_connections', 1000)} greenlets each"
+        )
     return f"gunicorn sync, {w}"
 
 
@@ -134,8 +136,8 @@ class _Narrator:
         self.capacity, self.busy_reason = _capacity(self.scenario)
         self.records: dict[int, RequestRecord] = {r.id: r for r in trace.requests}
         self.n_requests = len(trace.requests)
-        self.detailed = self.n_requests if self.n_requests <= 2 * _DETAILED_REQUESTS else (
-            _DETAILED_REQUESTS
+        self.detailed = (
+            self.n_requests if self.n_requests <= 2 * _DETAILED_REQUESTS else (_DETAILED_REQUESTS)
         )
         self.lines: list[tuple[int, float, int, str]] = []  # (level, t, seq, text)
         self.skipped = 0
@@ -258,8 +260,16 @@ class _Narrator:
                     in_backlog.add(r)
                     acceptor = self.acceptor.get(r, "")
                     acceptor_waits = threads.get(acceptor, ("", -1))[0] == "gil"
-                    self.queued(t, r, attempt.get(r, 1), len(in_backlog), threads, workers_seen,
-                                workers_up, acceptor_waits)
+                    self.queued(
+                        t,
+                        r,
+                        attempt.get(r, 1),
+                        len(in_backlog),
+                        threads,
+                        workers_seen,
+                        workers_up,
+                        acceptor_waits,
+                    )
                 elif what == "accept":
                     in_backlog.discard(r)
                     self.accepted(t, r, str(ref))
@@ -364,10 +374,7 @@ class _Narrator:
             # while all of them are taken (at this instant some may be finishing up).
             why = self.busy_reason
         elif acceptor_waits:
-            why = (
-                f"the thread that accepts connections ({self.acceptor[r]}) is waiting for the "
-                "GIL"
-            )
+            why = f"the thread that accepts connections ({self.acceptor[r]}) is waiting for the GIL"
         elif wait is None:
             why = "it is never accepted"
         else:
@@ -393,18 +400,21 @@ class _Narrator:
         waited = rec.queue_ms
         if waited >= _AT_ONCE_MS:
             who = lane_name(self.scenario, thread)
-            self.say(
-                _DETAIL, t, f"{who} accepts {user(r)} after {fmt_dur(waited)} in the backlog"
-            )
+            self.say(_DETAIL, t, f"{who} accepts {user(r)} after {fmt_dur(waited)} in the backlog")
 
     def pooled(
         self, t: float, r: int, acceptor: str | None, threads: dict[str, tuple[str, int]]
     ) -> None:
         proc = acceptor.split("/", 1)[0] if acceptor else ""
         idle_elsewhere = sorted(
-            {k.split("/", 1)[0] for k, (s, q) in threads.items()
-             if s == "idle" and q < 0 and not k.startswith(proc + "/") and not
-             k.endswith("/main")}
+            {
+                k.split("/", 1)[0]
+                for k, (s, q) in threads.items()
+                if s == "idle"
+                and q < 0
+                and not k.startswith(proc + "/")
+                and not k.endswith("/main")
+            }
         )
         text = (
             f"worker {proc or '?'} has accepted {user(r)}, but all its threads are busy, so "

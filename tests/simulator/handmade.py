@@ -42,17 +42,33 @@ def single_thread(n: int = 3, sleep_ms: float = 1000.0, backlog: int = 128) -> T
             Event(t + 1.0 + sleep_ms, "thread", "w1/t1", "idle", -1),
             Event(t + 1.0 + sleep_ms, "gil", "w1", "", -1),
         ]
-        reqs.append(RequestRecord(
-            id=r, path="/sleep", sent_ms=0.0, accepted_ms=t, started_ms=t,
-            finished_ms=t + 1.0 + sleep_ms, http_status=200, worker="w1", thread="w1/t1",
-            queue_ms=t, cpu_ms=1.0, io_ms=sleep_ms,
-        ))
+        reqs.append(
+            RequestRecord(
+                id=r,
+                path="/sleep",
+                sent_ms=0.0,
+                accepted_ms=t,
+                started_ms=t,
+                finished_ms=t + 1.0 + sleep_ms,
+                http_status=200,
+                worker="w1",
+                thread="w1/t1",
+                queue_ms=t,
+                cpu_ms=1.0,
+                io_ms=sleep_ms,
+            )
+        )
         t += 1.0 + sleep_ms
     ev.sort(key=lambda e: e.t)  # stable: same-time events keep their order
     trace = Trace(
-        scenario=scenario, source="simulated", events=ev, requests=reqs,
+        scenario=scenario,
+        source="simulated",
+        events=ev,
+        requests=reqs,
         processes=[{"key": "w1", "label": "server", "threads": ["w1/t1"]}],
-        backlog_limit=backlog + 1, cores=2, seed=1,
+        backlog_limit=backlog + 1,
+        cores=2,
+        seed=1,
     )
     trace.summary = summarise(trace)
     return trace
@@ -97,17 +113,42 @@ def gil_pair() -> Trace:
         Event(20.0, "gil", "w1", "", -1),
     ]
     reqs = [
-        RequestRecord(id=0, path="/cpu", sent_ms=0.0, accepted_ms=0.0, started_ms=0.0,
-                      finished_ms=15.0, http_status=200, worker="w1", thread="w1/t1",
-                      gil_wait_ms=5.0, cpu_ms=10.0),
-        RequestRecord(id=1, path="/cpu", sent_ms=0.0, accepted_ms=0.0, started_ms=0.0,
-                      finished_ms=20.0, http_status=200, worker="w1", thread="w1/t2",
-                      gil_wait_ms=10.0, cpu_ms=10.0),
+        RequestRecord(
+            id=0,
+            path="/cpu",
+            sent_ms=0.0,
+            accepted_ms=0.0,
+            started_ms=0.0,
+            finished_ms=15.0,
+            http_status=200,
+            worker="w1",
+            thread="w1/t1",
+            gil_wait_ms=5.0,
+            cpu_ms=10.0,
+        ),
+        RequestRecord(
+            id=1,
+            path="/cpu",
+            sent_ms=0.0,
+            accepted_ms=0.0,
+            started_ms=0.0,
+            finished_ms=20.0,
+            http_status=200,
+            worker="w1",
+            thread="w1/t2",
+            gil_wait_ms=10.0,
+            cpu_ms=10.0,
+        ),
     ]
     trace = Trace(
-        scenario=scenario, source="simulated", events=ev, requests=reqs,
+        scenario=scenario,
+        source="simulated",
+        events=ev,
+        requests=reqs,
         processes=[{"key": "w1", "label": "server", "threads": ["w1/t1", "w1/t2"]}],
-        backlog_limit=129, cores=2, seed=1,
+        backlog_limit=129,
+        cores=2,
+        seed=1,
     )
     trace.summary = summarise(trace)
     return trace
@@ -154,20 +195,54 @@ def dropped_syn() -> Trace:
         Event(1100.0, "thread", "w1/t1", "idle", -1),
     ]
     reqs = [
-        RequestRecord(id=0, path="/work", sent_ms=0.0, accepted_ms=0.0, started_ms=0.0,
-                      finished_ms=100.0, http_status=200, worker="w1", thread="w1/t1",
-                      io_ms=100.0),
-        RequestRecord(id=1, path="/work", sent_ms=0.0, accepted_ms=100.0, started_ms=100.0,
-                      finished_ms=200.0, http_status=200, worker="w1", thread="w1/t1",
-                      queue_ms=100.0, io_ms=100.0),
-        RequestRecord(id=2, path="/work", sent_ms=0.0, accepted_ms=1000.0, started_ms=1000.0,
-                      finished_ms=1100.0, http_status=200, worker="w1", thread="w1/t1",
-                      syn_retries=1, io_ms=100.0),
+        RequestRecord(
+            id=0,
+            path="/work",
+            sent_ms=0.0,
+            accepted_ms=0.0,
+            started_ms=0.0,
+            finished_ms=100.0,
+            http_status=200,
+            worker="w1",
+            thread="w1/t1",
+            io_ms=100.0,
+        ),
+        RequestRecord(
+            id=1,
+            path="/work",
+            sent_ms=0.0,
+            accepted_ms=100.0,
+            started_ms=100.0,
+            finished_ms=200.0,
+            http_status=200,
+            worker="w1",
+            thread="w1/t1",
+            queue_ms=100.0,
+            io_ms=100.0,
+        ),
+        RequestRecord(
+            id=2,
+            path="/work",
+            sent_ms=0.0,
+            accepted_ms=1000.0,
+            started_ms=1000.0,
+            finished_ms=1100.0,
+            http_status=200,
+            worker="w1",
+            thread="w1/t1",
+            syn_retries=1,
+            io_ms=100.0,
+        ),
     ]
     trace = Trace(
-        scenario=scenario, source="simulated", events=ev, requests=reqs,
+        scenario=scenario,
+        source="simulated",
+        events=ev,
+        requests=reqs,
         processes=[{"key": "w1", "label": "worker 1", "threads": ["w1/t1"]}],
-        backlog_limit=1, cores=2, seed=1,
+        backlog_limit=1,
+        cores=2,
+        seed=1,
     )
     trace.summary = summarise(trace)
     return trace

@@ -1,0 +1,454 @@
+"""Exports of a Trace: a plain-text timeline, CSV, Chrome Trace Event JSON, and the result
+JSON. Each reads only the Trace, so simulated and measured runs export the same way.
+
+* :func:`to_table` -- a timeline a teacher can paste on a slide (``T= | client | kernel
+  backlog | server``), a per-request table, the narration and the summary.
+* :func:`to_csv` -- one row per request.
+* :func:`to_chrome_trace` -- JSON for Perfetto (ui.perfetto.dev) or ``chrome://tracing``:
+  a track per thread, the GIL holder per process and the backlog as a counter.
+* :func:`to_json` -- DESIGN.md's result format (:meth:`Trace.to_result`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import textwrap
+from dataclasses import fields
+from typing import Any
+
+from .frames import thread_spans_with_stage
+from .narrate import describe_server, fmt_dur, lane_name, narrate
+from .trace import RequestRecord, Trace
+
+#: Timeline rows and per-request rows shown before the table says "... more".
+TABLE_MAX_ROWS = 40
+TABLE_MAX_REQUESTS = 30
+#: Narration lines in the table output.
+TABLE_NARRATION_LINES = 40
+
+_WIDTHS = (9, 28, 22, 44)  # T=, client, kernel backlog, server
+
+
+def to_json(trace: Trace) -> dict[str, Any]:
+    """DESIGN.md's result format: ``{"requests": [...], "summary": {...}}``."""
+    return trace.to_result()
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+CSV_FIELDS = [f.name for f in fields(RequestRecord)] + ["latency_ms"]
+
+
+def to_csv(trace: Trace) -> str:
+    """One row per request, with the result format's fields plus ``latency_ms``; a time the
+    request never reached is an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for rec in trace.requests:
+        row = []
+        for name in CSV_FIELDS:
+            value = getattr(rec, name)
+            if value is None:
+                row.append("")
+            elif isinstance(value, float):
+                row.append(f"{value:.3f}")
+            else:
+                row.append(value)
+        writer.writerow(row)
+    return out.getvalue()
+
+
+# -- Chrome Trace Event format ----------------------------------------------------------------
+
+_KERNEL_PID = 0
+
+
+def to_chrome_trace(trace: Trace) -> dict[str, Any]:
+    """The run as Chrome Trace Event JSON (``{"traceEvents": [...]}``), for Perfetto.
+
+    One process track per server process and one thread track per thread lane, with a
+    complete (``X``) event per span of a thread's state, named after the request and its
+    lifecycle stage (idle spans are left out). Each process also has a ``GIL`` track
+    showing which thread holds it. A ``kernel`` process carries the accept-queue depth and
+    the requests in flight as counters (``C``). Times are microseconds.
+    """
+    events: list[dict[str, Any]] = []
+    pids: dict[str, int] = {}
+    tids: dict[str, tuple[int, int]] = {}
+    names: dict[int, str] = {_KERNEL_PID: "kernel (listen socket)"}
+
+    def pid_of(proc: str) -> int:
+        if proc not in pids:
+            pids[proc] = len(pids) + 1
+            names.setdefault(pids[proc], proc)
+        return pids[proc]
+
+    def tid_of(key: str) -> tuple[int, int]:
+        if key not in tids:
+            pid = pid_of(key.split("/", 1)[0])
+            tids[key] = (pid, sum(1 for p, _ in tids.values() if p == pid) + 1)
+        return tids[key]
+
+    for proc in trace.processes:
+        pid = pid_of(str(proc["key"]))
+        names[pid] = str(proc.get("label") or proc["key"])
+        for key in proc.get("threads", []):
+            tid_of(str(key))
+
+    paths = {r.id: r.path for r in trace.requests}
+    for key, start, end, state, req, stage in thread_spans_with_stage(trace):
+        if state == "idle":
+            continue
+        pid, tid = tid_of(key)
+        if req >= 0:
+            name = f"user {req + 1} {stage} ({state})" if stage else f"user {req + 1} ({state})"
+            args: dict[str, Any] = {
+                "request": req,
+                "path": paths.get(req, ""),
+                "stage": stage,
+                "state": state,
+            }
+        else:
+            name = "accept loop" if state in ("gil", "cpu") else state
+            args = {"state": state}
+        events.append(
+            {
+                "name": name,
+                "cat": state,
+                "ph": "X",
+                "ts": _us(start),
+                "dur": _us(end - start),
+                "pid": pid,
+                "tid": tid,
+                "args": args,
+            }
+        )
+
+    gil_open: dict[str, tuple[float, str]] = {}
+    last_depth: int | None = None
+    in_flight = 0
+    started: set[Any] = set()
+    for e in trace.events:
+        if e.kind == "gil":
+            pkey = str(e.who)
+            prev = gil_open.pop(pkey, None)
+            if prev is not None and e.t > prev[0]:
+                events.append(_gil_span(pid_of(pkey), prev[0], e.t, prev[1]))
+            if e.what:
+                gil_open[pkey] = (e.t, str(e.what))
+        elif e.kind == "backlog":
+            depth = int(e.what)
+            if depth != last_depth:
+                last_depth = depth
+                events.append(
+                    {
+                        "name": "backlog",
+                        "ph": "C",
+                        "ts": _us(e.t),
+                        "pid": _KERNEL_PID,
+                        "args": {"depth": depth},
+                    }
+                )
+        elif e.kind == "req":
+            if e.what == "syn" and e.who not in started:
+                started.add(e.who)
+                in_flight += 1
+            elif e.what == "done":
+                in_flight -= 1
+            else:
+                continue
+            events.append(
+                {
+                    "name": "in flight",
+                    "ph": "C",
+                    "ts": _us(e.t),
+                    "pid": _KERNEL_PID,
+                    "args": {"requests": in_flight},
+                }
+            )
+    end = trace.end_ms
+    for pkey, (since, holder) in gil_open.items():
+        if end > since:
+            events.append(_gil_span(pid_of(pkey), since, end, holder))
+
+    meta: list[dict[str, Any]] = []
+    for pid, name in sorted(names.items()):
+        meta.append({"name": "process_name", "ph": "M", "pid": pid, "args": {"name": name}})
+        meta.append(
+            {"name": "process_sort_index", "ph": "M", "pid": pid, "args": {"sort_index": pid}}
+        )
+    for pid in sorted(set(pids.values())):
+        meta.append(
+            {"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "GIL"}}
+        )
+    for key, (pid, tid) in tids.items():
+        meta.append(
+            {"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": key}}
+        )
+        meta.append(
+            {
+                "name": "thread_sort_index",
+                "ph": "M",
+                "pid": pid,
+                "tid": tid,
+                "args": {"sort_index": tid},
+            }
+        )
+    return {
+        "traceEvents": meta + events,
+        "displayTimeUnit": "ms",
+        "otherData": {
+            "scenario": str(trace.scenario.get("name", "")),
+            "source": trace.source,
+            "seed": trace.seed,
+        },
+    }
+
+
+def _us(ms: float) -> float:
+    return round(ms * 1000.0, 3)
+
+
+def _gil_span(pid: int, start: float, end: float, holder: str) -> dict[str, Any]:
+    return {
+        "name": f"held by {holder}",
+        "cat": "gil",
+        "ph": "X",
+        "ts": _us(start),
+        "dur": _us(end - start),
+        "pid": pid,
+        "tid": 0,
+        "args": {"holder": holder},
+    }
+
+
+# -- the slide table --------------------------------------------------------------------------
+
+
+def to_table(trace: Trace) -> str:
+    """A plain-text report: a heading, the timeline (``T= | client | kernel backlog |
+    server``, one row per moment something visible happens), a per-request table, what
+    happened in words, and the summary."""
+    sc = trace.scenario or {}
+    cores = trace.cores
+    out = [
+        str(sc.get("name") or "untitled scenario"),
+        f"{describe_server(sc)} · {cores} core{'s' if cores != 1 else ''} · accept queue "
+        f"{trace.backlog_limit} · {trace.source}"
+        + (f" · seed {trace.seed}" if trace.seed is not None else ""),
+        "",
+    ]
+    out += _timeline(trace)
+    out += ["", "Requests", ""]
+    out += _request_table(trace)
+    out += ["", "What happened", ""]
+    out += [line for _, line in narrate(trace, max_lines=TABLE_NARRATION_LINES)]
+    out += ["", "Summary", ""]
+    out += _summary(trace)
+    return "\n".join(out) + "\n"
+
+
+def _timeline(trace: Trace) -> list[str]:
+    """Rows of ``T= | client | kernel backlog | server``; events closer together than a
+    small quantum (a 200th of the run, at least 1 ms) share a row."""
+    sc = trace.scenario or {}
+    end = trace.end_ms
+    quantum = max(1.0, end / 200.0)
+    paths = {r.id: r.path for r in trace.requests}
+    records = {r.id: r for r in trace.requests}
+    queue: dict[int, None] = {}  # ordered set of requests in the accept queue
+
+    rows: list[tuple[float, list[str], list[str], str]] = []
+    row_t: float | None = None
+    client: list[str] = []
+    server: list[str] = []
+    sent: list[tuple[int, str]] = []
+    extra_rows = 0
+
+    def flush() -> None:
+        nonlocal extra_rows
+        if row_t is None or not (client or server or sent):
+            return
+        if len(rows) >= TABLE_MAX_ROWS:
+            extra_rows += 1
+            return
+        cells = _group_sent(sent) + client
+        rows.append((row_t, cells, server[:], _queue_cell(queue)))
+
+    for e in trace.events:
+        if e.kind == "req":
+            what = e.what
+            if what not in ("syn", "drop", "accept", "pool", "done", "backlog"):
+                continue
+            r = int(e.who)
+        elif e.kind == "worker":
+            if e.what in ("ready", "boot") and e.t <= 0:
+                continue
+        else:
+            continue
+        if row_t is None or e.t - row_t > quantum:
+            flush()
+            row_t = e.t
+            client, server, sent = [], [], []
+        if e.kind == "worker":
+            detail = f" ({e.ref})" if e.ref else ""
+            server.append(f"worker {e.who} {e.what}{detail}")
+            continue
+        u = r + 1
+        if what == "syn":
+            rec = records.get(r)
+            if rec is not None and e.t <= rec.sent_ms + 1e-9:
+                sent.append((u, paths.get(r, "?")))
+            else:
+                client.append(f"user {u} resends SYN")
+        elif what == "drop":
+            client.append(f"user {u} SYN dropped")
+        elif what == "backlog":
+            queue[r] = None
+        elif what == "accept":
+            queue.pop(r, None)
+            server.append(f"{_short_lane(sc, str(e.ref))} accepts user {u}")
+        elif what == "pool":
+            server.append(f"user {u} waits for a thread")
+        elif what == "done":
+            queue.pop(r, None)
+            rec = records.get(r)
+            status = str(e.ref)
+            took = fmt_dur(rec.latency_ms) if rec is not None and rec.latency_ms else ""
+            if status == "ok":
+                code = rec.http_status if rec is not None and rec.http_status else 200
+                client.append(f"user {u} <- {code} ({took})")
+            elif status == "error":
+                code = rec.http_status if rec is not None and rec.http_status else 500
+                client.append(f"user {u} <- {code} ({took})")
+            else:
+                client.append(f"user {u} {status} ({took})")
+            if rec is not None and rec.thread and status in ("ok", "error"):
+                server.append(f"{_short_lane(sc, rec.thread)} finishes user {u}")
+    flush()
+
+    header = ("T=", "client", "kernel backlog", "server")
+    lines = [_row(header), "-+-".join("-" * w for w in _WIDTHS)]
+    for t, cells, srv, q in rows:
+        lines += _wrapped_row(f"{t / 1000.0:.3f} s", ", ".join(cells), q, ", ".join(srv))
+    if extra_rows:
+        lines.append(f"... {extra_rows} more rows (use --format csv or trace for all of them)")
+    return lines
+
+
+def _short_lane(scenario: dict[str, Any], key: str) -> str:
+    return lane_name(scenario, key).split(" ", 1)[1]
+
+
+def _group_sent(sent: list[tuple[int, str]]) -> list[str]:
+    """``users 1-10 -> GET /sleep`` for consecutive users sending the same path."""
+    out: list[str] = []
+    i = 0
+    while i < len(sent):
+        j = i
+        while (
+            j + 1 < len(sent) and sent[j + 1][0] == sent[j][0] + 1 and sent[j + 1][1] == sent[i][1]
+        ):
+            j += 1
+        first, path = sent[i]
+        last = sent[j][0]
+        who = f"user {first}" if first == last else f"users {first}-{last}"
+        out.append(f"{who} -> GET {path}")
+        i = j + 1
+    return out
+
+
+def _queue_cell(queue: dict[int, None]) -> str:
+    if not queue:
+        return "[ ]"
+    users = [str(r + 1) for r in queue]
+    if len(users) > 6:
+        return f"[{' '.join(users[:4])} ... {users[-1]}] ({len(users)})"
+    return f"[{' '.join(users)}]"
+
+
+def _row(cells: tuple[str, ...]) -> str:
+    return " | ".join(c.ljust(w) for c, w in zip(cells, _WIDTHS, strict=True)).rstrip()
+
+
+def _wrapped_row(*cells: str) -> list[str]:
+    parts = [textwrap.wrap(c, w) or [""] for c, w in zip(cells, _WIDTHS, strict=True)]
+    height = max(len(p) for p in parts)
+    return [_row(tuple(p[i] if i < len(p) else "" for p in parts)) for i in range(height)]
+
+
+def _request_table(trace: Trace) -> list[str]:
+    sc = trace.scenario or {}
+    header = (
+        "user",
+        "path",
+        "sent",
+        "accepted",
+        "finished",
+        "latency",
+        "status",
+        "served by",
+        "backlog",
+        "GIL wait",
+        "SYN retries",
+    )
+    rows = [header]
+    for rec in trace.requests[:TABLE_MAX_REQUESTS]:
+        status = rec.status if rec.http_status in (None, 200) else f"{rec.status} {rec.http_status}"
+        rows.append(
+            (
+                str(rec.id + 1),
+                rec.path,
+                _sec(rec.sent_ms),
+                _sec(rec.accepted_ms),
+                _sec(rec.finished_ms),
+                _sec(rec.latency_ms),
+                status,
+                _short_lane(sc, rec.thread) if rec.thread else "-",
+                _sec(rec.queue_ms),
+                _sec(rec.gil_wait_ms),
+                str(rec.syn_retries),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < 2 or i in (6, 7) else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    more = len(trace.requests) - TABLE_MAX_REQUESTS
+    if more > 0:
+        lines.append(f"... {more} more requests (use --format csv for all of them)")
+    return lines
+
+
+def _sec(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms / 1000.0:.3f} s"
+
+
+def _summary(trace: Trace) -> list[str]:
+    s = trace.summary or {}
+    lat = s.get("latency_ms", {}) or {}
+    lines = [
+        f"requests      {s.get('requests', len(trace.requests))}: {s.get('completed', 0)} ok, "
+        f"{s.get('errors', 0)} errors, {s.get('timeouts', 0)} timeouts, "
+        f"{s.get('resets', 0)} resets",
+        f"makespan      {_sec(s.get('makespan_ms', 0.0))}   throughput "
+        f"{s.get('throughput_rps', 0.0)} requests/s",
+        "latency       mean {}  p50 {}  p95 {}  p99 {}  max {}".format(
+            *(_sec(lat.get(k, 0.0)) for k in ("mean", "p50", "p95", "p99", "max"))
+        ),
+        f"backlog       peak {s.get('max_backlog', 0)} of {trace.backlog_limit}, "
+        f"{s.get('syn_retries', 0)} SYN retransmits, mean wait {_sec(s.get('mean_queue_ms', 0.0))}",
+        f"GIL           {s.get('gil_wait_pct', 0.0)}% of time on a thread spent waiting for it",
+        f"CPU           {round(100 * float(s.get('cpu_utilisation', 0.0)), 1)}% of "
+        f"{trace.cores} core{'s' if trace.cores != 1 else ''} busy",
+    ]
+    return lines
