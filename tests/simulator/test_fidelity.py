@@ -1,0 +1,237 @@
+"""The facts of DESIGN.md, reproduced by the engine from its mechanisms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import simulator
+from simulator import presets
+from simulator.scenario import COSTS
+
+
+def finish_s(trace: simulator.Trace) -> list[float]:
+    return sorted(r.finished_ms / 1000 for r in trace.requests)
+
+
+def close(got: float, want: float) -> bool:
+    """Within 3 % or 30 ms, as the fidelity table asks."""
+    return abs(got - want) <= max(0.03 * want, 0.030)
+
+
+# DESIGN.md "Measured on a 2-core machine": ten clients, GET /sleep (1 s).
+MEASURED = [
+    ("dev-single-thread", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    ("dev-threaded", [1.01] * 10),
+    ("dev-processes-4", [1] * 4 + [2] * 4 + [3] * 2),
+    ("gunicorn-sync-2", [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]),
+    ("gunicorn-gthread-1x4", [1] * 4 + [2] * 4 + [3] * 2),
+]
+
+
+@pytest.mark.parametrize(("preset", "want"), MEASURED)
+def test_measured_table(preset: str, want: list[float]) -> None:
+    got = finish_s(simulator.run(presets.get(preset).scenario))
+    assert len(got) == len(want)
+    assert all(close(g, w) for g, w in zip(got, want, strict=True)), (got, want)
+
+
+def test_single_thread_queues_in_the_kernel() -> None:
+    trace = simulator.run(presets.get("dev-single-thread").scenario)
+    assert trace.summary["max_backlog"] == 9
+    tenth = trace.requests[9]
+    assert tenth.queue_ms > 8900  # accepted only after nine others finished
+    assert {r.thread for r in trace.requests} == {"server/main"}
+
+
+def test_gthread_queues_in_the_worker_not_the_kernel() -> None:
+    trace = simulator.run(presets.get("gunicorn-gthread-1x4").scenario)
+    assert max(r.queue_ms for r in trace.requests) < 5  # all accepted at once
+    assert sum(1 for r in trace.requests if r.pool_wait_ms > 900) == 6
+
+
+def test_cpu_bound_threads_take_turns() -> None:
+    trace = simulator.run(presets.get("gil-cpu-threads").scenario)
+    done = finish_s(trace)
+    assert close(done[-1], 4 * 0.085)
+    for r in trace.requests:
+        assert r.cpu_ms == pytest.approx(85, abs=1)
+        wall = r.finished_ms - r.sent_ms
+        assert 0.24 <= wall / 1000 <= 0.36
+        assert r.gil_wait_ms > 0.5 * wall  # most of its time waiting for the GIL
+
+
+def test_cpu_bound_processes_use_both_cores() -> None:
+    done = finish_s(simulator.run(presets.get("gil-cpu-processes").scenario))
+    assert 0.17 <= done[-1] <= 0.21
+    threads = finish_s(simulator.run(presets.get("gil-cpu-threads").scenario))
+    assert done[-1] < 0.6 * threads[-1]
+
+
+def test_free_threaded_runs_in_parallel_up_to_the_cores() -> None:
+    done = finish_s(simulator.run(presets.get("free-threaded").scenario))
+    # Two cores, four 85 ms threads, 10 % slower per thread without the GIL.
+    assert close(done[-1], 2 * 0.085 * 1.1)
+
+
+def test_io_bound_threads_overlap() -> None:
+    done = finish_s(simulator.run(presets.get("gil-io-threads").scenario))
+    assert close(done[-1], 0.085)
+
+
+def _quick_latency(preset: str, with_hog: bool) -> float:
+    scenario = presets.get(preset).scenario
+    if not with_hog:
+        scenario = {**scenario, "workload": scenario["workload"][1:]}
+    trace = simulator.run(scenario)
+    quick = [r.finished_ms - r.sent_ms for r in trace.requests if r.path == "/ping"]
+    return sum(quick) / len(quick)
+
+
+def test_convoy_effect_in_the_same_process() -> None:
+    alone = _quick_latency("convoy-threads", with_hog=False)
+    beside = _quick_latency("convoy-threads", with_hog=True)
+    assert beside > 4 * alone
+    # Each blocking point costs at most one switch interval (5 ms).
+    assert beside < alone + 6 * 5.5
+
+
+def test_no_convoy_across_processes() -> None:
+    alone = _quick_latency("convoy-processes", with_hog=False)
+    beside = _quick_latency("convoy-processes", with_hog=True)
+    assert beside == pytest.approx(alone, rel=0.05)
+
+
+def test_backlog_overflow_turns_into_syn_retransmits() -> None:
+    trace = simulator.run(presets.get("backlog-overflow").scenario)
+    assert trace.backlog_limit == 2
+    reqs = trace.requests
+    assert all(r.status == "ok" for r in reqs)
+    prompt = [r for r in reqs if r.syn_retries == 0]
+    assert len(prompt) == 3  # one running, backlog + 1 queued
+    assert all(r.queue_ms < 400 for r in prompt)
+    for r in reqs:
+        if r.syn_retries:
+            assert r.queue_ms >= 1000
+            # It got into the queue exactly at its last SYN retransmit: 1, 2, 3 s ...
+            (queued,) = [e.t for e in trace.request_events(r.id) if e.what == "backlog"]
+            assert queued - r.sent_ms == pytest.approx(1000 * r.syn_retries)
+    assert trace.summary["max_backlog"] == 2
+
+
+def test_freed_slot_waits_for_the_next_retransmit() -> None:
+    trace = simulator.run(presets.get("backlog-overflow").scenario)
+    # The queue frees at ~100 ms but dropped clients only come back at 1 s.
+    assert not [r for r in trace.requests if 400 < (r.accepted_ms or 0) < 1000]
+
+
+def test_old_kernel_retransmits_exponentially() -> None:
+    scenario = presets.get("backlog-overflow").scenario
+    scenario = {**scenario, "machine": {"syn_schedule": "exponential"}}
+    trace = simulator.run(scenario)
+    accepted = sorted(r.accepted_ms for r in trace.requests if r.syn_retries)
+    assert all(a >= 1000 for a in accepted)
+    assert any(a >= 3000 for a in accepted)  # 1 s, then 3 s after the first SYN
+
+
+def test_worker_timeout_kills_a_sync_worker() -> None:
+    trace = simulator.run(presets.get("worker-timeout").scenario)
+    slow, *pings = trace.requests
+    assert slow.status == "error" and slow.http_status == 500
+    assert 2000 < slow.finished_ms <= 3100
+    assert all(r.status == "ok" for r in pings)
+    kinds = [(e.who, e.what) for e in trace.events if e.kind == "worker"]
+    assert ("w1", "killed") in kinds and ("w1", "ready") in kinds
+    assert min(r.finished_ms for r in pings) > slow.finished_ms  # served by the new worker
+
+
+def test_gthread_long_request_is_not_killed() -> None:
+    trace = simulator.run(presets.get("gthread-no-timeout").scenario)
+    assert [r.status for r in trace.requests] == ["ok"] * 4
+    assert trace.requests[0].finished_ms == pytest.approx(10000, abs=5)
+    assert not [e for e in trace.events if e.kind == "worker" and e.what == "killed"]
+
+
+def test_gevent_cpu_hog_blocks_the_worker_and_is_killed() -> None:
+    scenario = {
+        "server": {"kind": "gunicorn", "worker_class": "gevent", "timeout_s": 2},
+        "endpoints": {"/crunch": [{"cpu_ms": 10_000}], "/ping": [{"io_ms": 5}]},
+        "workload": [{"at_ms": 0, "count": 1, "path": "/crunch"},
+                     {"at_ms": 100, "count": 1, "path": "/ping"}],
+    }
+    trace = simulator.run(scenario)
+    crunch, ping = trace.requests
+    assert crunch.status == "error" and 2000 < crunch.finished_ms <= 3100
+    assert ping.status == "ok" and ping.finished_ms > crunch.finished_ms
+
+
+def test_gevent_overlaps_io_but_cpu_blocks_everyone() -> None:
+    io = simulator.run(presets.get("gevent-io").scenario)
+    assert io.summary["latency_ms"]["max"] < 1010
+    cpu = simulator.run(presets.get("gevent-cpu").scenario)
+    pings = [r for r in cpu.requests if r.path == "/ping"]
+    assert all(r.finished_ms >= 1500 for r in pings)  # nobody runs until /crunch ends
+
+
+def test_too_many_workers_slow_every_request() -> None:
+    many = simulator.run(presets.get("too-many-workers").scenario).summary
+    right = simulator.run(presets.get("right-sized-workers").scenario).summary
+    assert many["makespan_ms"] >= right["makespan_ms"]  # no throughput gained
+    assert many["latency_ms"]["p50"] > 1.2 * right["latency_ms"]["p50"]
+
+
+def test_gthread_hoards_connections_in_a_busy_worker() -> None:
+    trace = simulator.run(presets.get("gthread-hoarding").scenario)
+    slow = trace.requests[0]
+    stuck = [r for r in trace.requests[1:] if r.worker == slow.worker]
+    assert stuck and all(r.pool_wait_ms > 100 for r in stuck)
+    assert trace.summary["max_backlog"] <= 1
+
+
+def erlang_c_wait_s(c: int, lam: float, mu: float) -> float:
+    a = lam / mu
+    top = a**c / math.factorial(c) / (1 - a / c)
+    prob = top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
+    return prob / (c * mu - lam)
+
+
+def test_mm8_matches_erlang_c_and_littles_law() -> None:
+    assert erlang_c_wait_s(8, 7, 1) == pytest.approx(0.635, abs=0.001)
+    waits = []
+    for seed in (1, 2):
+        scenario = {
+            "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 8},
+            "costs": {k: 0 for k in COSTS},
+            "machine": {"context_switch_ms": 0},
+            "endpoints": {"/io": [{"io_ms": {"exp": 1000}}]},
+            "workload": [{"poisson": {"rate_per_s": 7, "duration_s": 12_000}, "path": "/io"}],
+        }
+        trace = simulator.run(scenario, seed=seed)
+        reqs = trace.requests[1000:]  # past the warm-up
+        waits.append(sum(r.queue_ms for r in reqs) / len(reqs) / 1000)
+        # Little's law: time-average number in system = arrival rate x mean time in system.
+        reqs = trace.requests
+        span = reqs[-1].sent_ms - reqs[0].sent_ms
+        lam = (len(reqs) - 1) / span
+        w = sum(r.finished_ms - r.sent_ms for r in reqs) / len(reqs)
+        area = _time_in_system_area(trace)
+        assert area / trace.summary["makespan_ms"] == pytest.approx(
+            lam * w * span / trace.summary["makespan_ms"], rel=0.01)
+    assert sum(waits) / len(waits) == pytest.approx(0.635, rel=0.05)
+
+
+def _time_in_system_area(trace: simulator.Trace) -> float:
+    """Integral over time of the number of requests in the system, from the event log."""
+    area = 0.0
+    last = 0.0
+    n = 0
+    for e in trace.events:
+        if e.kind != "req" or e.what not in ("syn", "done"):
+            continue
+        if e.what == "syn" and e.ref != "0":
+            continue  # a retransmit, not a new request
+        area += n * (e.t - last)
+        last = e.t
+        n += 1 if e.what == "syn" else -1
+    return area
