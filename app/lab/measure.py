@@ -1,0 +1,475 @@
+"""Measure a scenario on a real server: ``measure(scenario) -> Trace``.
+
+The run: validate the scenario; take its arrival schedule from the simulator (same seed,
+same arrival times and paths as ``simulator.run``); start the real server
+(:mod:`app.lab.launcher`); sample its accept queue (:mod:`app.lab.sampler`); fire the
+schedule with the load driver (:mod:`app.lab.driver`, its own process); stop everything;
+then merge what the clients saw (connect, connected, first byte, finished, status) with what
+the server recorded (accept, thread, stages, CPU time) into the same :class:`Trace` the
+simulator produces, with ``source = "measured"``.
+
+Everything the lab starts is stopped and reaped before :func:`measure` returns or raises,
+whatever happens (an error, a timeout, a killed driver, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import simulator
+from simulator.kernel import syn_offsets_ms
+from simulator.trace import Event, RequestRecord, Trace, summarise
+
+from .launcher import _PROJECT_ROOT, LabError, Server, group_members
+from .recorder import read_records
+from .sampler import BacklogSampler
+
+#: A lab run is bounded: at most this many requests ...
+MAX_REQUESTS = 2000
+#: ... sent over at most this many seconds.
+MAX_SPAN_S = 120.0
+#: Extra wall-clock time allowed after the last send (client timeout permitting).
+TAIL_S = 60.0
+
+Progress = Callable[[float, str], None]
+
+
+def lab_plan(scenario: dict[str, Any] | simulator.Scenario, seed: int | None = None) -> dict[str, Any]:
+    """Validate a scenario for the lab and work out its schedule.
+
+    Returns ``{"scenario": normalised dict, "seed": int, "requests": [{"id", "at_ms",
+    "path", "segments"}], "span_s": float}``. Raises ``simulator.ScenarioError`` naming the
+    field when the scenario is invalid or outside the lab's bounds, before anything starts.
+    """
+    sc = simulator.load_scenario(scenario)
+    if sc.expected_requests > MAX_REQUESTS * 2:
+        raise simulator.ScenarioError(
+            "workload",
+            f"asks for about {sc.expected_requests:,} requests; a lab run allows at most "
+            f"{MAX_REQUESTS:,}",
+        )
+    seed = sc.seed if seed is None else int(seed)
+    sim = simulator.run(sc, seed)
+    requests = [
+        {"id": r.id, "at_ms": r.sent_ms, "path": r.path, "segments": None} for r in sim.requests
+    ]
+    if len(requests) > MAX_REQUESTS:
+        raise simulator.ScenarioError(
+            "workload",
+            f"makes {len(requests):,} requests; a lab run allows at most {MAX_REQUESTS:,}",
+        )
+    span_s = (requests[-1]["at_ms"] / 1000.0) if requests else 0.0
+    if span_s > MAX_SPAN_S:
+        raise simulator.ScenarioError(
+            "workload",
+            f"sends requests over {span_s:.0f} s; a lab run allows at most {MAX_SPAN_S:.0f} s",
+        )
+    return {"scenario": sc.to_dict(), "seed": seed, "requests": requests, "span_s": span_s}
+
+
+def measure(
+    scenario: dict[str, Any] | simulator.Scenario,
+    progress: Progress | None = None,
+    seed: int | None = None,
+    keep_dir: str | os.PathLike[str] | None = None,
+) -> Trace:
+    """Run ``scenario`` on the real server it describes and return the measured Trace.
+
+    ``progress(fraction, message)`` is called now and then. ``keep_dir`` keeps the raw
+    records (config, server log, per-process record files, driver output) there.
+    Raises ``simulator.ScenarioError`` for a bad scenario (nothing started) and
+    :class:`LabError` when the run fails; either way nothing is left running.
+    """
+    plan = lab_plan(scenario, seed)
+    norm = plan["scenario"]
+    report = progress or (lambda _f, _m: None)
+    run_dir = Path(tempfile.mkdtemp(prefix="wsgiscope-lab-"))
+    try:
+        report(0.0, "starting the server")
+        with Server(norm, run_dir, plan["seed"]) as server:
+            sampler = BacklogSampler(server.port).start()
+            try:
+                results = _drive(server, plan, run_dir, report)
+            finally:
+                sampler.stop()
+        report(0.99, "building the trace")
+        trace = build_trace(
+            plan, results, list(read_records(server.record_dir)), sampler.samples, sampler.limit
+        )
+        trace.summary["lab"]["backlog_polls"] = sampler.polls
+        report(1.0, "done")
+        return trace
+    finally:
+        if keep_dir is not None:
+            shutil.copytree(run_dir, keep_dir, dirs_exist_ok=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _drive(
+    server: Server, plan: dict[str, Any], run_dir: Path, report: Progress
+) -> list[dict[str, Any]]:
+    """Run the load driver to completion; return its per-request results."""
+    sc = plan["scenario"]
+    timeout_s = float(sc["client"]["timeout_s"])
+    plan_path = run_dir / "plan.json"
+    out_path = run_dir / "driver.jsonl"
+    plan_path.write_text(
+        json.dumps({"port": server.port, "timeout_s": timeout_s, "start_in_ms": 150,
+                    "requests": plan["requests"]})
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    total = len(plan["requests"])
+    deadline = time.monotonic() + 5.0 + plan["span_s"] + min(timeout_s, TAIL_S) + 5.0
+    with open(run_dir / "driver.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.lab.driver", str(plan_path), str(out_path)],
+            cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"the run did not finish in time (server log:\n{server.log_tail()})"
+                )
+            if server.proc is not None and server.proc.poll() is not None:
+                raise LabError(f"the server died during the run:\n{server.log_tail()}")
+            done = _count_lines(out_path) - 1
+            report(0.05 + 0.9 * max(done, 0) / max(total, 1), f"{max(done, 0)} of {total} done")
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        _reap_group(proc.pid)
+    if proc.returncode != 0:
+        how = (
+            f"was killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exited with status {proc.returncode}"
+        )
+        log = (run_dir / "driver.log").read_text(errors="replace")[-2000:]
+        raise LabError(f"the load driver {how} before the run ended{': ' + log if log else ''}")
+    results = []
+    with open(out_path, encoding="utf-8") as fh:
+        for line in fh:
+            results.append(json.loads(line))
+    return results
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(65536), b""))
+    except OSError:
+        return 0
+
+
+def _reap_group(pgid: int) -> None:
+    for _ in range(100):
+        if not group_members(pgid):
+            return
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+
+
+# --- building the Trace --------------------------------------------------------------------
+
+
+class _Slots:
+    """Lowest-free-number lane names, like the simulator's."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.busy: list[tuple[float, int]] = []  # (free_at, n)
+        self.count = 0
+
+    def take(self, start: float, end: float) -> str:
+        taken = {n for free_at, n in self.busy if free_at > start}
+        n = 1
+        while n in taken:
+            n += 1
+        self.busy = [(f, m) for f, m in self.busy if f > start]
+        self.busy.append((end, n))
+        self.count = max(self.count, n)
+        return f"{self.prefix}{n}"
+
+
+def _note(seen: list[list[Any]], req_id: int) -> str:
+    for scope, name, value in seen or []:
+        if value != req_id:
+            who = "nothing" if value is None else f"request {value}'s"
+            return f"read {scope} {name!r} and got {who} value"
+    return ""
+
+
+def build_trace(
+    plan: dict[str, Any],
+    results: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    backlog: list[tuple[float, int]],
+    backlog_limit: int,
+) -> Trace:
+    """Merge client results, server records and backlog samples into a measured Trace."""
+    sc = plan["scenario"]
+    srv = sc["server"]
+    kind = srv["kind"]
+    wclass = srv.get("worker_class", "")
+    by_id = {r["id"]: r for r in results if "id" in r}
+    start = next((r["start"] for r in results if "start" in r), 0.0)
+    sends = [r["connect"] for r in by_id.values() if r.get("connect") is not None]
+    t0 = min(sends) if sends else start
+
+    def rel(t: float | None) -> float | None:
+        return None if t is None else t - t0
+
+    server_recs: dict[int, dict[str, Any]] = {}
+    for rec in records:
+        if rec.get("kind") == "request" and rec.get("req") is not None:
+            server_recs[int(rec["req"])] = rec
+
+    # -- processes and lanes
+    worker_of_pid: dict[int, str] = {}
+    events: list[Event] = []
+    processes: dict[str, dict[str, Any]] = {}
+
+    def lane(proc: str, label: str, thread: str | None = None) -> None:
+        p = processes.setdefault(proc, {"key": proc, "label": label, "threads": []})
+        if thread and thread not in p["threads"]:
+            p["threads"].append(thread)
+
+    if kind == "gunicorn":
+        n = int(srv["workers"])
+        boots = sorted((r for r in records if r.get("kind") == "boot"), key=lambda r: r["t"])
+        exits = sorted((r for r in records if r.get("kind") == "exit"), key=lambda r: r["t"])
+        free_keys: list[str] = []
+        exit_iter = iter(exits)
+        for i, b in enumerate(boots):
+            if i < n:
+                key = f"w{i + 1}"
+            else:
+                while not free_keys:
+                    ex = next(exit_iter, None)
+                    if ex is None:
+                        break
+                    if ex["worker_pid"] in worker_of_pid:
+                        free_keys.append(worker_of_pid[ex["worker_pid"]])
+                key = free_keys.pop(0) if free_keys else f"w{i + 1}"
+            worker_of_pid[b["pid"]] = key
+            label = f"worker {key[1:]} ({wclass})"
+            main = f"{key}/accept" if wclass == "gevent" else f"{key}/main"
+            lane(key, label, main)
+            if i >= n:
+                events.append(Event(max(b["t"] - t0, 0.0), "worker", key, "boot", "a new worker"))
+        for r in records:
+            t = r.get("t")
+            if t is None:
+                continue
+            if r.get("kind") == "worker_ready" and r["pid"] in worker_of_pid:
+                events.append(Event(max(t - t0, 0.0), "worker", worker_of_pid[r["pid"]],
+                                    "ready", ""))
+            elif r.get("kind") == "abort" and r["pid"] in worker_of_pid:
+                events.append(Event(t - t0, "worker", worker_of_pid[r["pid"]], "killed",
+                                    f"no heartbeat for {srv['timeout_s']:g} s (SIGABRT)"))
+            elif r.get("kind") == "exit" and r.get("worker_pid") in worker_of_pid and t >= t0:
+                events.append(Event(t - t0, "worker", worker_of_pid[r["worker_pid"]], "exit", ""))
+    elif srv.get("processes", 1) > 1:
+        lane("server", f"dev server (fork per request, at most {srv['processes']})",
+             "server/main")
+    elif srv.get("threaded", True):
+        lane("server", "dev server (threaded)", "server/main")
+    else:
+        lane("server", "dev server (1 process, 1 thread)", "server/main")
+
+    # -- thread keys for each served request, in the order threads picked them up
+    served = sorted(
+        (rec for rec in server_recs.values()),
+        key=lambda rec: rec.get("handle") or rec.get("accept") or rec.get("parsed") or 0.0,
+    )
+    thread_key: dict[int, tuple[str, str, str]] = {}  # req -> (process, thread, acceptor)
+    slots: dict[str, _Slots] = {}
+    tid_keys: dict[tuple[int, int], str] = {}
+    for rec in served:
+        rid = int(rec["req"])
+        begin = rec.get("handle") or rec.get("accept") or rec["parsed"]
+        end = rec.get("written") or begin
+        if kind == "gunicorn":
+            proc = worker_of_pid.get(rec["pid"], f"pid{rec['pid']}")
+            if proc not in processes:
+                lane(proc, f"worker ({wclass})", f"{proc}/main")
+            if wclass == "gthread":
+                k = (rec["pid"], rec["tid"])
+                if k not in tid_keys:
+                    used = sum(1 for (p, _t) in tid_keys if p == rec["pid"])
+                    tid_keys[k] = f"{proc}/t{used + 1}"
+                thread_key[rid] = (proc, tid_keys[k], f"{proc}/main")
+            elif wclass == "gevent":
+                s = slots.setdefault(proc, _Slots(f"{proc}/g"))
+                thread_key[rid] = (proc, s.take(begin, end), f"{proc}/accept")
+            else:
+                thread_key[rid] = (proc, f"{proc}/main", f"{proc}/main")
+        elif srv.get("processes", 1) > 1:
+            s = slots.setdefault("child", _Slots("child"))
+            child = s.take(begin, end)
+            lane(child, f"forked child {child}")
+            thread_key[rid] = (child, f"{child}/main", "server/main")
+        elif srv.get("threaded", True):
+            s = slots.setdefault("server", _Slots("server/t"))
+            thread_key[rid] = ("server", s.take(begin, end), "server/main")
+        else:
+            thread_key[rid] = ("server", "server/main", "server/main")
+        proc, th, _acc = thread_key[rid]
+        lane(proc, processes.get(proc, {}).get("label", proc), th)
+
+    # -- requests
+    offsets = syn_offsets_ms(sc["machine"]["syn_schedule"], sc["client"]["syn_retries"])
+    requests: list[RequestRecord] = []
+    send_late: list[float] = []
+    for planned in plan["requests"]:
+        rid = planned["id"]
+        cli = by_id.get(rid)
+        srec = server_recs.get(rid, {})
+        if cli is None or cli.get("connect") is None:
+            requests.append(RequestRecord(id=rid, path=planned["path"], sent_ms=planned["at_ms"],
+                                          status="timeout", note="the driver never sent it"))
+            continue
+        if cli.get("planned") is not None:
+            send_late.append(cli["connect"] - cli["planned"])
+        sent = cli["connect"] - t0
+        finished = rel(cli.get("finished"))
+        accepted = rel(srec.get("accept") or srec.get("handle") or srec.get("parsed"))
+        started = rel(srec.get("handle") or srec.get("accept") or srec.get("parsed"))
+        status = cli.get("status") or "timeout"
+        note = cli.get("error", "") if status != "ok" else ""
+        if srec.get("aborted") is not None:
+            note = "the worker was killed (timeout) while serving it"
+        segs = srec.get("segs") or []
+        cpu_wall = sum(s[2] - s[1] for s in segs if s[0] == "cpu")
+        cpu_own = sum(s[3] for s in segs if s[0] == "cpu")
+        proc, th, acceptor = thread_key.get(rid, (None, None, None))
+        rec = RequestRecord(
+            id=rid,
+            path=planned["path"],
+            sent_ms=sent,
+            accepted_ms=accepted,
+            started_ms=started,
+            finished_ms=finished,
+            status=status,
+            http_status=cli.get("http_status"),
+            worker=proc,
+            thread=th,
+            syn_retries=int(cli.get("syn_retransmits") or 0),
+            queue_ms=(accepted - sent) if accepted is not None else 0.0,
+            gil_wait_ms=max(cpu_wall - cpu_own, 0.0),
+            cpu_ms=float(srec.get("cpu") or cpu_own),
+            pool_wait_ms=(
+                (started - accepted)
+                if (wclass == "gthread" and started is not None and accepted is not None)
+                else 0.0
+            ),
+            io_ms=sum(s[2] - s[1] for s in segs if s[0] == "io"),
+            note=_note(srec.get("seen") or [], rid) or note,
+        )
+        requests.append(rec)
+
+        # req phases: SYNs (a dropped SYN is resent on the kernel's schedule)
+        connected = rel(cli.get("connected"))
+        retries = rec.syn_retries
+        for k in range(retries):
+            t = sent + (offsets[k - 1] if k else 0.0)
+            events.append(Event(t, "req", rid, "syn", str(k)))
+            events.append(Event(t, "req", rid, "drop", "accept queue full"))
+        if connected is not None:
+            last = sent + (offsets[retries - 1] if retries else 0.0)
+            events.append(Event(min(last, connected), "req", rid, "syn", str(retries)))
+            events.append(Event(connected, "req", rid, "backlog", ""))
+        else:
+            events.append(Event(sent, "req", rid, "syn", str(retries)))
+        if accepted is not None and acceptor is not None and th is not None:
+            events.append(Event(accepted, "req", rid, "accept", acceptor))
+            assert started is not None
+            if wclass == "gthread" and started - accepted > 0.5:
+                events.append(Event(accepted, "req", rid, "pool", "waiting for a pool thread"))
+            events.extend(_stage_events(srec, rid, th, t0, kind, started))
+            if srec.get("written") is not None:
+                end_state = "dead" if proc and proc.startswith("child") else "idle"
+                events.append(Event(srec["written"] - t0, "thread", th, end_state, -1))
+                if end_state == "dead":
+                    events.append(Event(started, "worker", proc, "boot", "fork"))
+                    events.append(Event(srec["written"] - t0, "worker", proc, "exit", ""))
+        if finished is not None:
+            events.append(Event(finished, "req", rid, "done", status))
+
+    for t, depth in backlog:
+        events.append(Event(max(t - t0, 0.0), "backlog", "listen", int(depth), -1))
+    events.sort(key=lambda e: e.t)  # stable: same-time events keep their logical order
+
+    trace = Trace(
+        scenario=sc,
+        source="measured",
+        events=events,
+        requests=requests,
+        processes=list(processes.values()),
+        backlog_limit=backlog_limit + 1 if backlog_limit else 0,
+        cores=len(os.sched_getaffinity(0)),
+        seed=plan["seed"],
+    )
+    trace.summary = summarise(trace)
+    trace.summary["races"] = sum(1 for r in requests if r.note.startswith("read "))
+    trace.summary["lab"] = {
+        "server": kind if kind == "werkzeug" else f"gunicorn {wclass}",
+        "send_late_ms_max": round(max(send_late), 3) if send_late else 0.0,
+        "send_late_ms_median": round(sorted(send_late)[len(send_late) // 2], 3)
+        if send_late else 0.0,
+        "backlog_samples": len(backlog),
+        "server_records": len(server_recs),
+    }
+    return trace
+
+
+def _stage_events(
+    srec: dict[str, Any], rid: int, th: str, t0: float, kind: str, started: float
+) -> list[Event]:
+    """Stage and thread events of one served request, from the server's record."""
+    out: list[Event] = [Event(started, "thread", th, "cpu", rid)]
+    marks: list[tuple[str, Any]] = [("recv", srec.get("handle") or srec.get("accept"))]
+    if kind == "werkzeug":
+        marks.append(("parse", srec.get("parse_start")))
+    else:
+        marks.append(("parse", srec.get("parsed")))
+    marks += [
+        ("context", srec.get("app_start")),
+        ("match", srec.get("match_start")),
+        ("before_request", srec.get("before_start")),
+        ("view", srec.get("view_start")),
+        ("after_request", srec.get("view_end") or srec.get("before_start")),
+        ("teardown", srec.get("after_end")),
+        ("write", srec.get("app_end")),
+    ]
+    for stage, t in marks:
+        if t is not None:
+            out.append(Event(t - t0, "req", rid, "stage", stage))
+    for seg in srec.get("segs") or []:
+        if seg[0] == "io":
+            out.append(Event(seg[1] - t0, "thread", th, "io", rid))
+            out.append(Event(seg[2] - t0, "thread", th, "cpu", rid))
+    return out
