@@ -150,6 +150,9 @@ def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
     # thread key -> [state, req_id, since, stage]
     thr: dict[str, list[Any]] = {}
     on_thread: dict[int, str] = {}  # request id -> key of the thread it was last seen on
+    # A request just accepted, not yet on a thread of its own nor in a pool, follows the state
+    # of the thread that accepted it (e.g. werkzeug's main thread starting a new thread).
+    handing: dict[str, int] = {}  # accepting thread key -> request id
 
     def set_req(r: int, state: str, t: float) -> None:
         cur = req_state.get(r)
@@ -190,6 +193,10 @@ def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
                 state = "write" if stage.get(r) == "write" else what
                 if state in _ON_THREAD or state == "write":
                     set_req(r, str(state), t)
+                if handing:
+                    _forget(handing, r)
+            elif r < 0 and key in handing:
+                set_req(handing[key], str(what) if what in _ON_THREAD else "pool", t)
         elif kind == "req":
             r = int(who)
             if what == "syn" or what == "drop":
@@ -199,8 +206,12 @@ def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
             elif what == "accept":
                 state = from_thread(r, str(ref)) or "pool"
                 set_req(r, state, t)
+                if r not in on_thread:
+                    handing[str(ref)] = r
             elif what == "pool":
                 set_req(r, "pool", t)
+                if handing:
+                    _forget(handing, r)
             elif what == "stage":
                 stage[r] = str(ref)
                 if with_stage and r in on_thread:
@@ -213,6 +224,8 @@ def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
                     req_out.append((r, cur_r[1], t, cur_r[0]))
                 stage.pop(r, None)
                 on_thread.pop(r, None)
+                if handing:
+                    _forget(handing, r)
     end = trace.end_ms
     for r, cur_r in req_state.items():
         if end > cur_r[1]:
@@ -221,6 +234,13 @@ def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
         if end > cur[2]:
             thr_out.append(_thread_span(key, cur, end, with_stage))
     return req_out, thr_out
+
+
+def _forget(handing: dict[str, int], r: int) -> None:
+    for key, req in handing.items():
+        if req == r:
+            del handing[key]
+            return
 
 
 def _thread_span(key: str, cur: list[Any], t: float, with_stage: bool) -> tuple[Any, ...]:

@@ -128,7 +128,7 @@ def lane_name(scenario: dict[str, Any], thread_key: str) -> str:
 class _Narrator:
     """One pass over the events, collecting candidate lines with an importance."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: Trace, cap: int) -> None:
         self.trace = trace
         self.scenario = trace.scenario or {}
         machine = self.scenario.get("machine", {}) or {}
@@ -136,8 +136,10 @@ class _Narrator:
         self.capacity, self.busy_reason = _capacity(self.scenario)
         self.records: dict[int, RequestRecord] = {r.id: r for r in trace.requests}
         self.n_requests = len(trace.requests)
+        # a run small enough for its cap is told request by request; a larger one only
+        # for its first requests
         self.detailed = (
-            self.n_requests if self.n_requests <= 2 * _DETAILED_REQUESTS else (_DETAILED_REQUESTS)
+            self.n_requests if self.n_requests <= cap // 3 else max(_DETAILED_REQUESTS, cap // 4)
         )
         self.lines: list[tuple[int, float, int, str]] = []  # (level, t, seq, text)
         self.skipped = 0
@@ -180,14 +182,15 @@ class _Narrator:
         holder_unknown: dict[str, set[str]] = {}
         told_gil: set[int] = set()
         on_thread: dict[int, str] = {}
-        in_backlog: set[int] = set()
+        depth = 0
+        in_backlog: dict[int, float] = {}  # request -> when it entered the queue
         attempt: dict[int, int] = {}
         forced: dict[str, int] = {}
         done = 0
         workers_up: set[str] = set()
         workers_seen = False
         end = trace.end_ms
-        step = end / _CHECKPOINTS if self.n_requests > 2 * _DETAILED_REQUESTS else 0.0
+        step = end / _CHECKPOINTS if self.n_requests > self.detailed else 0.0
         next_check = step if step > 0 else float("inf")
 
         self.intro()
@@ -241,6 +244,8 @@ class _Narrator:
                                 "it must let go and queue for it again; from now on they take "
                                 "turns, one at a time",
                             )
+            elif kind == "backlog":
+                depth = int(what)
             elif kind == "gil":
                 proc = str(who)
                 gil[proc] = str(what)
@@ -255,9 +260,9 @@ class _Narrator:
                 if what == "syn":
                     attempt[r] = attempt.get(r, 0) + 1
                 elif what == "drop":
-                    self.dropped(t, r, attempt.get(r, 1), syn_times.get(r, []), len(in_backlog))
+                    self.dropped(t, r, attempt.get(r, 1), syn_times.get(r, []), depth)
                 elif what == "backlog":
-                    in_backlog.add(r)
+                    in_backlog[r] = t
                     acceptor = self.acceptor.get(r, "")
                     acceptor_waits = threads.get(acceptor, ("", -1))[0] == "gil"
                     self.queued(
@@ -271,18 +276,17 @@ class _Narrator:
                         acceptor_waits,
                     )
                 elif what == "accept":
-                    in_backlog.discard(r)
-                    self.accepted(t, r, str(ref))
+                    self.accepted(t, r, str(ref), t - in_backlog.pop(r, t))
                 elif what == "pool":
                     self.pooled(t, r, self.acceptor.get(r), threads)
                 elif what == "stage":
                     if r == 0 and str(ref) in _STAGE_WORDS:
                         rec0 = self.records.get(r)
                         where = on_thread.get(r) or (rec0.thread if rec0 is not None else None)
-                        on = f", on thread {where}" if where else ""
+                        on = f", on {lane_name(self.scenario, where)}" if where else ""
                         self.say(_FINE, t, f"{user(r)}{on}: {_STAGE_WORDS[str(ref)]}")
                 elif what == "done":
-                    in_backlog.discard(r)
+                    in_backlog.pop(r, None)
                     done += 1
                     self.finished(t, r, str(ref))
             elif kind == "worker":
@@ -390,14 +394,10 @@ class _Narrator:
         else:
             self.skipped += 1
 
-    def accepted(self, t: float, r: int, thread: str) -> None:
-        rec = self.records.get(r)
-        if rec is None or not self.detailed_req(r):
+    def accepted(self, t: float, r: int, thread: str, waited: float) -> None:
+        if not self.detailed_req(r):
             self.skipped += 1
             return
-        # A request is queued from its connection's completion, which we only know here as
-        # accept time minus queue time.
-        waited = rec.queue_ms
         if waited >= _AT_ONCE_MS:
             who = lane_name(self.scenario, thread)
             self.say(_DETAIL, t, f"{who} accepts {user(r)} after {fmt_dur(waited)} in the backlog")
@@ -438,7 +438,7 @@ class _Narrator:
             if rec is not None and rec.latency_ms:
                 parts = []
                 if rec.queue_ms >= max(_AT_ONCE_MS, 0.1 * rec.latency_ms):
-                    parts.append(f"{fmt_dur(rec.queue_ms)} in the backlog")
+                    parts.append(f"{fmt_dur(rec.queue_ms)} waiting to be accepted")
                 if rec.pool_wait_ms >= max(_AT_ONCE_MS, 0.1 * rec.latency_ms):
                     parts.append(f"{fmt_dur(rec.pool_wait_ms)} in a worker's queue")
                 if rec.gil_wait_ms >= max(_AT_ONCE_MS, 0.1 * rec.latency_ms):
@@ -482,14 +482,14 @@ class _Narrator:
             return
         if what == "boot":
             if t > 0:
-                self.say(_LESSON, t, f"a new worker {key} starts booting{extra}")
+                self.say(_LESSON, t, f"worker {key} boots{extra}")
             return
         up.discard(key)
         if what == "killed":
             self.say(
                 _ALWAYS,
                 t,
-                f"worker {key} is killed: it sent no heartbeat within the timeout{extra}; "
+                f"worker {key} is killed{extra or ': no heartbeat within the timeout'}; "
                 "the arbiter will start a replacement",
             )
         elif what == "exit":
@@ -532,7 +532,7 @@ def narrate(trace: Trace, max_lines: int | None = None) -> list[tuple[float, str
     says how many.
     """
     cap = DEFAULT_MAX_LINES if max_lines is None else max(2, int(max_lines))
-    n = _Narrator(trace)
+    n = _Narrator(trace, cap)
     n.run()
     ranked = sorted(n.lines)  # by level, then time, then order of discovery
     budget = cap - 1  # the closing summary always stays
@@ -545,6 +545,6 @@ def narrate(trace: Trace, max_lines: int | None = None) -> list[tuple[float, str
     if out and out[-1][0] > final_t:
         final_t = out[-1][0]
     if left_out:
-        out.append((final_t, f"{fmt_t(final_t)} — …and {left_out} more events not told here"))
+        out.append((final_t, f"{fmt_t(final_t)} — …and {left_out:,} more events not told here"))
     out.append((final_t, f"{fmt_t(final_t)} — {final_text}"))
     return out
