@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .core import URGENT, Env
 
 if TYPE_CHECKING:
-    from .engine import Recorder, Request
+    from .engine import Request
 
 CPU = 0
 IO = 1
@@ -238,9 +238,7 @@ class Thread:
                 if self.req is not None:
                     self.req.cpu_ms += self.work
                 gil = self.proc.gil
-                if gil is None or gil.holder is self:
-                    self._on_core()
-                elif gil.acquire(self):
+                if gil is None or gil.holder is self or gil.acquire(self):
                     self._on_core()
                 else:
                     self._set("gil")

@@ -62,31 +62,34 @@ class Request:
 class Recorder:
     """Appends :class:`Event` tuples to the trace's log."""
 
-    __slots__ = ("env", "events", "_threads")
+    __slots__ = ("env", "events")
 
     def __init__(self, env: Env) -> None:
         self.env = env
         self.events: list[Event] = []
-        self._threads: dict[str, str] = {}
 
+    # tuple.__new__ skips NamedTuple's Python-level constructor: inlined for speed
     def thread(self, key: str, state: str, req: Request | None) -> None:
-        self.events.append(Event(self.env.now, "thread", key, state,
-                                 req.id if req is not None else -1))
+        self.events.append(_new(Event, (self.env.now, "thread", key, state,
+                                        req.id if req is not None else -1)))
 
     def gil(self, proc: str, holder: str) -> None:
-        self.events.append(Event(self.env.now, "gil", proc, holder, -1))
+        self.events.append(_new(Event, (self.env.now, "gil", proc, holder, -1)))
 
     def backlog(self, depth: int) -> None:
-        self.events.append(Event(self.env.now, "backlog", "listen", depth, -1))
+        self.events.append(_new(Event, (self.env.now, "backlog", "listen", depth, -1)))
 
     def req(self, req: Request, phase: str, detail: str = "") -> None:
-        self.events.append(Event(self.env.now, "req", req.id, phase, detail))
+        self.events.append(_new(Event, (self.env.now, "req", req.id, phase, detail)))
 
     def stage(self, req: Request, stage: str) -> None:
-        self.events.append(Event(self.env.now, "req", req.id, "stage", stage))
+        self.events.append(_new(Event, (self.env.now, "req", req.id, "stage", stage)))
 
     def worker(self, key: str, what: str, detail: str) -> None:
-        self.events.append(Event(self.env.now, "worker", key, what, detail))
+        self.events.append(_new(Event, (self.env.now, "worker", key, what, detail)))
+
+
+_new = tuple.__new__
 
 
 def _sampler(rng: random.Random, value: Any) -> Any:
@@ -114,22 +117,24 @@ class Sim:
         self.client = sc.client
         self.cores = Cores(self.env, sc.machine["cores"], sc.machine["context_switch_ms"])
         self.listen = ListenSocket(sc.server["backlog"], sc.machine["somaxconn"],
-                                   self.rec.backlog, self.rng.shuffle)
+                                   self.rec.backlog, self.rng.randrange)
         self.lanes: dict[str, dict[str, Any]] = {}
         self.requests: list[Request] = []
         self.outstanding = 0
+        self._timeout_ms = sc.client["timeout_s"] * 1000.0
         self.syn_offsets = syn_offsets_ms(sc.machine["syn_schedule"], sc.client["syn_retries"])
-        self.views = {path: self._view(segs) for path, segs in sc.endpoints.items()}
         c = sc.costs
-        self.head: list[Step] = [
+        # A stage that costs nothing takes no time: leave it out of the program.
+        self.head: list[Step] = [step for step in (
             (IO, c["recv_ms"], "recv"), (CPU, c["parse_ms"], "parse"),
             (CPU, c["context_ms"], "context"), (CPU, c["match_ms"], "match"),
             (CPU, c["before_request_ms"], "before_request"),
-        ]
-        self.tail: list[Step] = [
+        ) if step[1] > 0]
+        self.tail: list[Step] = [step for step in (
             (CPU, c["after_request_ms"], "after_request"), (CPU, c["teardown_ms"], "teardown"),
             (IO, c["write_ms"], "write"),
-        ]
+        ) if step[1] > 0]
+        self.programs = {path: self._view(segs) for path, segs in sc.endpoints.items()}
 
     # -- lanes ----------------------------------------------------------------------------
     def add_process(self, proc: Process, threads: list[Thread]) -> None:
@@ -143,18 +148,26 @@ class Sim:
         self.add_process(proc, [th])
 
     # -- the view: the endpoint's segments as steps ------------------------------------------
-    def _view(self, segments: list[dict[str, Any]]) -> list[tuple[int, Any]]:
-        out: list[tuple[int, Any]] = []
+    def _view(self, segments: list[dict[str, Any]]) -> Any:
+        """A function returning the request's whole program: lifecycle head, the view's
+        segments (durations drawn now), lifecycle tail."""
+        parts: list[tuple[int, Any, bool]] = []  # (kind, value or sampler, is it random)
         for seg in segments:
             ((kind, value),) = seg.items()
-            if kind == "cpu_ms":
-                out.append((CPU, _sampler(self.rng, value)))
-            elif kind == "io_ms":
-                out.append((IO, _sampler(self.rng, value)))
+            if kind in ("cpu_ms", "io_ms"):
+                step = CPU if kind == "cpu_ms" else IO
+                if isinstance(value, dict):
+                    parts.append((step, _sampler(self.rng, value), True))
+                else:
+                    parts.append((step, value, False))
             else:
-                out.append((CPU, lambda: STORE_OP_MS))
-                out.append((CALL, self._store_op(kind, value)))
-        return out
+                parts.append((CPU, STORE_OP_MS, False))
+                parts.append((CALL, self._store_op(kind, value), False))
+        head, tail = self.head, self.tail
+        if not any(random for _, _, random in parts):
+            fixed: list[Step] = [*head, *[(k, v, "view") for k, v, _ in parts], *tail]
+            return lambda: fixed
+        return lambda: [*head, *[(k, v() if r else v, "view") for k, v, r in parts], *tail]
 
     def _store_op(self, op: str, name: str) -> Any:
         def act(th: Thread) -> None:
@@ -213,13 +226,28 @@ class Sim:
         return out
 
     def start_clients(self) -> None:
-        timeout = self.client["timeout_s"] * 1000.0
-        for rid, (t, path) in enumerate(self.arrivals()):
-            req = Request(rid, path, t)
-            self.requests.append(req)
-            self.env.at(t, self.syn, req, NORMAL)
-            self.env.at(t + timeout, self.give_up, req, NORMAL)
+        self.requests = [Request(rid, path, t) for rid, (t, path) in enumerate(self.arrivals())]
         self.outstanding = len(self.requests)
+        if self.requests:
+            # Arrivals and client timeouts are both in time order: each is a stream with one
+            # pending event, which keeps the heap small.
+            self.env.at(0.0, self._arrive, 0, NORMAL)
+            self.env.at(self._timeout_ms, self._time_out, 0, NORMAL)
+
+    def _arrive(self, i: int) -> None:
+        reqs = self.requests
+        if i + 1 < len(reqs):
+            self.env.at(reqs[i + 1].sent, self._arrive, i + 1, NORMAL)
+        self.syn(reqs[i])
+
+    def _time_out(self, i: int) -> None:
+        reqs = self.requests
+        self.give_up(reqs[i])
+        i += 1
+        while i < len(reqs) and reqs[i].status:  # already answered: no deadline to watch
+            i += 1
+        if i < len(reqs):
+            self.env.at(reqs[i].sent + self._timeout_ms, self._time_out, i, NORMAL)
 
     def syn(self, req: Request) -> None:
         if req.status:
@@ -277,13 +305,9 @@ class Sim:
         req.worker = th.proc.key
         if req.status == "timeout":
             # The client already hung up: the server reads EOF and closes.
-            steps: list[Step] = [self.head[0]]
+            steps: list[Step] = self.head[:1]
         else:
-            view: list[Step] = [
-                (kind, draw() if kind != CALL else draw, "view") for kind, draw in
-                self.views[req.path]
-            ]
-            steps = [*self.head, *view, *self.tail]
+            steps = self.programs[req.path]()
 
         def done(t: Thread) -> None:
             if not req.status:

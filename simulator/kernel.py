@@ -36,20 +36,20 @@ class ListenSocket:
     refused: the client retransmits later.
     """
 
-    __slots__ = ("capacity", "queue", "_waiting", "_on_depth", "_shuffle")
+    __slots__ = ("capacity", "queue", "_waiting", "_on_depth", "_pick")
 
     def __init__(
         self,
         backlog: int,
         somaxconn: int,
         on_depth: Callable[[int], None],
-        shuffle: Callable[[list[Any]], None],
+        pick: Callable[[int], int],
     ) -> None:
         self.capacity = min(backlog, somaxconn) + 1
         self.queue: deque[Any] = deque()
         self._waiting: list[Callable[[], None]] = []
         self._on_depth = on_depth
-        self._shuffle = shuffle  # which waiting acceptor wins is up to the kernel
+        self._pick = pick
 
     def offer(self, conn: Any) -> bool:
         """A SYN arrives: queue the connection, or return False if the queue is full."""
@@ -60,8 +60,15 @@ class ListenSocket:
         if self._waiting:
             waiting, self._waiting = self._waiting, []
             if len(waiting) > 1:
-                self._shuffle(waiting)
-            for wake in waiting:
+                # Which waiting acceptor wins is up to the kernel: start at a random one.
+                k = self._pick(len(waiting))
+                waiting = waiting[k:] + waiting[:k]
+            for n, wake in enumerate(waiting):
+                if not self.queue:
+                    # Accepted already (at no cost): the rest would find EAGAIN and wait
+                    # again at this same instant, so they simply keep waiting.
+                    self._waiting.extend(waiting[n:])
+                    break
                 wake()
         return True
 

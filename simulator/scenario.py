@@ -284,9 +284,8 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
             expected += clean["count"]
         for key in item:
             if key not in allowed:
-                raise ScenarioError(
-                    f"{where}.{key}", f"is not a known field (allowed: {', '.join(sorted(allowed))})"
-                )
+                known = ", ".join(sorted(allowed))
+                raise ScenarioError(f"{where}.{key}", f"is not a known field (allowed: {known})")
         out.append(clean)
     if expected > MAX_REQUESTS:
         raise ScenarioError(

@@ -63,34 +63,49 @@ class Server:
     def start(self) -> None:
         raise NotImplementedError
 
-    def accept_steps(self, extra_ms: float = 0.0) -> list[Step]:
-        return [(CPU, self.costs["accept_ms"] + extra_ms, None)]
+    def acceptor(self, th: Thread, handle: Any, ready: Any = None) -> Acceptor:
+        return Acceptor(self.sim, th, handle, ready)
 
-    def accept_loop(self, th: Thread, handle: Any, ready: Any = None) -> None:
-        """``th`` waits for the listener to be readable, accepts, and calls
-        ``handle(th, req)``; ``ready()`` (if given) says whether it may accept now."""
-        sim = self.sim
 
-        def wait(_: Thread | None = None) -> None:
-            if not th.proc.alive:
-                return
-            if ready is not None and not ready():
-                return  # the caller restarts the loop when it may accept again
-            self.listen.wait_readable(woken)
+class Acceptor:
+    """A thread's accept loop: wait until the listener is readable, ``accept()`` (a little
+    CPU, so it needs the GIL), then ``handle(thread, request)``. ``ready()``, if given, says
+    whether the thread may accept now; when it says no, the owner calls :meth:`wait` again
+    later. Several acceptors may wake for one connection: the losers find the queue empty
+    (EAGAIN) and wait again, like gunicorn workers on a shared socket."""
 
-        def woken() -> None:
-            if th.proc.alive:
-                th.run(self.accept_steps(), None, accepted)
+    __slots__ = ("sim", "th", "handle", "ready", "listen", "steps")
 
-        def accepted(_: Thread) -> None:
-            req = self.listen.take()
-            if req is None:  # another worker won the race (thundering herd)
-                wait()
-                return
-            sim.accepted(req, th)
-            handle(th, req)
+    def __init__(self, sim: Sim, th: Thread, handle: Any, ready: Any = None) -> None:
+        self.sim = sim
+        self.th = th
+        self.handle = handle
+        self.ready = ready
+        self.listen = sim.listen
+        cost = sim.costs["accept_ms"]
+        self.steps: list[Step] | None = [(CPU, cost, None)] if cost > 0 else None
 
-        wait()
+    def wait(self, _: Any = None) -> None:
+        if not self.th.proc.alive:
+            return
+        if self.ready is not None and not self.ready():
+            return
+        self.listen.wait_readable(self.woken)
+
+    def woken(self) -> None:
+        if self.th.proc.alive:
+            if self.steps is None:
+                self.accepted(self.th)
+            else:
+                self.th.run(self.steps, None, self.accepted)
+
+    def accepted(self, _: Thread) -> None:
+        req = self.listen.take()
+        if req is None:  # another thread won the race
+            self.wait()
+            return
+        self.sim.accepted(req, self.th)
+        self.handle(self.th, req)
 
 
 class WerkzeugSingle(Server):
@@ -100,12 +115,10 @@ class WerkzeugSingle(Server):
         self.sim.add_process(proc, [th])
 
         def handle(th: Thread, req: Request) -> None:
-            self.sim.serve(th, req, lambda _t: loop())
+            self.sim.serve(th, req, acc.wait)
 
-        def loop() -> None:
-            self.accept_loop(th, handle)
-
-        loop()
+        acc = self.acceptor(th, handle)
+        acc.wait()
 
 
 class WerkzeugThreaded(Server):
@@ -131,9 +144,10 @@ class WerkzeugThreaded(Server):
 
             # socketserver.ThreadingMixIn: Thread(target=...).start() in the main thread
             main.run([(CPU, self.costs["thread_start_ms"], None), (CALL, spawn, None)], None,
-                     lambda _t: self.accept_loop(main, handle))
+                     acc.wait)
 
-        self.accept_loop(main, handle)
+        acc = self.acceptor(main, handle)
+        acc.wait()
 
 
 class WerkzeugForking(Server):
@@ -152,7 +166,7 @@ class WerkzeugForking(Server):
                 children["blocked"] = True
                 main._set("io")  # blocked in waitpid (no GIL needed: it is alone)
                 return
-            self.accept_loop(main, handle)
+            acc.wait()
 
         def child_exit(name: str) -> None:
             children["alive"] -= 1
@@ -181,6 +195,7 @@ class WerkzeugForking(Server):
 
             main.run([(CPU, self.costs["fork_ms"], None), (CALL, fork, None)], None, loop)
 
+        acc = self.acceptor(main, handle)
         loop()
 
 
@@ -304,9 +319,10 @@ class GunicornSync(_Gunicorn):
         def finished(_: Thread) -> None:
             w["busy_since"] = None
             if not self.done_one(key, w):
-                self.accept_loop(th, handle)
+                acc.wait()
 
-        self.accept_loop(th, handle)
+        acc = self.acceptor(th, handle)
+        acc.wait()
 
 
 class GunicornGthread(_Gunicorn):
@@ -336,7 +352,7 @@ class GunicornGthread(_Gunicorn):
                 queued.append(req)
                 req.pool_from = sim.env.now
                 sim.rec.req(req, "pool", f"all {len(pool)} threads of {key} are busy")
-            self.accept_loop(main, handle, ready)
+            acc.wait()
 
         def finished(th: Thread) -> None:
             retiring = self.done_one(key, w)
@@ -350,10 +366,11 @@ class GunicornGthread(_Gunicorn):
                 idle.append(th)
             if not retiring and not w["accepting"]:
                 w["accepting"] = True
-                self.accept_loop(main, handle, ready)
+                acc.wait()
 
+        acc = self.acceptor(main, handle, ready)
         w["accepting"] = True
-        self.accept_loop(main, handle, ready)
+        acc.wait()
 
 
 class GunicornGevent(_Gunicorn):
@@ -387,7 +404,7 @@ class GunicornGevent(_Gunicorn):
                 w["threads"].append(g)
                 sim.add_thread(proc, g)
             sim.serve(g, req, finished)
-            self.accept_loop(hub, handle, ready)
+            acc.wait()
 
         def finished(g: Thread) -> None:
             free[g.key] = g
@@ -395,10 +412,11 @@ class GunicornGevent(_Gunicorn):
             retiring = self.done_one(key, w)
             if proc.alive and not retiring and not w["accepting"]:
                 w["accepting"] = True
-                self.accept_loop(hub, handle, ready)
+                acc.wait()
 
+        acc = self.acceptor(hub, handle, ready)
         w["accepting"] = True
-        self.accept_loop(hub, handle, ready)
+        acc.wait()
 
 
 def make_server(sim: Sim) -> Server:

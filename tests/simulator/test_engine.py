@@ -31,33 +31,40 @@ def test_simulator_imports_no_flask_and_no_io() -> None:
         "bad = {'flask', 'werkzeug', 'socket', 'threading', 'asyncio', 'gunicorn'} & "
         "set(sys.modules); print(sorted(bad))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # threading may be imported by the interpreter itself; flask and friends must not be.
     assert "flask" not in out.stdout and "werkzeug" not in out.stdout
     assert "gunicorn" not in out.stdout and "socket" not in out.stdout
 
 
 def test_exact_timeline_single_thread_without_overheads() -> None:
-    trace = simulator.run({
-        "server": {"kind": "werkzeug", "threaded": False},
-        "costs": NO_COSTS,
-        "client": {"launch_gap_ms": 0},
-        "endpoints": {"/sleep": [{"io_ms": 1000}]},
-        "workload": [{"at_ms": 0, "count": 3, "path": "/sleep"}],
-    })
-    log = [(e.t, e.what, e.ref) for e in trace.events
-           if e.kind == "req" and e.what in ("backlog", "accept", "done")]
+    trace = simulator.run(
+        {
+            "server": {"kind": "werkzeug", "threaded": False},
+            "costs": NO_COSTS,
+            "client": {"launch_gap_ms": 0},
+            "endpoints": {"/sleep": [{"io_ms": 1000}]},
+            "workload": [{"at_ms": 0, "count": 3, "path": "/sleep"}],
+        }
+    )
+    log = [
+        (e.t, e.what, e.ref)
+        for e in trace.events
+        if e.kind == "req" and e.what in ("backlog", "accept", "done")
+    ]
     assert log == [
-        (0.0, "backlog", "1"), (0.0, "accept", "server/main"),
-        (0.0, "backlog", "1"), (0.0, "backlog", "2"),
-        (1000.0, "done", "ok"), (1000.0, "accept", "server/main"),
-        (2000.0, "done", "ok"), (2000.0, "accept", "server/main"),
+        (0.0, "backlog", "1"),
+        (0.0, "accept", "server/main"),
+        (0.0, "backlog", "1"),
+        (0.0, "backlog", "2"),
+        (1000.0, "done", "ok"),
+        (1000.0, "accept", "server/main"),
+        (2000.0, "done", "ok"),
+        (2000.0, "accept", "server/main"),
         (3000.0, "done", "ok"),
     ]
     depth = [(e.t, e.what) for e in trace.events if e.kind == "backlog"]
-    assert depth == [(0.0, 0), (0.0, 1), (0.0, 0), (0.0, 1), (0.0, 2), (1000.0, 1),
-                     (2000.0, 0)]
+    assert depth == [(0.0, 0), (0.0, 1), (0.0, 0), (0.0, 1), (0.0, 2), (1000.0, 1), (2000.0, 0)]
 
 
 def test_events_are_in_time_order() -> None:
@@ -106,24 +113,28 @@ def test_syn_schedules() -> None:
 
 
 def test_connect_gives_up_after_syn_retries() -> None:
-    trace = simulator.run({
-        "server": {"kind": "werkzeug", "threaded": False, "backlog": 0},
-        "client": {"syn_retries": 2, "timeout_s": 600},
-        "endpoints": {"/long": [{"io_ms": 60_000}]},
-        "workload": [{"count": 4, "path": "/long"}],
-    })
+    trace = simulator.run(
+        {
+            "server": {"kind": "werkzeug", "threaded": False, "backlog": 0},
+            "client": {"syn_retries": 2, "timeout_s": 600},
+            "endpoints": {"/long": [{"io_ms": 60_000}]},
+            "workload": [{"count": 4, "path": "/long"}],
+        }
+    )
     failed = [r for r in trace.requests if r.status == "timeout"]
     assert failed and all("SYN retransmits" in r.note for r in failed)
     assert all(r.finished_ms == pytest.approx(r.sent_ms + 3000) for r in failed)
 
 
 def test_client_timeout_while_in_the_backlog() -> None:
-    trace = simulator.run({
-        "server": {"kind": "werkzeug", "threaded": False},
-        "client": {"timeout_s": 2.5},
-        "endpoints": {"/sleep": [{"io_ms": 1000}]},
-        "workload": [{"count": 5, "path": "/sleep"}],
-    })
+    trace = simulator.run(
+        {
+            "server": {"kind": "werkzeug", "threaded": False},
+            "client": {"timeout_s": 2.5},
+            "endpoints": {"/sleep": [{"io_ms": 1000}]},
+            "workload": [{"count": 5, "path": "/sleep"}],
+        }
+    )
     statuses = [r.status for r in trace.requests]
     assert statuses == ["ok", "ok", "timeout", "timeout", "timeout"]
     # The server still accepts the abandoned connections, reads EOF and closes them fast.
@@ -132,11 +143,13 @@ def test_client_timeout_while_in_the_backlog() -> None:
 
 
 def test_max_requests_recycles_the_worker() -> None:
-    trace = simulator.run({
-        "server": {"kind": "gunicorn", "workers": 1, "max_requests": 3, "boot_ms": 500},
-        "endpoints": {"/a": [{"io_ms": 10}]},
-        "workload": [{"count": 7, "path": "/a"}],
-    })
+    trace = simulator.run(
+        {
+            "server": {"kind": "gunicorn", "workers": 1, "max_requests": 3, "boot_ms": 500},
+            "endpoints": {"/a": [{"io_ms": 10}]},
+            "workload": [{"count": 7, "path": "/a"}],
+        }
+    )
     assert all(r.status == "ok" for r in trace.requests)
     exits = [e for e in trace.events if e.kind == "worker" and e.what == "exit"]
     assert len(exits) == 2
@@ -144,12 +157,14 @@ def test_max_requests_recycles_the_worker() -> None:
 
 
 def test_somaxconn_caps_the_backlog() -> None:
-    trace = simulator.run({
-        "server": {"kind": "gunicorn", "backlog": 2048},
-        "machine": {"somaxconn": 128},
-        "endpoints": {"/a": [{"io_ms": 10}]},
-        "workload": [{"count": 1, "path": "/a"}],
-    })
+    trace = simulator.run(
+        {
+            "server": {"kind": "gunicorn", "backlog": 2048},
+            "machine": {"somaxconn": 128},
+            "endpoints": {"/a": [{"io_ms": 10}]},
+            "workload": [{"count": 1, "path": "/a"}],
+        }
+    )
     assert trace.backlog_limit == 129
 
 
@@ -159,10 +174,29 @@ def test_trace_dict_round_trip() -> None:
     assert again.to_dict() == trace.to_dict()
     result = trace.to_result()
     assert set(result["requests"][0]) >= {
-        "id", "path", "sent_ms", "accepted_ms", "started_ms", "finished_ms", "status",
-        "http_status", "worker", "thread", "syn_retries", "queue_ms", "gil_wait_ms", "cpu_ms"}
-    assert set(result["summary"]) >= {"completed", "failed", "makespan_ms", "throughput_rps",
-                                      "latency_ms", "max_backlog"}
+        "id",
+        "path",
+        "sent_ms",
+        "accepted_ms",
+        "started_ms",
+        "finished_ms",
+        "status",
+        "http_status",
+        "worker",
+        "thread",
+        "syn_retries",
+        "queue_ms",
+        "gil_wait_ms",
+        "cpu_ms",
+    }
+    assert set(result["summary"]) >= {
+        "completed",
+        "failed",
+        "makespan_ms",
+        "throughput_rps",
+        "latency_ms",
+        "max_backlog",
+    }
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))

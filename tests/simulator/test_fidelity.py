@@ -157,8 +157,10 @@ def test_gevent_cpu_hog_blocks_the_worker_and_is_killed() -> None:
     scenario = {
         "server": {"kind": "gunicorn", "worker_class": "gevent", "timeout_s": 2},
         "endpoints": {"/crunch": [{"cpu_ms": 10_000}], "/ping": [{"io_ms": 5}]},
-        "workload": [{"at_ms": 0, "count": 1, "path": "/crunch"},
-                     {"at_ms": 100, "count": 1, "path": "/ping"}],
+        "workload": [
+            {"at_ms": 0, "count": 1, "path": "/crunch"},
+            {"at_ms": 100, "count": 1, "path": "/ping"},
+        ],
     }
     trace = simulator.run(scenario)
     crunch, ping = trace.requests
@@ -217,7 +219,8 @@ def test_mm8_matches_erlang_c_and_littles_law() -> None:
         w = sum(r.finished_ms - r.sent_ms for r in reqs) / len(reqs)
         area = _time_in_system_area(trace)
         assert area / trace.summary["makespan_ms"] == pytest.approx(
-            lam * w * span / trace.summary["makespan_ms"], rel=0.01)
+            lam * w * span / trace.summary["makespan_ms"], rel=0.01
+        )
     assert sum(waits) / len(waits) == pytest.approx(0.635, rel=0.05)
 
 
