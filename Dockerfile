@@ -1,0 +1,23 @@
+# wsgiscope: the web app served by gunicorn (gthread worker; flask-sock holds a thread per
+# WebSocket). Build:  docker build -t wsgiscope .
+# Run:                docker run --rm -p 8000:8000 wsgiscope   then open http://localhost:8000
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /srv/wsgiscope
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY simulator ./simulator
+COPY templates ./templates
+COPY static ./static
+# Editable install keeps templates/ and static/ beside the packages, where the app finds them.
+RUN pip install -e '.[lab]' && useradd --create-home wsgiscope
+USER wsgiscope
+
+EXPOSE 8000
+# The lab (real servers on the container's loopback) is off when serving on 0.0.0.0;
+# add --allow-lab to turn it on for a trusted audience.
+CMD ["wsgiscope", "serve", "--host", "0.0.0.0", "--port", "8000"]
