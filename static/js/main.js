@@ -1,0 +1,477 @@
+// Wiring: the player (playhead, speed, stepping), the socket, the views, the lab.
+
+import { Stream } from "./stream.js";
+import { Store } from "./store.js";
+import { TimeScale, fmtClock, fmtDur } from "./scale.js";
+import { Timeline } from "./timeline.js";
+import { House } from "./house.js";
+import { bindControls, showPlaying } from "./controls.js";
+
+const $ = (id) => document.getElementById(id);
+const body = document.body;
+
+const store = new Store();
+const labStore = new Store();
+const scale = new TimeScale();
+const timeline = new Timeline($("timeline"), store, scale, { empty: "Pick a lesson or press Simulate." });
+const labTimeline = new Timeline($("lab-timeline"), labStore, scale, { maxRequestsHeight: 260 });
+const house = new House($("house"), store);
+
+// Numbers the measurement script and the browser tests read.
+const stats = { bytes: 0, frameMessages: 0, framesReceived: 0, firstFrameAt: 0, startAt: 0, draws: 0, errors: [] };
+window.wsgiscope = { store, labStore, scale, stats };
+
+const player = {
+  t: 0,
+  playing: false,
+  speed: 1,
+  run: null,              // {scenario, seed}
+  lastSeekSent: -1,
+  get end() { return store.meta ? store.end : 0; },
+
+  start(scenario, seed, play) {
+    this.run = { scenario, seed };
+    this.t = 0;
+    this.playing = !!play;
+    showPlaying(this.playing);
+    stats.startAt = performance.now();
+    stats.firstFrameAt = 0;
+    stats.bytes = 0; stats.frameMessages = 0; stats.framesReceived = 0;
+    store.reset(null);
+    timeline.selected = -1;
+    dirty = true;
+    stream.send({ op: "start", scenario, seed, speed: this.speedValue(), play: this.playing, t: 0 });
+  },
+
+  speedValue() { return this.speed === Infinity ? "max" : this.speed; },
+
+  toggle() { if (this.playing) this.pause(); else this.play(); },
+
+  play() {
+    if (!store.meta) return;
+    if (store.complete && this.t >= this.end - 1e-6) this.t = 0;  // play again from the top
+    this.playing = true;
+    showPlaying(true);
+    stream.send({ op: "play", t: this.t });
+    lastNow = performance.now();
+  },
+
+  pause() {
+    this.playing = false;
+    showPlaying(false);
+    stream.send({ op: "pause", t: this.t });
+  },
+
+  setSpeed(value) {
+    this.speed = value === "max" ? Infinity : Number(value);
+    stream.send({ op: "speed", value: this.speedValue(), t: this.t });
+  },
+
+  // Move the playhead. What the browser has is shown at once; beyond it, ask the server.
+  seek(t, { scrubbing = false } = {}) {
+    if (!store.meta) return;
+    t = Math.max(0, Math.min(t, this.end));
+    this.t = t;
+    dirty = true;
+    if (t > store.lastT + 1e-9 || (this.playing && !scrubbing)) {
+      if (t !== this.lastSeekSent) { stream.send({ op: "seek", t }); this.lastSeekSent = t; }
+    }
+  },
+
+  // Step to the next (dir 1) or previous (dir -1) narrated moment.
+  step(dir) {
+    if (!store.meta) return;
+    if (this.playing) this.pause();
+    const lines = store.lines;
+    if (dir > 0) {
+      const next = lines.find((l) => l[0] > this.t + 1e-6);
+      if (next && next[0] <= store.lastT) { this.seek(next[0]); return; }
+      if (!store.complete) { stream.send({ op: "step", t: this.t }); return; }
+      this.seek(this.end);
+    } else {
+      let prev = 0;
+      for (const l of lines) { if (l[0] < this.t - 1e-6) prev = l[0]; else break; }
+      this.seek(prev);
+    }
+  },
+};
+window.wsgiscope.player = player;
+
+// --- socket -------------------------------------------------------------------------------
+const stream = new Stream(body.dataset.ws, {
+  onOpen(again) {
+    if (again && player.run) {
+      // resume: the run is deterministic, so the server rebuilds it and carries on
+      stream.send({
+        op: "start", scenario: player.run.scenario, seed: player.run.seed, speed: player.speedValue(),
+        play: player.playing, t: player.t, resume: { key: store.key, have: store.n },
+      });
+    } else if (!again && pendingStart) {
+      const p = pendingStart; pendingStart = null;
+      player.start(p.scenario, p.seed, p.play);
+    }
+  },
+  onStatus(state) {
+    const el = $("conn");
+    el.dataset.state = state;
+    el.textContent = state === "closed" ? "connection lost — reconnecting…" : state === "connecting" ? "connecting…" : "";
+  },
+  onMessage(msg, size) {
+    stats.bytes += size;
+    if (msg.type === "meta") {
+      if (msg.key !== store.key || !store.n) {
+        store.reset(msg);
+        scale.fit(Math.max(msg.end_ms, labStore.meta ? labStore.end : 0));
+        timeline.layout();
+        sizeAll();
+        renderedLine = -2;
+      }
+    } else if (msg.type === "frames") {
+      stats.frameMessages++;
+      stats.framesReceived += msg.t.length;
+      stats.frameBytes = (stats.frameBytes || 0) + size;
+      store.ingest(msg);
+      if (!stats.firstFrameAt) stats.firstFrameAt = performance.now();
+      dirty = true;
+    } else if (msg.type === "end") {
+      store.complete = true;
+      dirty = true;
+    } else if (msg.type === "goto") {
+      player.t = msg.t;
+      dirty = true;
+    } else if (msg.type === "inspect") {
+      $("inspector").innerHTML = msg.html;
+    } else if (msg.type === "error") {
+      stats.errors.push(msg);
+      showNotice(msg.field ? `${msg.field}: ${msg.error}` : msg.error);
+    }
+  },
+});
+let pendingStart = null;
+
+function showNotice(text) {
+  const el = $("conn");
+  el.dataset.state = "closed";
+  el.textContent = text;
+  setTimeout(() => { if (el.textContent === text) { el.textContent = ""; el.dataset.state = "open"; } }, 6000);
+}
+
+// A fresh #run-info (first load, preset, Simulate, import) starts its run.
+function startFromRunInfo(play) {
+  const info = $("run-info");
+  if (!info) return;
+  const scenario = JSON.parse(info.dataset.scenario);
+  const seed = info.dataset.seed === "" ? null : Number(info.dataset.seed);
+  const doPlay = play === undefined ? info.dataset.play === "true" : play;
+  history.replaceState(null, "", $("copy-share").dataset.share);
+  if (stream.open) player.start(scenario, seed, doPlay);
+  else pendingStart = { scenario, seed, play: doPlay };
+}
+htmx.onLoad((elt) => {
+  if (elt.id === "run-info") { startFromRunInfo(); bindRunInfo(); }
+});
+function bindRunInfo() {
+  $("copy-share").addEventListener("click", async (ev) => {
+    const link = ev.currentTarget.dataset.share;
+    try { await navigator.clipboard.writeText(link); ev.currentTarget.textContent = "Link copied"; }
+    catch { ev.currentTarget.textContent = "Link is in the address bar"; }
+  });
+  $("export-png").addEventListener("click", () => {
+    $("timeline").toBlob((blob) => {
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = "wsgiscope-timeline.png";
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    });
+  });
+}
+bindRunInfo();
+if (body.dataset.autostart) startFromRunInfo(false);
+
+// --- drawing loop -------------------------------------------------------------------------
+let dirty = true, lastNow = performance.now(), renderedLine = -2, lastMetrics = 0, metricsKey = "";
+
+function sizeAll() {
+  timeline.resize();
+  if (labStore.meta) labTimeline.resize();
+  house.resize();
+  sizeHistogram();
+  dirty = true;
+}
+window.addEventListener("resize", sizeAll);
+
+function frame(now) {
+  const dt = now - lastNow;
+  lastNow = now;
+  if (player.playing && store.meta) {
+    const limit = store.lastT;
+    if (player.speed === Infinity) player.t = limit;
+    else player.t = Math.min(player.t + dt * player.speed, limit);
+    if (store.complete && player.t >= store.end - 1e-9) {
+      player.t = store.end;
+      player.playing = false;
+      showPlaying(false);
+      stream.send({ op: "pause", t: player.t });
+    }
+    dirty = true;
+  }
+  if (dirty) { draw(now); dirty = false; }
+  requestAnimationFrame(frame);
+}
+
+function draw(now) {
+  const t = player.t;
+  timeline.compose(t);
+  if (labStore.meta) labTimeline.compose(t);
+  const k = store.frameAt(t);
+  house.draw(k);
+  $("clock").value = fmtClock(t);
+  $("clock").textContent = fmtClock(t);
+  const scrub = $("scrub");
+  if (document.activeElement !== scrub || !scrub.matches(":active")) {
+    scrub.value = player.end ? String((t / player.end) * 1000) : "0";
+  }
+  drawNarration(t);
+  if (now - lastMetrics > 120 || !player.playing) { drawMetrics(t, k); lastMetrics = now; }
+  stats.draws++;
+  body.dataset.t = t.toFixed(3);
+}
+
+function drawNarration(t) {
+  const idx = store.lineAt(t);
+  if (idx === renderedLine) return;
+  renderedLine = idx;
+  const ol = $("narration");
+  ol.textContent = "";
+  const from = Math.max(0, idx - 6);
+  for (let i = from; i <= idx; i++) {
+    const li = document.createElement("li");
+    li.textContent = store.lines[i][1];
+    if (i === idx) li.className = "current";
+    ol.appendChild(li);
+  }
+  if (idx < 0) {
+    const li = document.createElement("li");
+    li.textContent = store.meta ? "Press play (space) to start; → steps to the next event." : "";
+    ol.appendChild(li);
+  }
+  body.dataset.line = String(idx);
+}
+
+// --- metrics ------------------------------------------------------------------------------
+function pct(sorted, q) {
+  if (!sorted.length) return null;
+  const pos = (sorted.length - 1) * q / 100, lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+function drawMetrics(t, k) {
+  if (!store.meta || k < 0) return;
+  const m = store.doneAt(t);
+  const key = `${store.version}|${k}|${m}`;
+  if (key === metricsKey) return;
+  metricsKey = key;
+  const lat = [];
+  let gil = 0, onThread = 0, failed = 0;
+  for (let i = 0; i < m; i++) {
+    const r = store.done[i];
+    if (r.status === "ok" && r.finished !== null) lat.push(r.finished - r.sent); else failed++;
+    if (r.finished !== null && r.accepted !== null) { gil += r.gilWait; onThread += r.finished - r.accepted; }
+  }
+  lat.sort((a, b) => a - b);
+  const secs = Math.max(t, 1e-9) / 1000;
+  const rows = [
+    ["completed", `${lat.length}${failed ? ` (+${failed} failed)` : ""} of ${store.meta.n_requests}`],
+    ["throughput", `${(lat.length / secs).toFixed(2)} req/s`],
+    ["latency p50", fmtDur(pct(lat, 50))],
+    ["latency p95", fmtDur(pct(lat, 95))],
+    ["latency p99", fmtDur(pct(lat, 99))],
+    ["latency max", fmtDur(lat.length ? lat[lat.length - 1] : null)],
+    ["in flight now", String(store.inflight[k])],
+    ["backlog now / max", `${store.backlog[k]} / ${store.maxBacklog[k]}`],
+    ["GIL contention", onThread > 0 ? `${(100 * gil / onThread).toFixed(1)} %` : "–"],
+    ["CPU utilisation", `${(100 * store.busySum[k] / (store.meta.cores * (k + 1))).toFixed(1)} %`],
+  ];
+  const dl = $("metrics");
+  dl.textContent = "";
+  for (const [name, value] of rows) {
+    const div = document.createElement("div");
+    const dt = document.createElement("dt"); dt.textContent = name;
+    const dd = document.createElement("dd"); dd.textContent = value;
+    div.append(dt, dd); dl.appendChild(div);
+  }
+  drawHistogram(lat);
+}
+
+function sizeHistogram() {
+  const c = $("histogram"), dpr = window.devicePixelRatio || 1;
+  c.width = Math.round(c.clientWidth * dpr); c.height = Math.round(c.clientHeight * dpr);
+  metricsKey = "";
+}
+
+function drawHistogram(lat) {
+  const c = $("histogram"), ctx = c.getContext("2d"), dpr = window.devicePixelRatio || 1;
+  const W = c.width / dpr, H = c.height / dpr;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, W, H);
+  const top = Math.max(store.maxLatency, (store.meta.summary.latency_ms || {}).max || 0, 1);
+  const bins = 24, counts = new Array(bins).fill(0);
+  for (const v of lat) counts[Math.min(bins - 1, Math.floor((v / top) * bins))]++;
+  const most = Math.max(1, ...counts);
+  const left = 6, bottom = H - 18, bw = (W - left * 2) / bins;
+  ctx.fillStyle = getComputedStyle(document.documentElement).getPropertyValue("--s-io").trim();
+  for (let i = 0; i < bins; i++) {
+    const h = (counts[i] / most) * (bottom - 16);
+    ctx.fillRect(left + i * bw + 1, bottom - h, bw - 2, h);
+  }
+  ctx.fillStyle = "#3d4753";
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillText("latency histogram", left, 10);
+  ctx.fillText("0", left, H - 4);
+  ctx.textAlign = "right";
+  ctx.fillText(fmtDur(top), W - left, H - 4);
+  ctx.fillText(`${most} max per bar`, W - left, 10);
+  ctx.textAlign = "left";
+}
+
+// --- timeline interaction -----------------------------------------------------------------
+function bindTimeline(tl, wrap, inspectable) {
+  const canvas = tl.canvas, tip = $("tooltip"), cursor = $("cursor");
+  let drag = null;
+  const pos = (ev) => { const r = canvas.getBoundingClientRect(); return [ev.clientX - r.left, ev.clientY - r.top]; };
+  canvas.addEventListener("wheel", (ev) => {
+    if (!tl.store.meta) return;
+    ev.preventDefault();
+    const [x] = pos(ev);
+    scale.zoom(ev.deltaY > 0 ? 1.25 : 0.8, scale.t(Math.max(x, scale.left)));
+    dirty = true;
+  }, { passive: false });
+  canvas.addEventListener("mousedown", (ev) => { drag = { x: ev.clientX, moved: false }; });
+  window.addEventListener("mouseup", () => { setTimeout(() => { drag = null; }, 0); });
+  canvas.addEventListener("mousemove", (ev) => {
+    const [x, y] = pos(ev);
+    if (drag && ev.buttons === 1) {
+      const dx = ev.clientX - drag.x;
+      if (Math.abs(dx) > 2) drag.moved = true;
+      if (drag.moved) { scale.pan(-dx * scale.msPerPx); drag.x = ev.clientX; dirty = true; }
+    }
+    const hit = tl.hit(x, y);
+    const top = canvas.offsetTop;
+    if (hit && x >= scale.left) {
+      tip.hidden = false;
+      tip.textContent = hit.text;
+      if (tip.parentElement !== wrap) wrap.appendChild(tip);
+      if (cursor.parentElement !== wrap) wrap.appendChild(cursor);
+      tip.style.left = `${Math.min(x + 14, wrap.clientWidth - tip.offsetWidth - 4)}px`;
+      tip.style.top = `${top + y + 14}px`;
+      cursor.hidden = false;
+      cursor.style.left = `${x}px`;
+    } else { tip.hidden = true; cursor.hidden = true; }
+  });
+  canvas.addEventListener("mouseleave", () => { tip.hidden = true; cursor.hidden = true; });
+  canvas.addEventListener("dblclick", () => { scale.fit(); dirty = true; });
+  canvas.addEventListener("click", (ev) => {
+    if (drag && drag.moved) return;
+    const [x, y] = pos(ev);
+    const hit = tl.hit(x, y);
+    if (hit && hit.req !== undefined) {
+      if (inspectable) {
+        tl.selected = hit.req;
+        stream.send({ op: "inspect", id: hit.req });
+      }
+      dirty = true;
+    } else if (x >= scale.left && y < 24) {
+      player.seek(scale.t(x));  // click on the time axis: jump there
+    }
+  });
+}
+bindTimeline(timeline, $("timeline-wrap"), true);
+bindTimeline(labTimeline, $("lab-wrap"), false);
+bindControls(player);
+
+// --- the lab: run it for real ---------------------------------------------------------------
+async function runForReal() {
+  const info = $("run-info");
+  const button = $("btn-lab");
+  const lab = $("lab"), msg = $("lab-message"), bar = $("lab-progress");
+  lab.hidden = false;
+  msg.className = "lab-message";
+  msg.textContent = "Starting the real server…";
+  bar.hidden = false; bar.value = 0;
+  button.disabled = true;
+  try {
+    const form = new FormData();
+    form.append("scenario", info.dataset.scenario);
+    let resp = await fetch("/lab/run", { method: "POST", body: form });
+    let data = await resp.json().catch(() => ({}));
+    if (!resp.ok) throw new Error(data.error ? (data.field ? `${data.field}: ${data.error}` : data.error) : (data.message || `the lab answered ${resp.status}`));
+    const id = data.run_id;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 400));
+      resp = await fetch(`/lab/status/${encodeURIComponent(id)}`);
+      data = await resp.json();
+      bar.value = data.progress || 0;
+      msg.textContent = data.message || data.state;
+      if (data.state === "failed") throw new Error(data.message || "the measured run failed");
+      if (data.state === "done") break;
+    }
+    resp = await fetch(`/lab/result/${encodeURIComponent(id)}`);
+    const result = await resp.json();
+    resp = await fetch(body.dataset.timelineApi, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ trace: result.trace }),
+    });
+    const enc = await resp.json();
+    if (!resp.ok) throw new Error(enc.error || "the measured trace could not be drawn");
+    labStore.reset(enc.meta);
+    labStore.ingest(enc.frames);
+    labStore.complete = true;
+    $("lab-wrap").hidden = false;
+    labTimeline.layout();
+    scale.fit(Math.max(store.end, labStore.end));
+    sizeAll();
+    showComparison(result.comparison || {});
+    msg.textContent = "Measured. Same time axis as the simulated run above.";
+    bar.hidden = true;
+  } catch (err) {
+    msg.className = "lab-message bad";
+    msg.textContent = String(err.message || err);
+    bar.hidden = true;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showComparison(cmp) {
+  const box = $("comparison");
+  box.textContent = "";
+  const entries = Object.entries(cmp);
+  if (!entries.length) return;
+  const table = document.createElement("table");
+  const nested = entries.every(([, v]) => v && typeof v === "object" && !Array.isArray(v));
+  const fmt = (v) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
+  if (nested) {
+    const cols = [...new Set(entries.flatMap(([, v]) => Object.keys(v)))];
+    const head = table.createTHead().insertRow();
+    for (const c of ["", ...cols]) { const th = document.createElement("th"); th.textContent = c; head.appendChild(th); }
+    for (const [k, v] of entries) {
+      const row = table.insertRow();
+      row.insertCell().textContent = k;
+      for (const c of cols) row.insertCell().textContent = c in v ? fmt(v[c]) : "";
+    }
+  } else {
+    for (const [k, v] of entries) {
+      const row = table.insertRow();
+      row.insertCell().textContent = k;
+      row.insertCell().textContent = fmt(v);
+    }
+  }
+  box.appendChild(table);
+}
+
+document.addEventListener("click", (ev) => {
+  if (ev.target.id === "btn-lab") runForReal();
+});
+
+sizeAll();
+requestAnimationFrame(frame);

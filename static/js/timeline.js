@@ -1,0 +1,369 @@
+// The timeline canvas: backlog lane, GIL and thread lanes per process, busy cores, and one
+// row per request coloured by state. The data layer is drawn into an offscreen canvas only
+// when data or the view changes; moving the playhead just recomposes (blit + dim + line).
+
+import { ticks, fmtTick, fmtDur } from "./scale.js";
+
+const GUTTER = 150;      // CSS px for lane labels
+const AXIS = 24;         // time axis height
+const THREAD_COLOURS = ["#1f5fbf", "#c2255c", "#2b8a3e", "#e8590c", "#7048e8", "#0c8599", "#5c940d", "#d6336c"];
+
+export function stateColours() {
+  const css = getComputedStyle(document.documentElement);
+  const c = {};
+  for (const s of ["connecting", "backlog", "pool", "gil", "cpu", "io", "write", "idle", "dead"]) {
+    c[s] = css.getPropertyValue(`--s-${s}`).trim() || "#999";
+  }
+  c.token = css.getPropertyValue("--gil-token").trim() || "#f5c400";
+  return c;
+}
+
+export class Timeline {
+  constructor(canvas, store, scale, opts = {}) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+    this.store = store;
+    this.scale = scale;
+    this.opts = opts;
+    this.layer = document.createElement("canvas");
+    this.lctx = this.layer.getContext("2d");
+    this.colours = stateColours();
+    this.lanes = [];
+    this.height = 120;
+    this.drawnKey = "";
+    this.selected = -1;
+    this.maxRequestsHeight = opts.maxRequestsHeight || 380;
+  }
+
+  // Work out the lanes for the current run (call after store.reset(meta)).
+  layout() {
+    const m = this.store.meta;
+    const lanes = [];
+    let y = AXIS;
+    const add = (lane) => { lane.y = y; y += lane.h; lanes.push(lane); return lane; };
+    if (m) {
+      add({ kind: "backlog", label: "Kernel backlog", h: 56 });
+      const nth = Math.max(m.threads.length, 1);
+      const thH = Math.max(3, Math.min(24, 260 / nth));
+      for (const [pi, p] of m.processes.entries()) {
+        add({ kind: "proc", label: p.label, h: 22, proc: pi });
+        if (m.processes.length <= 16) add({ kind: "gil", label: "GIL held by", h: 14, proc: pi });
+        for (let j = 0; j < p.threads.length; j++) {
+          const key = p.threads[j];
+          const short = key.includes("/") ? key.split("/").slice(1).join("/") : key;
+          add({ kind: "thread", label: thH >= 12 ? `thread ${short}` : "", h: thH, thread: p.first + j });
+        }
+      }
+      add({ kind: "cores", label: `Busy cores (of ${m.cores})`, h: 44 });
+      const nReq = Math.max(m.n_requests, 1);
+      const rowH = Math.min(22, this.maxRequestsHeight / nReq);
+      add({ kind: "reqhead", label: `Requests (${m.n_requests}), one row each`, h: 24 });
+      add({ kind: "requests", label: "", h: Math.max(rowH * nReq, 20), rowH });
+    }
+    this.lanes = lanes;
+    this.height = y + 6;
+    this.canvas.style.height = `${this.height}px`;
+    this.drawnKey = "";
+  }
+
+  resize() {
+    const dpr = window.devicePixelRatio || 1;
+    const w = this.canvas.clientWidth || this.canvas.parentElement.clientWidth;
+    this.cssW = w;
+    this.dpr = dpr;
+    for (const c of [this.canvas, this.layer]) {
+      const W = Math.round(w * dpr), H = Math.round(this.height * dpr);
+      if (c.width !== W || c.height !== H) { c.width = W; c.height = H; }
+    }
+    this.scale.setPixels(GUTTER, w - GUTTER - 16);
+    this.drawnKey = "";
+  }
+
+  // Redraw the data layer if the data, view or size changed.
+  renderLayer() {
+    const key = `${this.store.version}|${this.scale.version}|${this.canvas.width}|${this.height}|${this.selected}`;
+    if (key === this.drawnKey) return;
+    this.drawnKey = key;
+    const ctx = this.lctx, dpr = this.dpr || 1;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, this.cssW, this.height);
+    const s = this.store, m = s.meta, sc = this.scale, C = this.colours;
+    if (!m) return;
+    const x0 = sc.left, x1 = sc.left + sc.width;
+
+    // lane backgrounds and labels
+    ctx.font = "600 13px system-ui, sans-serif";
+    ctx.textBaseline = "middle";
+    for (const [i, lane] of this.lanes.entries()) {
+      if (lane.kind === "proc" || lane.kind === "reqhead") {
+        ctx.fillStyle = "#15202b";
+        ctx.font = "700 14px system-ui, sans-serif";
+        ctx.fillText(lane.label, 8, lane.y + lane.h / 2 + 1);
+        ctx.font = "600 13px system-ui, sans-serif";
+        continue;
+      }
+      if (lane.kind !== "requests") {
+        ctx.fillStyle = i % 2 ? "#f7f8fa" : "#fbfcfd";
+        ctx.fillRect(x0, lane.y, x1 - x0, lane.h);
+      }
+      if (lane.label) {
+        ctx.fillStyle = "#3d4753";
+        ctx.fillText(lane.label, 8, lane.y + lane.h / 2);
+      }
+    }
+
+    // vertical grid + axis labels
+    const tk = ticks(sc.t0, sc.t1, Math.max(2, Math.floor(sc.width / 110)));
+    ctx.strokeStyle = "#e3e7ec";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (const t of tk.marks) {
+      const x = Math.round(sc.x(t)) + 0.5;
+      ctx.moveTo(x, AXIS - 4); ctx.lineTo(x, this.height);
+    }
+    ctx.stroke();
+    ctx.fillStyle = "#3d4753";
+    ctx.font = "13px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    for (const t of tk.marks) ctx.fillText(fmtTick(t, tk.step), sc.x(t), AXIS / 2);
+    ctx.textAlign = "left";
+
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(x0, 0, x1 - x0, this.height);
+    ctx.clip();
+    const iA = Math.max(0, s.frameAt(sc.t0) - 1), iB = s.n ? Math.min(s.n - 1, s.frameAt(sc.t1) + 1) : -1;
+    for (const lane of this.lanes) {
+      if (lane.kind === "backlog") this.drawSeries(ctx, lane, s.backlog, Math.max(1, s.meta.backlog_limit > 0 ? 0 : 1), iA, iB, C.backlog, true);
+      else if (lane.kind === "cores") this.drawSeries(ctx, lane, s.busy, m.cores, iA, iB, C.cpu, false);
+      else if (lane.kind === "gil") this.drawGil(ctx, lane, iA, iB);
+    }
+    this.drawThreads(ctx);
+    this.drawRequests(ctx);
+    ctx.restore();
+  }
+
+  // An area chart of a per-frame series, one column per pixel (the max within it).
+  drawSeries(ctx, lane, arr, fixedMax, iA, iB, colour, isBacklog) {
+    const s = this.store, sc = this.scale;
+    if (iB < iA) return;
+    let top = fixedMax;
+    if (isBacklog) {
+      top = 1;
+      for (let i = 0; i < s.n; i++) if (arr[i] > top) top = arr[i];
+    }
+    const pad = 4, h = lane.h - 2 * pad, base = lane.y + lane.h - pad;
+    const path = new Path2D();
+    path.moveTo(sc.x(iA ? s.t[iA - 1] : 0), base);
+    let lastX = -1, colMax = 0, prevY = base;
+    for (let i = iA; i <= iB; i++) {
+      const xa = sc.x(i ? s.t[i - 1] : 0), xb = sc.x(s.t[i]);
+      const px = Math.floor(xb);
+      if (px === lastX) { colMax = Math.max(colMax, arr[i]); continue; }
+      if (lastX >= 0) {
+        const y = base - (colMax / top) * h;
+        path.lineTo(lastX, prevY); path.lineTo(lastX, y); prevY = y;
+      }
+      lastX = px; colMax = arr[i];
+      if (xb - xa > 2) {  // a wide frame: draw it as a step
+        const y = base - (arr[i] / top) * h;
+        path.lineTo(xa, prevY); path.lineTo(xa, y); path.lineTo(xb, y); prevY = y; lastX = -1;
+      }
+    }
+    if (lastX >= 0) {
+      const y = base - (colMax / top) * h;
+      path.lineTo(lastX, prevY); path.lineTo(lastX, y); path.lineTo(lastX + 1, y); prevY = y;
+    }
+    path.lineTo(sc.x(s.t[iB]), prevY);
+    path.lineTo(sc.x(s.t[iB]), base);
+    path.closePath();
+    ctx.fillStyle = colour;
+    ctx.globalAlpha = 0.85;
+    ctx.fill(path);
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = "#3d4753";
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textBaseline = "top";
+    ctx.fillText(isBacklog ? `max ${top}` : `${top}`, sc.left + 4, lane.y + 2);
+    ctx.textBaseline = "middle";
+  }
+
+  drawGil(ctx, lane, iA, iB) {
+    const s = this.store, sc = this.scale, np = s.np, p = lane.proc;
+    let runStart = -1, holder = -1;
+    const flush = (end) => {
+      if (holder >= 0) {
+        ctx.fillStyle = THREAD_COLOURS[holder % THREAD_COLOURS.length];
+        const xa = sc.x(runStart), xb = sc.x(end);
+        ctx.fillRect(xa, lane.y + 3, Math.max(xb - xa, 0.5), lane.h - 6);
+      }
+    };
+    for (let i = iA; i <= iB; i++) {
+      const h = s.gil[i * np + p];
+      if (h !== holder) {
+        flush(i ? s.t[i - 1] : 0);
+        holder = h; runStart = i ? s.t[i - 1] : 0;
+      }
+    }
+    if (iB >= 0) flush(s.t[iB]);
+  }
+
+  drawThreads(ctx) {
+    const s = this.store, sc = this.scale, sp = s.thrSpans, C = this.colours;
+    const states = s.meta.thread_states;
+    const laneOf = new Map();
+    for (const lane of this.lanes) if (lane.kind === "thread") laneOf.set(lane.thread, lane);
+    const paths = {};
+    const minW = 0.6;
+    for (let i = 0; i < sp.n; i++) {
+      const st = states[sp.s[i]];
+      if (st === "idle" || st === "absent") continue;
+      if (sp.b[i] < sc.t0 || sp.a[i] > sc.t1) continue;
+      const lane = laneOf.get(sp.k[i]);
+      if (!lane) continue;
+      const xa = sc.x(sp.a[i]), xb = sc.x(sp.b[i]);
+      const p = paths[st] || (paths[st] = new Path2D());
+      const pad = lane.h >= 10 ? 2 : 0.5;
+      p.rect(xa, lane.y + pad, Math.max(xb - xa, minW), lane.h - 2 * pad);
+    }
+    for (const st in paths) { ctx.fillStyle = C[st] || "#888"; ctx.fill(paths[st]); }
+    // label each finished request on its thread when there is room
+    ctx.font = "600 12px system-ui, sans-serif";
+    ctx.fillStyle = "#ffffff";
+    ctx.textBaseline = "middle";
+    for (const r of s.done) {
+      if (r.thread < 0 || r.accepted === null || r.finished === null) continue;
+      const lane = laneOf.get(r.thread);
+      if (!lane || lane.h < 14) continue;
+      const xa = Math.max(sc.x(r.accepted), sc.left), xb = Math.min(sc.x(r.finished), sc.left + sc.width);
+      if (xb - xa < 46) continue;
+      ctx.fillText(`user ${r.id + 1}`, xa + 5, lane.y + lane.h / 2 + 1);
+    }
+  }
+
+  drawRequests(ctx) {
+    const s = this.store, sc = this.scale, sp = s.reqSpans, C = this.colours;
+    const lane = this.lanes.find((l) => l.kind === "requests");
+    if (!lane) return;
+    const states = s.meta.request_states;
+    const rowH = lane.rowH, gap = rowH >= 8 ? 2 : 0;
+    const h = Math.max(rowH - gap, 1);
+    const paths = {};
+    for (let i = 0; i < sp.n; i++) {
+      if (sp.b[i] < sc.t0 || sp.a[i] > sc.t1) continue;
+      const st = states[sp.s[i]];
+      const xa = sc.x(sp.a[i]), xb = sc.x(sp.b[i]);
+      const p = paths[st] || (paths[st] = new Path2D());
+      p.rect(xa, lane.y + sp.k[i] * rowH + gap / 2, Math.max(xb - xa, 0.6), h);
+    }
+    for (const st of states) if (paths[st]) { ctx.fillStyle = C[st]; ctx.fill(paths[st]); }
+    if (this.selected >= 0) {
+      ctx.strokeStyle = "#15202b";
+      ctx.lineWidth = 2;
+      ctx.strokeRect(sc.left + 1, lane.y + this.selected * rowH, sc.width - 2, Math.max(rowH, 2));
+    }
+    // row labels in the gutter
+    ctx.restore();
+    ctx.save();
+    ctx.fillStyle = "#3d4753";
+    ctx.font = `${rowH >= 16 ? 13 : 11}px system-ui, sans-serif`;
+    ctx.textBaseline = "middle";
+    const n = s.meta.n_requests;
+    const every = rowH >= 15 ? 1 : Math.ceil(18 / rowH);
+    for (let r = 0; r < n; r += every) {
+      ctx.fillText(`user ${r + 1}`, 8, lane.y + r * rowH + rowH / 2);
+    }
+    if (every > 1 && n > 1) ctx.fillText(`user ${n}`, 8, lane.y + lane.h - 6);
+  }
+
+  // Put the data layer on screen, dim what lies after the playhead, draw the playhead.
+  compose(playhead) {
+    this.renderLayer();
+    const ctx = this.ctx, dpr = this.dpr || 1, sc = this.scale;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    ctx.drawImage(this.layer, 0, 0);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (!this.store.meta) {
+      ctx.fillStyle = "#5b6673";
+      ctx.font = "16px system-ui, sans-serif";
+      ctx.fillText(this.opts.empty || "Waiting for the run…", 16, 40);
+      return;
+    }
+    const x = sc.x(playhead);
+    const xr = sc.left + sc.width;
+    if (x < xr) {
+      ctx.fillStyle = "rgba(255,255,255,0.8)";
+      const xa = Math.max(x, sc.left);
+      ctx.fillRect(xa, AXIS, xr - xa, this.height - AXIS);
+    }
+    if (x >= sc.left && x <= xr) {
+      ctx.fillStyle = "#15202b";
+      ctx.fillRect(x - 1, AXIS - 6, 2, this.height - AXIS + 6);
+      ctx.beginPath();
+      ctx.moveTo(x - 6, AXIS - 10); ctx.lineTo(x + 6, AXIS - 10); ctx.lineTo(x, AXIS - 2);
+      ctx.fill();
+    }
+  }
+
+  laneAt(y) {
+    return this.lanes.find((l) => y >= l.y && y < l.y + l.h) || null;
+  }
+
+  // What is under the pointer: {text, req} or null.
+  hit(x, y) {
+    const s = this.store, m = s.meta;
+    if (!m || x < this.scale.left) return null;
+    const lane = this.laneAt(y);
+    if (!lane) return null;
+    const t = this.scale.t(x);
+    const k = s.frameAt(t);
+    const at = `T = ${(t / 1000).toFixed(3)} s`;
+    if (lane.kind === "backlog" && k >= 0) {
+      return { text: `${at}\nkernel backlog: ${s.backlog[k]} waiting (holds ${m.backlog_limit})` };
+    }
+    if (lane.kind === "cores" && k >= 0) return { text: `${at}\nbusy cores: ${s.busy[k]} of ${m.cores}` };
+    if (lane.kind === "gil" && k >= 0) {
+      const h = s.gil[k * s.np + lane.proc];
+      return { text: `${at}\nGIL: ${h >= 0 ? "held by " + m.threads[h] : "free"}` };
+    }
+    if (lane.kind === "thread") {
+      const sp = s.thrSpans;
+      for (let i = 0; i < sp.n; i++) {
+        if (sp.k[i] === lane.thread && sp.a[i] <= t && t < sp.b[i]) {
+          const st = m.thread_states[sp.s[i]];
+          const who = sp.r[i] >= 0 ? `user ${sp.r[i] + 1}: ` : "";
+          return { text: `${at}\n${m.threads[lane.thread]} — ${who}${describe(st)}`, req: sp.r[i] >= 0 ? sp.r[i] : undefined };
+        }
+      }
+      return { text: `${at}\n${m.threads[lane.thread]} — idle` };
+    }
+    if (lane.kind === "requests") {
+      const req = Math.floor((y - lane.y) / lane.rowH);
+      if (req < 0 || req >= m.n_requests) return null;
+      const st = s.requestStateAt(req, t);
+      const rec = s.byId.get(req);
+      let text = `${at}\nuser ${req + 1}: ${st ? describe(st) : "not in the server"}`;
+      if (rec) {
+        text += `\nGET ${rec.path} — ${rec.status}`;
+        if (rec.finished !== null) text += `, latency ${fmtDur(rec.finished - rec.sent)}`;
+      }
+      return { text, req };
+    }
+    return null;
+  }
+}
+
+export function describe(state) {
+  return {
+    connecting: "connecting (SYN sent, no queue slot yet)",
+    backlog: "waiting in the kernel backlog",
+    pool: "accepted, waiting for a free thread",
+    gil: "waiting for the GIL",
+    cpu: "running Python on a core",
+    io: "blocked on I/O (GIL released)",
+    write: "writing the response",
+    idle: "idle",
+    dead: "gone (worker killed)",
+  }[state] || state;
+}
