@@ -252,30 +252,31 @@ def to_table(trace: Trace) -> str:
 
 def _timeline(trace: Trace) -> list[str]:
     """Rows of ``T= | client | kernel backlog | server``; events closer together than a
-    small quantum (a 200th of the run, at least 1 ms) share a row."""
+    small quantum (a 200th of the run, at least 1 ms) share a row, and users doing the same
+    thing in a row are grouped (``users 1-10 -> GET /sleep``)."""
     sc = trace.scenario or {}
     end = trace.end_ms
     quantum = max(1.0, end / 200.0)
+    gunicorn = (sc.get("server") or {}).get("kind") == "gunicorn"
     paths = {r.id: r.path for r in trace.requests}
     records = {r.id: r for r in trace.requests}
     queue: dict[int, None] = {}  # ordered set of requests in the accept queue
 
-    rows: list[tuple[float, list[str], list[str], str]] = []
+    rows: list[tuple[float, str, str, str]] = []
     row_t: float | None = None
-    client: list[str] = []
-    server: list[str] = []
-    sent: list[tuple[int, str]] = []
+    # (user, before, after, note): "{before}user(s) {users}{after}", note when alone
+    client: list[tuple[int, str, str, str]] = []
+    server: list[tuple[int, str, str, str]] = []
     extra_rows = 0
 
     def flush() -> None:
         nonlocal extra_rows
-        if row_t is None or not (client or server or sent):
+        if row_t is None or not (client or server):
             return
         if len(rows) >= TABLE_MAX_ROWS:
             extra_rows += 1
             return
-        cells = _group_sent(sent) + client
-        rows.append((row_t, cells, server[:], _queue_cell(queue)))
+        rows.append((row_t, _grouped(client), _queue_cell(queue), _grouped(server)))
 
     for e in trace.events:
         if e.kind == "req":
@@ -284,55 +285,54 @@ def _timeline(trace: Trace) -> list[str]:
                 continue
             r = int(e.who)
         elif e.kind == "worker":
-            if e.what in ("ready", "boot") and e.t <= 0:
+            # werkzeug's forked children come and go with each request: the accept says it
+            if not gunicorn or (e.what in ("ready", "boot") and e.t <= 0):
                 continue
         else:
             continue
         if row_t is None or e.t - row_t > quantum:
             flush()
             row_t = e.t
-            client, server, sent = [], [], []
+            client, server = [], []
         if e.kind == "worker":
             detail = f" ({e.ref})" if e.ref else ""
-            server.append(f"worker {e.who} {e.what}{detail}")
+            server.append((-1, f"worker {e.who} {e.what}{detail}", "", ""))
             continue
         u = r + 1
         if what == "syn":
             rec = records.get(r)
             if rec is not None and e.t <= rec.sent_ms + 1e-9:
-                sent.append((u, paths.get(r, "?")))
+                client.append((u, "", f" -> GET {paths.get(r, '?')}", ""))
             else:
-                client.append(f"user {u} resends SYN")
+                client.append((u, "", " resend SYN", ""))
         elif what == "drop":
-            client.append(f"user {u} SYN dropped")
+            client.append((u, "", " SYN dropped", ""))
         elif what == "backlog":
             queue[r] = None
         elif what == "accept":
             queue.pop(r, None)
-            server.append(f"{_short_lane(sc, str(e.ref))} accepts user {u}")
+            server.append((u, f"{_short_lane(sc, str(e.ref))} accepts ", "", ""))
         elif what == "pool":
-            server.append(f"user {u} waits for a thread")
+            server.append((u, "", " wait for a thread", ""))
         elif what == "done":
             queue.pop(r, None)
             rec = records.get(r)
             status = str(e.ref)
-            took = fmt_dur(rec.latency_ms) if rec is not None and rec.latency_ms else ""
-            if status == "ok":
-                code = rec.http_status if rec is not None and rec.http_status else 200
-                client.append(f"user {u} <- {code} ({took})")
-            elif status == "error":
-                code = rec.http_status if rec is not None and rec.http_status else 500
-                client.append(f"user {u} <- {code} ({took})")
+            took = f" ({fmt_dur(rec.latency_ms)})" if rec is not None and rec.latency_ms else ""
+            if status in ("ok", "error"):
+                fallback = 200 if status == "ok" else 500
+                code = rec.http_status if rec is not None and rec.http_status else fallback
+                client.append((u, "", f" <- {code}", took))
             else:
-                client.append(f"user {u} {status} ({took})")
+                client.append((u, "", f" {status}", took))
             if rec is not None and rec.thread and status in ("ok", "error"):
-                server.append(f"{_short_lane(sc, rec.thread)} finishes user {u}")
+                server.append((u, f"{_short_lane(sc, rec.thread)} finishes ", "", ""))
     flush()
 
     header = ("T=", "client", "kernel backlog", "server")
     lines = [_row(header), "-+-".join("-" * w for w in _WIDTHS)]
-    for t, cells, srv, q in rows:
-        lines += _wrapped_row(f"{t / 1000.0:.3f} s", ", ".join(cells), q, ", ".join(srv))
+    for t, cli, q, srv in rows:
+        lines += _wrapped_row(f"{t / 1000.0:.3f} s", cli, q, srv)
     if extra_rows:
         lines.append(f"... {extra_rows} more rows (use --format csv or trace for all of them)")
     return lines
@@ -342,22 +342,31 @@ def _short_lane(scenario: dict[str, Any], key: str) -> str:
     return lane_name(scenario, key).split(" ", 1)[1]
 
 
-def _group_sent(sent: list[tuple[int, str]]) -> list[str]:
-    """``users 1-10 -> GET /sleep`` for consecutive users sending the same path."""
+def _grouped(items: list[tuple[int, str, str, str]]) -> str:
+    """Users doing the same thing, consecutive ones as a range, in the order the things
+    first happened: ``users 1-10 -> GET /sleep``; a lone user keeps its note."""
+    by_label: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for u, before, after, note in items:
+        by_label.setdefault((before, after), []).append((u, note))
     out: list[str] = []
-    i = 0
-    while i < len(sent):
-        j = i
-        while (
-            j + 1 < len(sent) and sent[j + 1][0] == sent[j][0] + 1 and sent[j + 1][1] == sent[i][1]
-        ):
-            j += 1
-        first, path = sent[i]
-        last = sent[j][0]
-        who = f"user {first}" if first == last else f"users {first}-{last}"
-        out.append(f"{who} -> GET {path}")
-        i = j + 1
-    return out
+    for (before, after), entries in by_label.items():
+        if entries[0][0] < 0:  # not about a user
+            out.append(before)
+            continue
+        users = sorted(u for u, _ in entries)
+        runs: list[str] = []
+        start = prev = users[0]
+        for u in users[1:] + [-1]:
+            if u == prev + 1:
+                prev = u
+                continue
+            runs.append(str(start) if start == prev else f"{start}-{prev}")
+            start = prev = u
+        if len(users) == 1:
+            out.append(f"{before}user {users[0]}{after}{entries[0][1]}")
+        else:
+            out.append(f"{before}users {', '.join(runs)}{after}")
+    return ", ".join(out)
 
 
 def _queue_cell(queue: dict[int, None]) -> str:

@@ -134,6 +134,10 @@ class _Narrator:
         machine = self.scenario.get("machine", {}) or {}
         self.switch_ms = float(machine.get("switch_interval_ms", 5.0))
         self.capacity, self.busy_reason = _capacity(self.scenario)
+        server = self.scenario.get("server") or {}
+        self.gunicorn = server.get("kind") == "gunicorn"
+        self.gevent = self.gunicorn and server.get("worker_class") == "gevent"
+        self.forking = not self.gunicorn and int(server.get("processes", 1)) > 1
         self.records: dict[int, RequestRecord] = {r.id: r for r in trace.requests}
         self.n_requests = len(trace.requests)
         # a run small enough for its cap is told request by request; a larger one only
@@ -167,13 +171,10 @@ class _Narrator:
         trace = self.trace
         events = trace.events
         syn_times: dict[int, list[float]] = {}
-        self.acceptor: dict[int, str] = {}
         for e in events:
-            if e.kind == "req":
-                if e.what == "syn":
-                    syn_times.setdefault(int(e.who), []).append(e.t)
-                elif e.what == "accept":
-                    self.acceptor[int(e.who)] = str(e.ref)
+            if e.kind == "req" and e.what == "syn":
+                syn_times.setdefault(int(e.who), []).append(e.t)
+        acceptors: dict[int, str] = {}  # request -> the thread that accepted it
 
         threads: dict[str, tuple[str, int]] = {}
         gil: dict[str, str] = {}
@@ -183,6 +184,12 @@ class _Narrator:
         told_gil: set[int] = set()
         on_thread: dict[int, str] = {}
         depth = 0
+        # requests in the accept queue whose line waits until we know how long they waited:
+        # request -> (since, attempt, depth, all busy, booting)
+        queued: dict[int, tuple[float, int, int, bool, bool]] = {}
+        gil_left: dict[str, float] = {}  # thread -> when it last stopped waiting for the GIL
+        busy = 0  # threads serving a request
+        last_full = -1.0  # the last time every thread that can serve was serving
         in_backlog: dict[int, float] = {}  # request -> when it entered the queue
         attempt: dict[int, int] = {}
         forced: dict[str, int] = {}
@@ -203,6 +210,14 @@ class _Narrator:
                 r = int(ref)
                 prev = threads.get(key)
                 threads[key] = (str(what), r)
+                was_busy = prev is not None and prev[1] >= 0 and prev[0] != "idle"
+                now_busy = r >= 0 and what != "idle"
+                if was_busy != now_busy:
+                    busy += 1 if now_busy else -1
+                    if busy >= self.capacity:
+                        last_full = t
+                if prev is not None and prev[0] == "gil" and what != "gil":
+                    gil_left[key] = t
                 if r >= 0:
                     on_thread[r] = key
                 pending = gil_wait.pop(key, None)
@@ -216,12 +231,19 @@ class _Narrator:
                             held = f"thread {holder}" if holder else "another thread"
                             hr = threads.get(holder, ("", -1))[1] if holder else -1
                             serving = f" (serving {user(hr)})" if hr >= 0 and hr != wr else ""
-                            self.say(
-                                _LESSON if first else _DETAIL,
-                                since,
-                                f"{user(wr)} needs the GIL to run Python code, but {held}"
-                                f"{serving} holds it; it waits {fmt_dur(waited)}",
-                            )
+                            if self.gevent:
+                                held = f"greenlet {holder}" if holder else "another greenlet"
+                                text = (
+                                    f"{user(wr)} waits {fmt_dur(waited)} for its turn: "
+                                    f"{held}{serving} runs without yielding, and gevent "
+                                    "switches only when a greenlet blocks"
+                                )
+                            else:
+                                text = (
+                                    f"{user(wr)} needs the GIL to run Python code, but {held}"
+                                    f"{serving} holds it; it waits {fmt_dur(waited)}"
+                                )
+                            self.say(_LESSON if first else _DETAIL, since, text)
                         else:
                             self.skipped += 1
                 if what == "gil" and r >= 0:
@@ -263,22 +285,25 @@ class _Narrator:
                     self.dropped(t, r, attempt.get(r, 1), syn_times.get(r, []), depth)
                 elif what == "backlog":
                     in_backlog[r] = t
-                    acceptor = self.acceptor.get(r, "")
-                    acceptor_waits = threads.get(acceptor, ("", -1))[0] == "gil"
-                    self.queued(
-                        t,
-                        r,
-                        attempt.get(r, 1),
-                        len(in_backlog),
-                        threads,
-                        workers_seen,
-                        workers_up,
-                        acceptor_waits,
-                    )
+                    if self.detailed_req(r) or "backlog" not in self.first:
+                        full = busy >= self.capacity
+                        booting = self.gunicorn and workers_seen and not workers_up
+                        queued[r] = (t, attempt.get(r, 1), len(in_backlog), full, booting)
+                    else:
+                        self.skipped += 1
                 elif what == "accept":
-                    self.accepted(t, r, str(ref), t - in_backlog.pop(r, t))
+                    acceptor = acceptors[r] = str(ref)
+                    since = in_backlog.pop(r, t)
+                    info = queued.pop(r, None)
+                    if info is not None:
+                        # did the acceptor wait for the GIL, or were all busy, meanwhile?
+                        waited_gil = gil_left.get(acceptor, -1.0) >= since
+                        if last_full >= since and not info[3]:
+                            info = (info[0], info[1], info[2], True, info[4])
+                        self.queued(info, r, t, acceptor, waited_gil)
+                    self.accepted(t, r, acceptor, t - since)
                 elif what == "pool":
-                    self.pooled(t, r, self.acceptor.get(r), threads)
+                    self.pooled(t, r, acceptors.get(r), threads)
                 elif what == "stage":
                     if r == 0 and str(ref) in _STAGE_WORDS:
                         rec0 = self.records.get(r)
@@ -287,11 +312,17 @@ class _Narrator:
                         self.say(_FINE, t, f"{user(r)}{on}: {_STAGE_WORDS[str(ref)]}")
                 elif what == "done":
                     in_backlog.pop(r, None)
+                    acceptors.pop(r, None)
+                    info = queued.pop(r, None)
+                    if info is not None:
+                        self.queued(info, r, None, None, False)
                     done += 1
                     self.finished(t, r, str(ref))
             elif kind == "worker":
                 workers_seen = True
                 self.worker(t, str(who), str(what), str(ref), workers_up)
+        for r, info in queued.items():  # still queued when the trace ends
+            self.queued(info, r, None, None, False)
         self.outro(forced)
 
     # -- lines ----------------------------------------------------------------------------
@@ -343,46 +374,49 @@ class _Narrator:
 
     def queued(
         self,
-        t: float,
+        info: tuple[float, int, int, bool, bool],
         r: int,
-        n: int,
-        depth: int,
-        threads: dict[str, tuple[str, int]],
-        workers_seen: bool,
-        workers_up: set[str],
-        acceptor_waits: bool,
+        accepted: float | None,
+        acceptor: str | None,
+        acceptor_waited_gil: bool,
     ) -> None:
-        rec = self.records.get(r)
-        accepted = rec.accepted_ms if rec is not None else None
+        """The line for a connection that reached the accept queue, told at the time it got
+        there once we know when (and whether) it was accepted."""
+        t, n, depth, full, booting = info
         wait = (accepted - t) if accepted is not None else None
         sent = f"sends GET {self.request_path(r)}" if n <= 1 else f"retransmits its SYN (#{n})"
         if wait is not None and wait < _AT_ONCE_MS:
             if self.detailed_req(r):
+                rec = self.records.get(r)
                 lane = rec.thread if rec is not None else None
-                acceptor = self.acceptor.get(r) or lane
                 who = lane_name(self.scenario, acceptor) if acceptor else None
                 by = f" and {who} accepts it at once" if who else " and is accepted at once"
                 if lane and acceptor and lane != acceptor:
-                    by += f", handing it to thread {lane}"
+                    by += f", handing it to {'greenlet' if self.gevent else 'thread'} {lane}"
                 self.say(_DETAIL, t, f"{user(r)} {sent}{by}")
             else:
                 self.skipped += 1
             return
-        if not (self.detailed_req(r) or "backlog" not in self.first):
-            self.skipped += 1
-            return
-        if workers_seen and not workers_up:
+        if booting:
             why = "no worker is up yet (one is booting)"
-        elif self.capacity < _UNBOUNDED or _busy(threads) >= self.capacity:
-            # A server that serves a fixed number at once leaves a connection queued only
-            # while all of them are taken (at this instant some may be finishing up).
+        elif full:
             why = self.busy_reason
-        elif acceptor_waits:
-            why = f"the thread that accepts connections ({self.acceptor[r]}) is waiting for the GIL"
+        elif acceptor_waited_gil and self.gevent:
+            why = (
+                "a greenlet is running Python code without yielding, so the worker's event loop "
+                "cannot run its accept"
+            )
+        elif acceptor_waited_gil:
+            why = (
+                f"the thread that accepts connections ({acceptor}) must first get the GIL, "
+                "which another thread holds"
+            )
         elif wait is None:
-            why = "it is never accepted"
+            why = "the server never gets to it"
+        elif self.forking:
+            why = "the server is busy forking a child for the connection ahead of it"
         else:
-            why = "the server has not accepted it yet"
+            why = "the server is still taking the connections ahead of it"
         text = (
             f"{user(r)} {sent}; the connection is complete and waits in the kernel backlog "
             f"(depth {depth}) because {why}"
@@ -475,6 +509,14 @@ class _Narrator:
 
     def worker(self, t: float, key: str, what: str, detail: str, up: set[str]) -> None:
         extra = f" ({detail})" if detail else ""
+        if not self.gunicorn:
+            # werkzeug's processes=N: a child per connection, gone when its request is done
+            if what == "boot":
+                level = _LESSON if self.once("fork") else _FINE
+                self.say(level, t, f"the server forks child process {key} to serve a connection")
+            elif what in ("exit", "killed"):
+                self.say(_FINE, t, f"child process {key} exits{extra}")
+            return
         if what == "ready":
             up.add(key)
             if t > 0:

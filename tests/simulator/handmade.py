@@ -18,11 +18,12 @@ def single_thread(n: int = 3, sleep_ms: float = 1000.0, backlog: int = 128) -> T
     }
     ev: list[Event] = [Event(0.0, "thread", "w1/t1", "idle", -1)]
     reqs = []
+    gap = 0.05  # users connect one after another, like a load tool's "simultaneous" clients
     for r in range(n):
         ev += [
-            Event(0.0, "req", r, "syn", "1"),
-            Event(0.0, "req", r, "backlog", ""),
-            Event(0.0, "backlog", "listen", r + 1, -1),
+            Event(r * gap, "req", r, "syn", "0"),
+            Event(r * gap, "req", r, "backlog", str(r)),
+            Event(r * gap, "backlog", "listen", r if r else 1, -1),
         ]
     t = 0.0
     for r in range(n):
@@ -30,7 +31,7 @@ def single_thread(n: int = 3, sleep_ms: float = 1000.0, backlog: int = 128) -> T
             Event(t, "thread", "w1/t1", "cpu", r),
             Event(t, "gil", "w1", "w1/t1", -1),
             Event(t, "req", r, "accept", "w1/t1"),
-            Event(t, "backlog", "listen", n - r - 1, -1),
+            Event(t, "backlog", "listen", max(0, n - r - 1) if r else 0, -1),
             Event(t, "req", r, "stage", "recv"),
             Event(t + 0.5, "req", r, "stage", "view"),
             Event(t + 0.5, "thread", "w1/t1", "io", r),
@@ -46,14 +47,14 @@ def single_thread(n: int = 3, sleep_ms: float = 1000.0, backlog: int = 128) -> T
             RequestRecord(
                 id=r,
                 path="/sleep",
-                sent_ms=0.0,
+                sent_ms=r * gap,
                 accepted_ms=t,
                 started_ms=t,
                 finished_ms=t + 1.0 + sleep_ms,
                 http_status=200,
                 worker="w1",
                 thread="w1/t1",
-                queue_ms=t,
+                queue_ms=t - r * gap,
                 cpu_ms=1.0,
                 io_ms=sleep_ms,
             )
