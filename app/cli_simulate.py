@@ -119,7 +119,7 @@ def merge_profile(scenario: dict[str, Any], profile: Any, where: str = "profile"
     if not isinstance(profile, dict):
         raise _cli_error(f"{where}: a profile must be a JSON object with costs and/or machine")
     if not any(k in profile for k in PROFILE_SECTIONS):
-        raise _cli_error(f"{where}: a profile needs a \"costs\" or \"machine\" object")
+        raise _cli_error(f'{where}: a profile needs a "costs" or "machine" object')
     out = copy.deepcopy(scenario)
     for section in PROFILE_SECTIONS:
         if section not in profile:

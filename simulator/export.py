@@ -23,6 +23,7 @@ from .trace import RequestRecord, Trace
 
 #: Timeline rows and per-request rows shown before the table says "... more".
 TABLE_MAX_ROWS = 40
+TABLE_MAX_LINES = 60  # text lines of the timeline (a row may wrap onto several)
 TABLE_MAX_REQUESTS = 30
 #: Narration lines in the table output.
 TABLE_NARRATION_LINES = 40
@@ -331,8 +332,12 @@ def _timeline(trace: Trace) -> list[str]:
 
     header = ("T=", "client", "kernel backlog", "server")
     lines = [_row(header), "-+-".join("-" * w for w in _WIDTHS)]
-    for t, cli, q, srv in rows:
-        lines += _wrapped_row(f"{t / 1000.0:.3f} s", cli, q, srv)
+    for k, (t, cli, q, srv) in enumerate(rows):
+        wrapped = _wrapped_row(f"{t / 1000.0:.3f} s", cli, q, srv)
+        if len(lines) + len(wrapped) > TABLE_MAX_LINES + 2:
+            extra_rows += len(rows) - k
+            break
+        lines += wrapped
     if extra_rows:
         lines.append(f"... {extra_rows} more rows (use --format csv or trace for all of them)")
     return lines

@@ -1,0 +1,166 @@
+"""Exports of a Trace: slide table, CSV, Chrome Trace Event JSON, result JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+from handmade import dropped_syn, gil_pair, single_thread
+
+import simulator
+from simulator import export, presets
+from simulator.trace import Trace
+
+
+def _rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_csv_has_one_row_per_request_with_the_result_fields() -> None:
+    trace = dropped_syn()
+    rows = _rows(export.to_csv(trace))
+    assert [int(r["id"]) for r in rows] == [0, 1, 2]
+    for field in (
+        "path",
+        "sent_ms",
+        "accepted_ms",
+        "started_ms",
+        "finished_ms",
+        "status",
+        "http_status",
+        "worker",
+        "thread",
+        "syn_retries",
+        "queue_ms",
+        "gil_wait_ms",
+        "cpu_ms",
+        "latency_ms",
+    ):
+        assert field in rows[0]
+    assert rows[2]["syn_retries"] == "1"
+    assert float(rows[2]["latency_ms"]) == 1100.0
+    assert rows[1]["queue_ms"] == "100.000"
+
+
+def test_csv_leaves_unreached_times_empty() -> None:
+    trace = simulator.run(
+        {
+            "server": {"kind": "gunicorn", "workers": 1, "backlog": 0},
+            "endpoints": {"/slow": [{"io_ms": 5000}]},
+            "workload": [{"at_ms": 0, "count": 4, "path": "/slow"}],
+            "client": {"timeout_s": 2},
+        }
+    )
+    rows = _rows(export.to_csv(trace))
+    timed_out = [r for r in rows if r["status"] == "timeout"]
+    assert timed_out, rows
+    assert any(r["accepted_ms"] == "" for r in timed_out)
+
+
+def test_json_is_the_result_format() -> None:
+    trace = single_thread(n=2)
+    data = json.loads(json.dumps(export.to_json(trace)))
+    assert set(data) >= {"requests", "summary"}
+    assert data["summary"]["completed"] == 2
+    assert data["requests"][1]["finished_ms"] == 2002.0
+
+
+def _chrome(trace: Trace) -> dict:
+    data = export.to_chrome_trace(trace)
+    return json.loads(json.dumps(data))  # JSON-ready
+
+
+def test_chrome_trace_has_lanes_spans_and_the_backlog_counter() -> None:
+    data = _chrome(gil_pair())
+    events = data["traceEvents"]
+    names = {
+        (e["pid"], e.get("tid")): e["args"]["name"]
+        for e in events
+        if e["ph"] == "M" and e["name"] in ("process_name", "thread_name")
+    }
+    assert names[(0, None)].startswith("kernel")
+    assert names[(1, None)] == "server"
+    assert names[(1, 0)] == "GIL"
+    assert {names[(1, 1)], names[(1, 2)]} == {"w1/t1", "w1/t2"}
+    spans = [e for e in events if e["ph"] == "X" and e["tid"] != 0]
+    t1 = sorted(
+        (e["ts"], e["dur"], e["name"])
+        for e in spans
+        if names[(e["pid"], e["tid"])] == "w1/t1" and e["cat"] != "dead"
+    )
+    assert t1 == [
+        (0.0, 5000.0, "user 1 view (cpu)"),
+        (5000.0, 5000.0, "user 1 view (gil)"),
+        (10000.0, 5000.0, "user 1 view (cpu)"),
+    ]
+    gil = sorted(
+        (e["ts"], e["dur"], e["args"]["holder"]) for e in events if e["ph"] == "X" and e["tid"] == 0
+    )
+    assert gil == [
+        (0.0, 5000.0, "w1/t1"),
+        (5000.0, 5000.0, "w1/t2"),
+        (10000.0, 5000.0, "w1/t1"),
+        (15000.0, 5000.0, "w1/t2"),
+    ]
+    counters = [e for e in events if e["ph"] == "C"]
+    assert {c["name"] for c in counters} == {"in flight"}  # no backlog events in this trace
+    assert [c["args"]["requests"] for c in counters] == [1, 2, 1, 0]
+
+
+def test_chrome_trace_backlog_counter_follows_the_queue() -> None:
+    events = _chrome(single_thread(n=3))["traceEvents"]
+    depth = [
+        (e["ts"], e["args"]["depth"]) for e in events if e["ph"] == "C" and e["name"] == "backlog"
+    ]
+    assert [d for _, d in depth] == [1, 0, 1, 2, 1, 0]
+    assert all(e["dur"] > 0 for e in events if e["ph"] == "X")
+
+
+def test_chrome_trace_of_every_preset_is_well_formed() -> None:
+    for name in ("dev-processes-4", "gthread-hoarding", "worker-timeout", "backlog-overflow"):
+        trace = simulator.run(presets.get(name).scenario)
+        events = _chrome(trace)["traceEvents"]
+        lanes = {
+            (e["pid"], e["tid"]) for e in events if e["ph"] == "M" and e["name"] == "thread_name"
+        }
+        xs = [e for e in events if e["ph"] == "X"]
+        assert xs and all((e["pid"], e["tid"]) in lanes for e in xs), name
+        assert any(e["ph"] == "C" and e["name"] == "backlog" for e in events), name
+        assert all(e["ts"] >= 0 and e["dur"] >= 0 for e in xs)
+        served = {e["args"]["request"] for e in xs if "request" in e["args"]}
+        assert served == {r.id for r in trace.requests if r.started_ms is not None}, name
+
+
+def test_table_shows_the_staircase() -> None:
+    trace = simulator.run(presets.get("dev-single-thread").scenario)
+    text = export.to_table(trace)
+    lines = text.splitlines()
+    assert lines[0] == trace.scenario["name"]
+    header = next(i for i, line in enumerate(lines) if line.startswith("T="))
+    assert re.match(r"T= +\| client +\| kernel backlog +\| server", lines[header])
+    rows = [line for line in lines[header + 2 :] if re.match(r"\d+\.\d{3} s ", line)]
+    assert rows[0].split("|")[1].strip() == "users 1-10 -> GET /sleep"
+    assert rows[0].split("|")[2].strip() == "[2 3 4 5 ... 10] (9)"
+    # one response per second, the queue shrinking by one each time: the staircase
+    finished = [float(r.split("|")[0].split()[0]) for r in rows[1:]]
+    assert [round(f) for f in finished] == list(range(1, 11))
+    for k, row in enumerate(rows[1:], start=1):
+        assert f"user {k} <- 200" in row
+    assert "What happened" in text and "because the only thread is busy" in text
+    assert "Summary" in text and "10: 10 ok" in text
+
+
+def test_table_rows_are_capped_for_big_runs() -> None:
+    trace = simulator.run(presets.get("gthread-poisson").scenario)
+    text = export.to_table(trace)
+    assert "more rows (use --format csv or trace for all of them)" in text
+    assert "more requests (use --format csv for all of them)" in text
+    assert len(text.splitlines()) < 200
+
+
+def test_table_groups_dropped_syns() -> None:
+    trace = simulator.run(presets.get("backlog-overflow").scenario)
+    text = export.to_table(trace)
+    assert "SYN dropped" in text and "resend SYN" in text
