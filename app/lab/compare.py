@@ -88,6 +88,8 @@ def compare(
         "status_mismatches": mismatches,
         "sim": _figures(simulated),
         "measured": _figures(measured),
+        "lab": dict(measured.summary.get("lab", {})),
+        "cores": measured.cores,
         "agrees": bool(rows) and n_within == len(rows) and mismatches == 0,
     }
     return {"scenario": measured.scenario.get("name", ""), "rows": rows, "summary": summary}
@@ -173,6 +175,19 @@ def format_comparison(result: dict[str, Any], max_rows: int = 60) -> str:
                        ("max backlog", "max_backlog"), ("SYN retransmits", "syn_retries"),
                        ("failed", "failed")):
         out.append(f"{label}: simulated {sim[key]}, measured {meas[key]}")
+    lab = s.get("lab") or {}
+    if "other_cpu_cores" in lab:
+        out.append(
+            f"machine: {s.get('cores')} cores; during the measurement other programs used "
+            f"{lab['other_cpu_cores']:.2f} cores on average, the lab itself "
+            f"{lab['lab_cpu_cores']:.2f}; sends left at most "
+            f"{lab.get('send_late_ms_max', 0.0):.2f} ms late"
+        )
+        if lab["other_cpu_cores"] >= 0.25:
+            out.append(
+                "caution: the machine was busy with other work, so measured CPU segments "
+                "took longer than on an idle machine"
+            )
     out.append("verdict: " + ("the simulation agrees with the measurement" if s["agrees"]
                               else "the simulation DISAGREES with the measurement (see NO rows)"))
     return "\n".join(out) + "\n"

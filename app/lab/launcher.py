@@ -10,6 +10,8 @@ then the group is checked empty. Use it as a context manager.
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import json
 import os
 import signal
@@ -22,6 +24,26 @@ from typing import Any
 from .recorder import ENV_CONFIG, read_records
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PR_SET_PDEATHSIG = 1
+_LIVE: set[Server] = set()
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGKILL if the thread that started it goes away
+    (Linux ``PR_SET_PDEATHSIG``), so even a lab process killed outright leaves no server."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_LIVE):
+        try:
+            server.stop()
+        except Exception:  # noqa: S110 - best effort at interpreter exit
+            pass
 
 
 class LabError(RuntimeError):
@@ -87,6 +109,26 @@ def group_members(pgid: int) -> list[int]:
     return pids
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU time (user + system, its own and its reaped children's) of a process, in s."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """``(busy, total)`` CPU seconds of the whole machine since boot (``/proc/stat``)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is already counted in user
+    return (total - idle) / os.sysconf("SC_CLK_TCK"), total / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """A lab server for one run (see the module docstring)."""
 
@@ -139,10 +181,12 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         finally:
             log.close()
         self.pgid = self.proc.pid
+        _LIVE.add(self)
         self._await_ready(ready_timeout_s)
 
     def _await_ready(self, timeout_s: float) -> None:
@@ -163,6 +207,10 @@ class Server:
                 return
             time.sleep(0.02)
         raise LabError(f"the server was not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the server's processes (live ones and reaped ones)."""
+        return sum(process_cpu_s(pid) for pid in group_members(self.pgid)) if self.pgid else 0.0
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -204,3 +252,4 @@ class Server:
                 raise LabError(f"processes of group {self.pgid} would not exit")
             time.sleep(0.02)
         self.proc = None
+        _LIVE.discard(self)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -30,7 +31,14 @@ import simulator
 from simulator.kernel import syn_offsets_ms
 from simulator.trace import Event, RequestRecord, Trace, summarise
 
-from .launcher import _PROJECT_ROOT, LabError, Server, group_members
+from .launcher import (
+    _PROJECT_ROOT,
+    LabError,
+    Server,
+    die_with_parent,
+    group_members,
+    machine_cpu_s,
+)
 from .recorder import read_records
 from .sampler import BacklogSampler
 
@@ -97,16 +105,20 @@ def measure(
     try:
         report(0.0, "starting the server")
         with Server(norm, run_dir, plan["seed"]) as server:
+            load = _LoadMeter(server)
             sampler = BacklogSampler(server.port).start()
             try:
                 results = _drive(server, plan, run_dir, report)
             finally:
                 sampler.stop()
+                load.stop(sampler.cpu_s)
         report(0.99, "building the trace")
         trace = build_trace(
             plan, results, list(read_records(server.record_dir)), sampler.samples, sampler.limit
         )
         trace.summary["lab"]["backlog_polls"] = sampler.polls
+        trace.summary["lab"]["port"] = server.port
+        trace.summary["lab"].update(load.figures())
         report(1.0, "done")
         return trace
     finally:
@@ -137,7 +149,7 @@ def _drive(
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.lab.driver", str(plan_path), str(out_path)],
             cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent,
         )  # fmt: skip
     try:
         while proc.poll() is None:
@@ -171,6 +183,47 @@ def _drive(
         for line in fh:
             results.append(json.loads(line))
     return results
+
+
+class _LoadMeter:
+    """How busy the machine was during a run, and how much of that was the lab itself.
+
+    ``other_cpu_cores`` -- the average number of cores used by everything else on the
+    machine while the run lasted -- says whether CPU-bound figures can be trusted: a
+    measured CPU segment takes longer when other programs compete for the cores.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.t = time.monotonic()
+        self.busy, self.total = machine_cpu_s()
+        self.server_cpu = server.cpu_s()
+        self.children = _children_cpu_s()
+        self.result: dict[str, float] = {}
+
+    def stop(self, sampler_cpu_s: float) -> None:
+        wall = time.monotonic() - self.t
+        busy, _total = machine_cpu_s()
+        lab = (
+            self.server.cpu_s() - self.server_cpu
+            + _children_cpu_s() - self.children  # the driver, reaped by now
+            + sampler_cpu_s
+        )
+        machine = busy - self.busy
+        self.result = {
+            "wall_s": round(wall, 3),
+            "machine_busy_cores": round(machine / wall, 3) if wall > 0 else 0.0,
+            "lab_cpu_cores": round(lab / wall, 3) if wall > 0 else 0.0,
+            "other_cpu_cores": round(max(machine - lab, 0.0) / wall, 3) if wall > 0 else 0.0,
+        }
+
+    def figures(self) -> dict[str, float]:
+        return self.result
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _count_lines(path: Path) -> int:

@@ -10,6 +10,7 @@ file, however many connections are open.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from .recorder import now_ms
@@ -69,6 +70,7 @@ class BacklogSampler:
         self.samples: list[tuple[float, int]] = []
         self.limit = 0
         self.polls = 0
+        self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backlog-sampler", daemon=True)
 
@@ -92,3 +94,4 @@ class BacklogSampler:
                     self.samples.append((self.clock(), depth))
                     last = depth
             self._stop.wait(self.interval_ms / 1000.0)
+        self.cpu_s = time.thread_time()

@@ -1,0 +1,55 @@
+"""Lab tests start real servers on 127.0.0.1. Every test runs with its run directories
+under its own ``tmp_path`` and checks afterwards that nothing it started is still alive:
+no server, worker, forked child or load driver, and no listening port of a run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def lab_processes(root: Path) -> list[tuple[int, str]]:
+    """Live processes started for runs under ``root`` (found by their config path or
+    command line), as ``(pid, command line)``."""
+    found = []
+    needle = str(root).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        if needle in cmdline or needle in environ:
+            found.append((int(entry), cmdline.replace(b"\0", b" ").decode(errors="replace")))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def lab_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    yield root
+    deadline = time.monotonic() + 5.0
+    left = lab_processes(root)
+    while left and time.monotonic() < deadline:  # a process may take a moment to vanish
+        time.sleep(0.05)
+        left = lab_processes(root)
+    for pid, _cmd in left:  # fail loudly, but do not leak them into the next test
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    assert left == [], f"processes left behind: {left}"
