@@ -1,0 +1,138 @@
+"""Benchmark: the M/M/8 queue in wsgiscope's engine and in SimPy, side by side.
+
+gunicorn sync with 8 workers, an I/O-only endpoint whose duration is exponential with a
+mean of 1 s, Poisson arrivals at 7/s, every per-stage cost set to 0: that is exactly an
+M/M/8 queue (rho = 0.875). Both simulators serve the same number of requests; the script
+prints each one's speed (requests simulated per second of wall time), the ratio, and each
+one's mean queue wait against Erlang C.
+
+Run: python tests/bench/bench_mm8.py [--requests 100000] [--seed 1] [--profile]
+Not part of the test suite; needs simpy (pip install simpy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+
+import simpy
+
+import simulator
+from simulator.scenario import COSTS
+
+RATE_PER_S = 7.0
+SERVICE_MEAN_S = 1.0
+SERVERS = 8
+
+
+def erlang_c_wait_s(lam: float, mu: float, c: int) -> float:
+    """Mean wait in queue of an M/M/c queue (Erlang C formula)."""
+    a = lam / mu
+    rho = a / c
+    top = a**c / math.factorial(c) / (1 - rho)
+    bottom = sum(a**k / math.factorial(k) for k in range(c)) + top
+    return (top / bottom) / (c * mu - lam)
+
+
+def scenario(n: int, seed: int) -> dict:
+    return {
+        "name": "M/M/8: gunicorn sync -w 8, exponential 1 s I/O, Poisson 7/s",
+        "server": {
+            "kind": "gunicorn",
+            "worker_class": "sync",
+            "workers": SERVERS,
+            "timeout_s": 0,
+            "boot_ms": 0,
+        },
+        "machine": {"cores": SERVERS, "context_switch_ms": 0},
+        "costs": {name: 0 for name in COSTS},
+        "endpoints": {"/io": [{"io_ms": {"exp": SERVICE_MEAN_S * 1000}}]},
+        "workload": [
+            {"poisson": {"rate_per_s": RATE_PER_S, "duration_s": n / RATE_PER_S}, "path": "/io"}
+        ],
+        "client": {"timeout_s": 3600},
+        "seed": seed,
+    }
+
+
+def run_ours(n: int, seed: int) -> tuple[int, float, float, float]:
+    data = scenario(n, seed)
+    t0 = time.perf_counter()
+    trace = simulator.run(data)
+    wall = time.perf_counter() - t0
+    done = [r for r in trace.requests if r.status == "ok"]
+    wait_s = sum(r.queue_ms for r in done) / len(done) / 1000.0
+    # the load this sample of arrivals and service times really put on the eight workers
+    span_s = max(r.sent_ms for r in trace.requests) / 1000.0
+    busy_s = sum(r.finished_ms - r.accepted_ms for r in done) / 1000.0
+    return len(trace.requests), wall, wait_s, busy_s / span_s / SERVERS
+
+
+def run_simpy(n: int, seed: int) -> tuple[int, float, float, float]:
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    servers = simpy.Resource(env, capacity=SERVERS)
+    waits: list[float] = []
+    busy = [0.0]
+
+    def customer(env: simpy.Environment):  # type: ignore[no-untyped-def]
+        arrived = env.now
+        with servers.request() as req:
+            yield req
+            waits.append(env.now - arrived)
+            service = rng.expovariate(1.0 / SERVICE_MEAN_S)
+            busy[0] += service
+            yield env.timeout(service)
+
+    def source(env: simpy.Environment):  # type: ignore[no-untyped-def]
+        for _ in range(n):
+            yield env.timeout(rng.expovariate(RATE_PER_S))
+            env.process(customer(env))
+
+    t0 = time.perf_counter()
+    env.process(source(env))
+    env.run()
+    wall = time.perf_counter() - t0
+    return len(waits), wall, sum(waits) / len(waits), busy[0] / env.now / SERVERS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", action="store_true", help="also profile our engine")
+    args = parser.parse_args()
+    theory = erlang_c_wait_s(RATE_PER_S, 1.0 / SERVICE_MEAN_S, SERVERS)
+
+    ours = run_ours(args.requests, args.seed)
+    peer = run_simpy(args.requests, args.seed)
+
+    print(
+        f"M/M/{SERVERS}, rho = {RATE_PER_S * SERVICE_MEAN_S / SERVERS:.3f}, "
+        f"Erlang C mean queue wait = {theory:.3f} s"
+    )
+    print(
+        f"{'':10} {'requests':>9} {'wall s':>8} {'requests/s':>11} {'mean wait s':>12} "
+        f"{'vs Erlang C':>11} {'realised rho':>13}"
+    )
+    for name, (n, wall, wait, rho) in (("wsgiscope", ours), ("SimPy", peer)):
+        print(
+            f"{name:10} {n:9d} {wall:8.2f} {n / wall:11.0f} {wait:12.3f} "
+            f"{100 * (wait / theory - 1):+10.1f}% {rho:13.3f}"
+        )
+    ratio = (ours[0] / ours[1]) / (peer[0] / peer[1])
+    print(f"speed ratio wsgiscope / SimPy = {ratio:.2f}")
+    print("(near saturation a mean wait moves with the load each sample really drew: see rho)")
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(simulator.run, scenario(args.requests, args.seed))
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()
