@@ -6,8 +6,8 @@ Each socket owns its run: the handler keeps everything in a :class:`Session` loc
 connection, nothing is shared between users.
 
 Frames go out columnar, in chunks: a ``frames`` message carries a run of consecutive
-frames plus every request span, thread span, finished request and narration line that
-starts at or before the chunk's last frame. The browser keeps all of it, so scrubbing back
+frames plus every request span, finished request and narration line that starts at or
+before the chunk's last frame. The browser keeps all of it, so scrubbing back
 never asks the server for anything; going past what it has asks for a ``seek``.
 
 A dropped socket reconnects and sends ``start`` again with ``resume``: the run is
@@ -22,6 +22,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from flask import current_app
@@ -42,7 +43,7 @@ STATUSES = ("ok", "error", "reset", "timeout")
 #: Playback speeds the page offers; ``"max"`` sends frames as fast as the socket takes them.
 MIN_SPEED, MAX_SPEED = 0.1, 100.0
 #: How far ahead of the browser's playhead the server keeps sending, in wall-clock seconds.
-LEAD_S = 0.5
+LEAD_S = 0.25
 #: How often a playing session sends, and how many frames fit in one message at most.
 SEND_INTERVAL_S = 1 / 30
 CHUNK_FRAMES = 1500
@@ -100,17 +101,14 @@ class Prepared:
     times: list[float]
     frames: list[list[Any]]  # per frame: [backlog, busy, in_flight, completed, failed, connecting, threads, gil]
     req_spans: list[tuple[float, list[Any]]]  # (start, [req, start, end, state])
-    thr_spans: list[tuple[float, list[Any]]]  # (start, [thread, start, end, state, req])
     done: list[tuple[float, list[Any]]]  # (time known, encoded record)
     narration: list[tuple[float, str]]
     span_starts: list[float] = field(default_factory=list)
-    thr_starts: list[float] = field(default_factory=list)
     done_times: list[float] = field(default_factory=list)
     line_times: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.span_starts = [s for s, _ in self.req_spans]
-        self.thr_starts = [s for s, _ in self.thr_spans]
         self.done_times = [s for s, _ in self.done]
         self.line_times = [t for t, _ in self.narration]
 
@@ -121,13 +119,12 @@ class Prepared:
     def cursor(self, have: int) -> list[int]:
         """Positions in the span/record/narration lists once ``have`` frames are out."""
         if have <= 0:
-            return [0, 0, 0, 0]
+            return [0, 0, 0]
         if have >= self.n:
-            return [len(self.req_spans), len(self.thr_spans), len(self.done), len(self.narration)]
+            return [len(self.req_spans), len(self.done), len(self.narration)]
         t = self.times[have - 1] + 1e-9
         return [
             bisect.bisect_right(self.span_starts, t),
-            bisect.bisect_right(self.thr_starts, t),
             bisect.bisect_right(self.done_times, t),
             bisect.bisect_right(self.line_times, t),
         ]
@@ -154,9 +151,8 @@ class Prepared:
             "th": th,
             "g": gil,
             "rs": [v for _, s in self.req_spans[ca[0]:cb[0]] for v in s],
-            "ts": [v for _, s in self.thr_spans[ca[1]:cb[1]] for v in s],
-            "done": [r for _, r in self.done[ca[2]:cb[2]]],
-            "n": [[round(t, 3), text] for t, text in self.narration[ca[3]:cb[3]]],
+            "done": [r for _, r in self.done[ca[1]:cb[1]]],
+            "n": [[round(t, 3), text] for t, text in self.narration[ca[2]:cb[2]]],
             "last": b >= self.n,
         }
 
@@ -182,16 +178,16 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     raw = sim_frames.sample(trace, tick)
     absent = THREAD_STATES.index("absent")
     tcode = {s: i for i, s in enumerate(THREAD_STATES)}
-    rcode = {s: i for i, s in enumerate(REQUEST_STATES)}
     times: list[float] = []
     rows: list[list[Any]] = []
+    blank = [absent, -1] * len(keys)
     for f in raw:
-        th = [absent, -1] * len(keys)
+        th = blank.copy()
         for k, (state, req) in f["threads"].items():
             i = index.get(k)
             if i is not None:
                 th[2 * i] = tcode.get(state, 0)
-                th[2 * i + 1] = int(req)
+                th[2 * i + 1] = req
         gil = [-1] * len(procs)
         for pk, holder in f["gil"].items():
             pi = proc_index.get(pk)
@@ -201,17 +197,15 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         rows.append([f["backlog"], f["busy_cores"], f["in_flight"], f["completed"],
                      f.get("failed", 0), f.get("connecting", 0), th, gil])
 
-    sp = sim_frames.spans(trace)
-    req_spans = sorted(
-        ((s[1], [int(s[0]), _r(s[1]), _r(s[2]), rcode.get(s[3], 0)]) for s in sp["requests"]
-         if s[3] in rcode),
-        key=lambda x: (x[0], x[1][0]),
-    )
-    thr_spans = sorted(
-        ((s[1], [index[s[0]], _r(s[1]), _r(s[2]), tcode.get(s[3], 0), int(s[4])])
-         for s in sp["threads"] if s[0] in index),
-        key=lambda x: (x[0], x[1][0]),
-    )
+    # Thread lanes are drawn from the frames (one state per tick); only request spans go out
+    # as intervals, so a run with heavy GIL ping-pong does not flood the socket.
+    raw_spans = sorted(sim_frames.spans(trace)["requests"], key=itemgetter(1))  # by start
+    rs = REQUEST_STATES
+    req_spans = [
+        (a, [int(r), round(a, 3), round(b, 3), rs.index(st)])
+        for r, a, b, st in raw_spans
+        if st in rs
+    ]
     paths = sorted({r.path for r in trace.requests})
     path_index = {p: i for i, p in enumerate(paths)}
     done = []
@@ -249,7 +243,7 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         "statuses": STATUSES,
         "summary": trace.summary,
     }
-    return Prepared(trace, key, tick, meta, times, rows, req_spans, thr_spans, done, narration)
+    return Prepared(trace, key, tick, meta, times, rows, req_spans, done, narration)
 
 
 def build(scenario_data: Any, seed: Any, max_frames: int) -> Prepared:
@@ -384,8 +378,10 @@ class Session:
             if isinstance(have, int) and 0 <= have <= run.n:
                 self.sent = have
         self.anchor(start_t)
-        # The first frames go out at once, so the page can draw before playing starts.
-        self.send_until(max(self.frame_index(start_t), 1))
+        # Frames for the first moments go out at once, even paused: the page draws straight
+        # away, and pressing play moves the playhead without waiting for the server.
+        lead = 0.0 if math.isinf(speed) else speed * LEAD_S * 1000.0
+        self.send_until(max(self.frame_index(start_t + lead), 1))
         self.pump()
 
     def op_play(self, msg: dict[str, Any]) -> None:

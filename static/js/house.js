@@ -68,7 +68,7 @@ export class House {
     }
     ctx.fillStyle = "#3d4753";
     ctx.font = "13px system-ui, sans-serif";
-    ctx.fillText(connecting ? `${connecting} connecting` : "none connecting", colClients, bottom - 22);
+    ctx.fillText(`${connecting} connecting`, colClients, bottom - 22);
     ctx.fillText(`${s.completed[k]} done${s.failed[k] ? `, ${s.failed[k]} failed` : ""}`, colClients, bottom - 4);
 
     // kernel backlog as boxes

@@ -10,7 +10,7 @@ function grow(arr, size) {
 }
 
 class Spans {
-  // A growable column store of flat spans with `width` fields each.
+  // A growable column store of flat request spans: [req, start, end, state] each.
   constructor(width) {
     this.width = width;
     this.n = 0;
@@ -62,7 +62,6 @@ export class Store {
     this.thReq = new Int32Array(0);        // frame-major: request on each thread
     this.gil = new Int16Array(0);          // frame-major: GIL holder thread per process
     this.reqSpans = new Spans(4);
-    this.thrSpans = new Spans(5);
     this.done = [];                        // records in the order they finished
     this.doneT = [];                       // the time each became known
     this.byId = new Map();
@@ -113,7 +112,6 @@ export class Store {
     }
     if (skip === 0) {  // spans, records and lines are only new when the frames are
       this.reqSpans.push(c.rs);
-      this.thrSpans.push(c.ts);
       for (const r of c.done) {
         if (this.byId.has(r[0])) continue;
         const rec = {

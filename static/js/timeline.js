@@ -47,7 +47,7 @@ export class Timeline {
       const thH = Math.max(3, Math.min(24, 260 / nth));
       for (const [pi, p] of m.processes.entries()) {
         add({ kind: "proc", label: p.label, h: 22, proc: pi });
-        if (m.processes.length <= 16) add({ kind: "gil", label: "GIL held by", h: 14, proc: pi });
+        if (m.processes.length <= 16) add({ kind: "gil", label: "GIL holder", h: 18, proc: pi });
         for (let j = 0; j < p.threads.length; j++) {
           const key = p.threads[j];
           const short = key.includes("/") ? key.split("/").slice(1).join("/") : key;
@@ -108,7 +108,9 @@ export class Timeline {
       }
       if (lane.label) {
         ctx.fillStyle = "#3d4753";
-        ctx.fillText(lane.label, 8, lane.y + lane.h / 2);
+        ctx.font = lane.h < 20 ? "12px system-ui, sans-serif" : "600 13px system-ui, sans-serif";
+        ctx.fillText(lane.label, lane.kind === "thread" || lane.kind === "gil" ? 18 : 8, lane.y + lane.h / 2);
+        ctx.font = "600 13px system-ui, sans-serif";
       }
     }
 
@@ -208,26 +210,43 @@ export class Timeline {
     if (iB >= 0) flush(s.t[iB]);
   }
 
+  // Thread lanes from the frames: one state per tick, one sample per pixel column.
   drawThreads(ctx) {
-    const s = this.store, sc = this.scale, sp = s.thrSpans, C = this.colours;
+    const s = this.store, sc = this.scale, C = this.colours, nth = s.nth;
     const states = s.meta.thread_states;
-    const laneOf = new Map();
-    for (const lane of this.lanes) if (lane.kind === "thread") laneOf.set(lane.thread, lane);
+    const lanes = this.lanes.filter((l) => l.kind === "thread");
+    if (!lanes.length || !s.n) return;
     const paths = {};
-    const minW = 0.6;
-    for (let i = 0; i < sp.n; i++) {
-      const st = states[sp.s[i]];
-      if (st === "idle" || st === "absent") continue;
-      if (sp.b[i] < sc.t0 || sp.a[i] > sc.t1) continue;
-      const lane = laneOf.get(sp.k[i]);
-      if (!lane) continue;
-      const xa = sc.x(sp.a[i]), xb = sc.x(sp.b[i]);
-      const p = paths[st] || (paths[st] = new Path2D());
-      const pad = lane.h >= 10 ? 2 : 0.5;
-      p.rect(xa, lane.y + pad, Math.max(xb - xa, minW), lane.h - 2 * pad);
+    const xEnd = Math.min(sc.left + sc.width, sc.x(s.t[s.n - 1]));
+    // column boundaries: one per frame when frames are wider than a pixel, else per pixel
+    const cols = [];
+    const frameW = s.tick / sc.msPerPx;
+    if (frameW >= 1) {
+      const iA = s.frameAt(sc.t0), iB = s.frameAt(sc.t1);
+      for (let i = iA; i <= iB; i++) cols.push([i, sc.x(i ? s.t[i - 1] : 0), sc.x(s.t[i])]);
+    } else {
+      for (let x = sc.left; x < xEnd; x++) cols.push([s.frameAt(sc.t(x + 1)), x, x + 1]);
+    }
+    for (const lane of lanes) {
+      const h = lane.thread, pad = lane.h >= 10 ? 2 : 0.5;
+      let runState = -1, runX = 0, lastX = 0;
+      const flush = () => {
+        const st = states[runState];
+        if (runState >= 0 && st !== "idle" && st !== "absent") {
+          const p = paths[st] || (paths[st] = new Path2D());
+          p.rect(runX, lane.y + pad, Math.max(lastX - runX, 0.6), lane.h - 2 * pad);
+        }
+      };
+      for (const [i, xa, xb] of cols) {
+        const code = s.th[i * nth + h];
+        if (code !== runState) { flush(); runState = code; runX = xa; }
+        lastX = xb;
+      }
+      flush();
     }
     for (const st in paths) { ctx.fillStyle = C[st] || "#888"; ctx.fill(paths[st]); }
     // label each finished request on its thread when there is room
+    const laneOf = new Map(lanes.map((l) => [l.thread, l]));
     ctx.font = "600 12px system-ui, sans-serif";
     ctx.fillStyle = "#ffffff";
     ctx.textBaseline = "middle";
@@ -293,7 +312,7 @@ export class Timeline {
     const x = sc.x(playhead);
     const xr = sc.left + sc.width;
     if (x < xr) {
-      ctx.fillStyle = "rgba(255,255,255,0.8)";
+      ctx.fillStyle = "rgba(255,255,255,0.85)";
       const xa = Math.max(x, sc.left);
       ctx.fillRect(xa, AXIS, xr - xa, this.height - AXIS);
     }
@@ -327,16 +346,12 @@ export class Timeline {
       const h = s.gil[k * s.np + lane.proc];
       return { text: `${at}\nGIL: ${h >= 0 ? "held by " + m.threads[h] : "free"}` };
     }
-    if (lane.kind === "thread") {
-      const sp = s.thrSpans;
-      for (let i = 0; i < sp.n; i++) {
-        if (sp.k[i] === lane.thread && sp.a[i] <= t && t < sp.b[i]) {
-          const st = m.thread_states[sp.s[i]];
-          const who = sp.r[i] >= 0 ? `user ${sp.r[i] + 1}: ` : "";
-          return { text: `${at}\n${m.threads[lane.thread]} — ${who}${describe(st)}`, req: sp.r[i] >= 0 ? sp.r[i] : undefined };
-        }
-      }
-      return { text: `${at}\n${m.threads[lane.thread]} — idle` };
+    if (lane.kind === "thread" && k >= 0) {
+      const st = m.thread_states[s.th[k * s.nth + lane.thread]];
+      const req = s.thReq[k * s.nth + lane.thread];
+      const who = req >= 0 ? `user ${req + 1}: ` : "";
+      const what = st === "absent" ? "not started yet" : describe(st);
+      return { text: `${at}\n${m.threads[lane.thread]} — ${who}${what}`, req: req >= 0 ? req : undefined };
     }
     if (lane.kind === "requests") {
       const req = Math.floor((y - lane.y) / lane.rowH);
