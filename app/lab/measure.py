@@ -113,9 +113,7 @@ def measure(
                 sampler.stop()
                 load.stop(sampler.cpu_s)
         report(0.99, "building the trace")
-        trace = build_trace(
-            plan, results, list(read_records(server.record_dir)), sampler.samples, sampler.limit
-        )
+        trace = build_trace(plan, results, list(read_records(server.record_dir)), sampler.samples)
         trace.summary["lab"]["backlog_polls"] = sampler.polls
         trace.summary["lab"]["port"] = server.port
         trace.summary["lab"].update(load.figures())
@@ -280,7 +278,6 @@ def build_trace(
     results: list[dict[str, Any]],
     records: list[dict[str, Any]],
     backlog: list[tuple[float, int]],
-    backlog_limit: int,
 ) -> Trace:
     """Merge client results, server records and backlog samples into a measured Trace."""
     sc = plan["scenario"]
@@ -482,7 +479,7 @@ def build_trace(
         events=events,
         requests=requests,
         processes=list(processes.values()),
-        backlog_limit=backlog_limit + 1 if backlog_limit else 0,
+        backlog_limit=accept_queue_capacity(int(srv["backlog"])),
         cores=len(os.sched_getaffinity(0)),
         seed=plan["seed"],
     )
@@ -497,6 +494,17 @@ def build_trace(
         "server_records": len(server_recs),
     }
     return trace
+
+
+def accept_queue_capacity(backlog: int) -> int:
+    """How many connections this machine's kernel queues for ``listen(backlog)``:
+    ``min(backlog, net.core.somaxconn) + 1``."""
+    try:
+        with open("/proc/sys/net/core/somaxconn", encoding="ascii") as fh:
+            somaxconn = int(fh.read().strip())
+    except (OSError, ValueError):
+        somaxconn = 4096
+    return min(backlog, somaxconn) + 1
 
 
 def _stage_events(

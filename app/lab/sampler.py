@@ -1,10 +1,9 @@
 """Sample a listening socket's accept-queue depth from ``/proc/net/tcp``.
 
 For a socket in LISTEN state the kernel reports the number of complete connections waiting
-for ``accept()`` as ``rx_queue`` (``sk_ack_backlog``) and the queue's limit as ``tx_queue``
-(``sk_max_ack_backlog``): the same figures ``ss -lnt`` shows as Recv-Q and Send-Q. The
-kernel lists listening sockets before all others, so a sample reads only the head of the
-file, however many connections are open.
+for ``accept()`` as ``rx_queue`` (``sk_ack_backlog``, what ``ss -lnt`` shows as Recv-Q; the
+limit, ``ss``'s Send-Q, is not in this file). The kernel lists listening sockets before all
+others, so a sample reads only the head of the file, however many connections are open.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from .recorder import now_ms
 _LISTEN = "0A"
 
 
-def listen_queue(port: int) -> tuple[int, int] | None:
-    """``(depth, limit)`` of the listener on ``port`` (IPv4, then IPv6), or None."""
+def listen_queue(port: int) -> int | None:
+    """Accept-queue depth of the listener on ``port`` (IPv4, then IPv6), or None."""
     want = f":{port:04X}"
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -30,8 +29,7 @@ def listen_queue(port: int) -> tuple[int, int] | None:
                     if len(fields) < 5 or fields[3] != _LISTEN:
                         break  # listeners come first: the rest are connections
                     if fields[1].endswith(want):
-                        tx, rx = fields[4].split(":")
-                        return int(rx, 16), int(tx, 16)
+                        return int(fields[4].split(":")[1], 16)
         except OSError:
             continue
     return None
@@ -68,7 +66,6 @@ class BacklogSampler:
         self.interval_ms = interval_ms
         self.clock = clock
         self.samples: list[tuple[float, int]] = []
-        self.limit = 0
         self.polls = 0
         self.cpu_s = 0.0
         self._stop = threading.Event()
@@ -86,10 +83,9 @@ class BacklogSampler:
     def _run(self) -> None:
         last = -1
         while not self._stop.is_set():
-            found = listen_queue(self.port)
+            depth = listen_queue(self.port)
             self.polls += 1
-            if found is not None:
-                depth, self.limit = found
+            if depth is not None:
                 if depth != last:
                     self.samples.append((self.clock(), depth))
                     last = depth

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,12 @@ def lab_processes(root: Path) -> list[tuple[int, str]]:
         if needle in cmdline or needle in environ:
             found.append((int(entry), cmdline.replace(b"\0", b" ").decode(errors="replace")))
     return found
+
+
+@pytest.fixture
+def lab_procs(lab_root: Path) -> Callable[[], list[tuple[int, str]]]:
+    """A function listing the live processes of this test's runs."""
+    return lambda: lab_processes(lab_root)
 
 
 @pytest.fixture(autouse=True)
