@@ -13,6 +13,7 @@ checkpoints, and the lines are capped with a note of how many were left out.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .trace import RequestRecord, Trace
@@ -135,6 +136,7 @@ class _Narrator:
         self.switch_ms = float(machine.get("switch_interval_ms", 5.0))
         self.capacity, self.busy_reason = _capacity(self.scenario)
         server = self.scenario.get("server") or {}
+        self.gil = machine.get("gil", True) is not False
         self.gunicorn = server.get("kind") == "gunicorn"
         self.gevent = self.gunicorn and server.get("worker_class") == "gevent"
         self.forking = not self.gunicorn and int(server.get("processes", 1)) > 1
@@ -189,6 +191,7 @@ class _Narrator:
         queued: dict[int, tuple[float, int, int, bool, bool]] = {}
         gil_left: dict[str, float] = {}  # thread -> when it last stopped waiting for the GIL
         busy = 0  # threads serving a request
+        on_cpu = 0  # threads running on a core
         last_full = -1.0  # the last time every thread that can serve was serving
         in_backlog: dict[int, float] = {}  # request -> when it entered the queue
         attempt: dict[int, int] = {}
@@ -218,6 +221,17 @@ class _Narrator:
                         last_full = t
                 if prev is not None and prev[0] == "gil" and what != "gil":
                     gil_left[key] = t
+                if (prev is not None and prev[0] == "cpu") != (what == "cpu"):
+                    on_cpu += 1 if what == "cpu" else -1
+                    if on_cpu > self.trace.cores and self.once("cores"):
+                        self.say(
+                            _LESSON,
+                            t,
+                            f"{on_cpu} threads want to run Python code at once but the machine "
+                            f"has {self.trace.cores} core{'s' if self.trace.cores != 1 else ''}: "
+                            "the operating system shares the cores between them, so each runs "
+                            "slower",
+                        )
                 if r >= 0:
                     on_thread[r] = key
                 pending = gil_wait.pop(key, None)
@@ -304,12 +318,17 @@ class _Narrator:
                     self.accepted(t, r, acceptor, t - since)
                 elif what == "pool":
                     self.pooled(t, r, acceptors.get(r), threads)
+                elif what == "read":
+                    self.read(t, r, str(ref))
                 elif what == "stage":
                     if r == 0 and str(ref) in _STAGE_WORDS:
                         rec0 = self.records.get(r)
                         where = on_thread.get(r) or (rec0.thread if rec0 is not None else None)
                         on = f", on {lane_name(self.scenario, where)}" if where else ""
-                        self.say(_FINE, t, f"{user(r)}{on}: {_STAGE_WORDS[str(ref)]}")
+                        words = _STAGE_WORDS[str(ref)]
+                        if not self.gil:
+                            words = words.replace(" (a blocking call: the GIL is let go)", "")
+                        self.say(_FINE, t, f"{user(r)}{on}: {words}")
                 elif what == "done":
                     in_backlog.pop(r, None)
                     acceptors.pop(r, None)
@@ -331,13 +350,15 @@ class _Narrator:
         cores = self.trace.cores
         name = sc.get("name") or "This run"
         n = self.n_requests
-        what = f"{n} request{'s' if n != 1 else ''}"
+        what = f"{n} request{'s arrive' if n != 1 else ' arrives'}"
         limit = self.trace.backlog_limit
+        machine = sc.get("machine") or {}
+        python = "; free-threaded Python (no GIL)" if machine.get("gil", True) is False else ""
         self.say(
             _ALWAYS,
             0.0,
-            f"{name}: {describe_server(sc)}, on {cores} core{'s' if cores != 1 else ''}; "
-            f"{what} arrive; the kernel's accept queue holds {limit} "
+            f"{name}: {describe_server(sc)}, on {cores} core{'s' if cores != 1 else ''}"
+            f"{python}; {what}; the kernel's accept queue holds {limit} "
             f"connection{'s' if limit != 1 else ''}",
         )
 
@@ -458,6 +479,34 @@ class _Narrator:
             text += f" while {', '.join(idle_elsewhere[:3])} has idle threads"
         if self.once("pool"):
             self.say(_LESSON, t, text)
+        elif self.detailed_req(r):
+            self.say(_DETAIL, t, text)
+        else:
+            self.skipped += 1
+
+    def read(self, t: float, r: int, detail: str) -> None:
+        """A view read a value it stored earlier (``global.name = ...`` or ``g.name = ...``)."""
+        where, _, value = detail.partition(" = ")
+        scope, _, name = where.partition(".")
+        own = value.startswith("its own")
+        other = re.match(r"request (\d+)'s value", value)
+        if other:
+            value = f"{user(other.group(1))}'s value"
+        if scope == "global":
+            thing = f"the module global `{name}`"
+            why = (
+                "every thread of a process shares its module globals, and another request "
+                "overwrote it in between"
+                if not own
+                else "no other request wrote it in between, this time"
+            )
+        else:
+            thing = f"`g.{name}`"
+            why = "flask.g belongs to one request, so no other request can touch it"
+        text = f"{user(r)} reads {thing} and gets {value}: {why}"
+        key = f"read:{scope}:{own}"
+        if self.once(key):
+            self.say(_LESSON if not own or scope != "global" else _DETAIL, t, text)
         elif self.detailed_req(r):
             self.say(_DETAIL, t, text)
         else:

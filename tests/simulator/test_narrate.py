@@ -144,3 +144,49 @@ def test_a_large_run_is_summarised() -> None:
 @pytest.mark.parametrize("n", [2, 3, 50])
 def test_max_lines_is_respected(n: int) -> None:
     assert len(narrate(single_thread(n=30, sleep_ms=10), max_lines=n)) <= n
+
+
+def test_presets_tell_their_lessons() -> None:
+    from simulator import presets
+
+    def told(name: str) -> str:
+        return "\n".join(t for _, t in narrate(simulator.run(presets.get(name).scenario)))
+
+    assert "gets user 2's value: every thread of a process shares its module globals" in told(
+        "globals-race"
+    )
+    assert "flask.g belongs to one request" in told("globals-race")
+    assert "but the machine has 2 cores: the operating system shares the cores" in told(
+        "too-many-workers"
+    )
+    free = told("free-threaded")
+    assert "free-threaded Python (no GIL)" in free and "needs the GIL" not in free
+    assert "cannot run its accept" in told("gevent-cpu")
+    assert "while w2 has idle threads" in told("gthread-hoarding")
+    assert "because all 4 child processes are busy" in told("dev-processes-4")
+    assert "must first get the GIL" in told("convoy-threads")
+
+
+def test_every_preset_narrates_in_time_order() -> None:
+    from simulator import presets
+
+    for preset in presets.PRESETS.values():
+        lines = narrate(simulator.run(preset.scenario))
+        _check_shape(lines)
+        assert len(lines) <= DEFAULT_MAX_LINES
+        assert "all done" in lines[-1][1]
+
+
+def test_a_measured_trace_without_gil_events_is_told() -> None:
+    trace = single_thread(n=3)
+    trace.events = [e for e in trace.events if e.kind != "gil"]
+    trace.source = "measured"
+    lines = narrate(_roundtrip(trace))
+    _check_shape(lines)
+    assert any("because the only thread is busy" in t for _, t in lines)
+
+
+def _roundtrip(trace: simulator.Trace) -> simulator.Trace:
+    import json
+
+    return simulator.Trace.from_dict(json.loads(json.dumps(trace.to_dict())))
