@@ -99,7 +99,8 @@ class Prepared:
     tick_ms: float
     meta: dict[str, Any]
     times: list[float]
-    frames: list[list[Any]]  # per frame: [backlog, busy, in_flight, completed, failed, connecting, threads, gil]
+    # per frame: [backlog, busy, in_flight, completed, failed, connecting, threads, gil]
+    frames: list[list[Any]]
     req_spans: list[tuple[float, list[Any]]]  # (start, [req, start, end, state])
     done: list[tuple[float, list[Any]]]  # (time known, encoded record)
     narration: list[tuple[float, str]]

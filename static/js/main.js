@@ -19,7 +19,7 @@ const house = new House($("house"), store);
 
 // Numbers the measurement script and the browser tests read.
 const stats = { bytes: 0, frameMessages: 0, framesReceived: 0, firstFrameAt: 0, startAt: 0, draws: 0, errors: [] };
-window.wsgiscope = { store, labStore, scale, stats };
+window.wsgiscope = { store, labStore, scale, stats, timeline };
 
 const player = {
   t: 0,
@@ -148,6 +148,7 @@ const stream = new Stream(body.dataset.ws, {
   },
 });
 let pendingStart = null;
+window.wsgiscope.stream = stream;
 
 function showNotice(text) {
   const el = $("conn");

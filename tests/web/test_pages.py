@@ -168,7 +168,8 @@ def test_exports(client, app):
     names = {e["name"] for e in chrome["traceEvents"]}
     assert {"process_name", "thread_name", "backlog", "io"} <= names
     assert any(e["ph"] == "C" for e in chrome["traceEvents"])
-    rows = list(csv.DictReader(io.StringIO(client.get(f"/export/requests.csv?{q}").get_data(as_text=True))))
+    text = client.get(f"/export/requests.csv?{q}").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 10
     assert float(rows[9]["finished_ms"]) == pytest.approx(trace.requests[9].finished_ms, abs=0.01)
     table = client.get(f"/export/table.txt?{q}").get_data(as_text=True)
@@ -218,7 +219,7 @@ def test_no_lab_button_without_the_blueprint(monkeypatch):
     real_import = builtins.__import__
 
     def no_lab(name, *args, **kwargs):
-        if name.endswith("lab.web") or (args and args[2] and "web" in (args[2] or ()) and "lab" in name):
+        if name.endswith("lab.web"):
             raise ImportError("no lab")
         return real_import(name, *args, **kwargs)
 

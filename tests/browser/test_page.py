@@ -1,0 +1,181 @@
+"""Real Chromium against ``wsgiscope serve``: what a teacher and a class would see."""
+
+import re
+
+import pytest
+
+from conftest import ARTIFACTS
+
+pytestmark = pytest.mark.browser
+
+READY = "window.wsgiscope && wsgiscope.store.meta && wsgiscope.store.n > 0"
+
+
+def ready(page, name=None):
+    if name is None:
+        page.wait_for_function(READY)
+    else:
+        page.wait_for_function(f"{READY} && wsgiscope.store.meta.name === {name!r}")
+
+
+def state(page):
+    # wait for two animation frames, so the page has drawn what the last key did
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    return page.evaluate(
+        "({t: wsgiscope.player.t, line: Number(document.body.dataset.line), n: wsgiscope.store.n,"
+        " complete: wsgiscope.store.complete, playing: wsgiscope.player.playing,"
+        " narration: document.querySelector('#narration li.current')?.textContent || ''})")
+
+
+def neutral_focus(page):
+    page.locator("#clock").click()  # keys go to the page, not a form control
+
+
+def test_ten_users_one_thread_lesson_plays_to_ten_seconds(page, live_server):
+    page.goto(f"{live_server}/?preset=gunicorn-sync-2")
+    ready(page)
+    page.select_option("#preset", "dev-single-thread")
+    ready(page, "Ten users, one thread")
+    assert "Ten users, one thread" in page.locator(".run-title").inner_text()
+    assert "one request at a time" in page.locator("#lesson").inner_text().lower() or \
+        page.locator("#lesson").inner_text()
+    page.select_option("#speed", "max")
+    page.locator("#btn-play").click()
+    page.wait_for_function("wsgiscope.store.complete && !wsgiscope.player.playing")
+    s = state(page)
+    assert s["t"] == pytest.approx(10003.6, abs=1)
+    assert page.locator("#clock").inner_text() == "T = 10.004 s"
+    metrics = page.locator("#metrics").inner_text()
+    assert re.search(r"completed\s+10 of 10", metrics)
+    assert re.search(r"latency max\s+10\.00\d s", metrics)
+    narration = page.locator("#narration").inner_text()
+    assert "user 10 gets its response" in narration
+    # the staircase: user N finished at about N seconds
+    finished = page.evaluate("wsgiscope.store.done.map(r => Math.round(r.finished / 1000))")
+    assert sorted(finished) == list(range(1, 11))
+    page.screenshot(path=str(ARTIFACTS / "ten-users-end.png"), full_page=True)
+    assert page.console.errors == []
+
+
+def test_step_and_scrub_move_the_playhead_and_narration(page, live_server):
+    page.goto(f"{live_server}/?preset=dev-single-thread")
+    ready(page)
+    neutral_focus(page)
+    page.keyboard.press("End")
+    page.wait_for_function("wsgiscope.store.complete && wsgiscope.player.t > 10000")
+    frames_held = state(page)["n"]
+    page.keyboard.press("Home")
+    assert state(page)["t"] == 0
+    page.keyboard.press("ArrowRight")
+    first = state(page)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    later = state(page)
+    assert later["t"] > first["t"] >= 0
+    assert later["line"] > first["line"]
+    assert later["narration"] != first["narration"]
+    page.keyboard.press("ArrowLeft")
+    back = state(page)
+    assert first["t"] <= back["t"] < later["t"]
+    assert back["line"] < later["line"]
+    # scrubbing back uses the frames the browser holds: nothing new arrives
+    page.locator("#scrub").fill("300")
+    s = state(page)
+    assert s["t"] == pytest.approx(0.3 * 10003.6, abs=1)
+    assert s["n"] == frames_held
+    assert "backlog" in s["narration"] or "accepts" in s["narration"] or s["narration"]
+    page.keyboard.press("Space")
+    page.wait_for_function("wsgiscope.player.playing")
+    page.keyboard.press("Space")
+    page.wait_for_function("!wsgiscope.player.playing")
+    page.screenshot(path=str(ARTIFACTS / "stepped.png"), full_page=True)
+    assert page.console.errors == []
+
+
+def test_click_a_request_opens_the_inspector(page, live_server):
+    page.goto(f"{live_server}/?preset=dev-single-thread")
+    ready(page)
+    neutral_focus(page)
+    page.keyboard.press("End")
+    page.wait_for_function("wsgiscope.store.complete")
+    box = page.locator("#timeline").bounding_box()
+    x, y = page.evaluate("""() => {
+        const tl = wsgiscope.timeline, lane = tl.lanes.find(l => l.kind === 'requests');
+        return [wsgiscope.scale.x(2500), lane.y + 2.5 * lane.rowH];
+    }""")
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    page.wait_for_selector("#tooltip:not([hidden])")
+    assert "user 3" in page.locator("#tooltip").inner_text()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_function("document.querySelector('#inspector h2').textContent.includes('user 3')")
+    inspector = page.locator("#inspector").inner_text()
+    for stage in ("kernel backlog", "before_request", "teardown", "write"):
+        assert stage in inspector
+    page.locator("#inspector").screenshot(path=str(ARTIFACTS / "inspector.png"))
+    assert page.console.errors == []
+
+
+def test_bad_input_marks_the_field_and_keeps_the_page(page, live_server):
+    page.goto(f"{live_server}/?preset=dev-single-thread")
+    ready(page)
+    page.fill('[name="server.processes"]', "0")
+    page.fill('[name="name"]', "my edited run")
+    page.locator("#btn-simulate").click()
+    error = page.locator('#err-server\\.processes')
+    error.wait_for()
+    assert "between 1 and 256 (got 0)" in error.inner_text()
+    assert page.locator('[name="server.processes"]').get_attribute("aria-invalid") == "true"
+    assert page.locator('[name="name"]').input_value() == "my edited run"
+    assert page.evaluate("wsgiscope.store.meta.name") == "Ten users, one thread"  # run kept
+    page.screenshot(path=str(ARTIFACTS / "bad-input.png"), full_page=True)
+    assert [e for e in page.console.errors if "422" not in e] == []
+    page.fill('[name="server.processes"]', "4")
+    page.locator("#btn-simulate").click()
+    ready(page, "my edited run")
+    assert page.locator(".error").count() == 0
+
+
+def test_a_dropped_socket_reconnects_and_resumes(page, live_server):
+    page.goto(f"{live_server}/?preset=dev-single-thread")
+    ready(page)
+    page.select_option("#speed", "2")
+    page.locator("#btn-play").click()
+    page.wait_for_function("wsgiscope.player.t > 500")
+    key = page.evaluate("wsgiscope.store.key")
+    page.evaluate("wsgiscope.stream.drop()")
+    page.wait_for_function("document.querySelector('#conn').dataset.state !== 'open'")
+    page.wait_for_function("document.querySelector('#conn').dataset.state === 'open'")
+    held = state(page)["n"]
+    page.select_option("#speed", "max")
+    page.wait_for_function("wsgiscope.store.complete")
+    assert page.evaluate("wsgiscope.store.key") == key
+    assert page.evaluate("wsgiscope.store.n") == page.evaluate("wsgiscope.store.meta.n_frames")
+    assert held > 0
+    assert page.evaluate("wsgiscope.stats.errors") == []
+    assert page.console.errors == []
+
+
+def test_share_link_reopens_the_same_run(page, live_server):
+    page.goto(f"{live_server}/?preset=gunicorn-gthread-1x4")
+    ready(page)
+    link = page.locator("#copy-share").get_attribute("data-share")
+    assert page.url == link  # the address bar carries it too
+    key = page.evaluate("wsgiscope.store.key")
+    page.goto("about:blank")
+    page.goto(link)
+    ready(page)
+    assert page.evaluate("wsgiscope.store.key") == key
+    assert page.console.errors == []
+
+
+@pytest.mark.lab
+def test_run_it_for_real_draws_the_measured_timeline(page, live_server):
+    page.goto(f"{live_server}/?preset=dev-threaded")
+    ready(page)
+    page.locator("#btn-lab").click()
+    page.wait_for_selector("#lab-wrap:not([hidden])", timeout=90_000)
+    assert page.evaluate("wsgiscope.labStore.meta.source") == "measured"
+    assert page.evaluate("wsgiscope.labStore.meta.n_requests") == 10
+    assert page.locator("#comparison table").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "measured.png"), full_page=True)
+    assert page.console.errors == []
