@@ -29,6 +29,7 @@ server so nothing waits for anything else):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -136,10 +137,8 @@ def machine_facts() -> dict[str, Any]:
     }
     gil_enabled = getattr(sys, "_is_gil_enabled", None)
     facts["gil"] = bool(gil_enabled()) if gil_enabled else True
-    try:
+    with contextlib.suppress(OSError, ValueError):
         facts["somaxconn"] = int(Path("/proc/sys/net/core/somaxconn").read_text().strip())
-    except (OSError, ValueError):
-        pass
     linear = Path("/proc/sys/net/ipv4/tcp_syn_linear_timeouts")
     try:
         facts["syn_schedule"] = "linear" if int(linear.read_text().strip()) > 0 else "exponential"
@@ -156,8 +155,9 @@ def calibrate(progress: Progress | None = None) -> dict[str, Any]:
     report(0.0, "werkzeug, threaded")
     threaded = _records({"kind": "werkzeug", "threaded": True}, "werkzeug threaded")
     report(0.3, "werkzeug, processes=2")
-    forking = _records({"kind": "werkzeug", "threaded": False, "processes": 2},
-                       "werkzeug processes=2")
+    forking = _records(
+        {"kind": "werkzeug", "threaded": False, "processes": 2}, "werkzeug processes=2"
+    )
     report(0.55, "gunicorn sync")
     sync = _records({"kind": "gunicorn", "worker_class": "sync", "workers": 1}, "gunicorn sync")
     report(0.8, "accept() and GIL hand-off")

@@ -24,13 +24,24 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     m.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
-    m.add_argument("--format", choices=FORMATS, default="table",
-                   help="json, table, csv or trace, as for 'simulate' (default: table)")
-    m.add_argument("--seed", type=int, default=None,
-                   help="seed of the arrival schedule (default: the scenario's own)")
-    m.add_argument("--keep", metavar="DIR", default=None,
-                   help="keep the raw records (server log, per-process records, driver "
-                        "output) in DIR")
+    m.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="json, table, csv or trace, as for 'simulate' (default: table)",
+    )
+    m.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the arrival schedule (default: the scenario's own)",
+    )
+    m.add_argument(
+        "--keep",
+        metavar="DIR",
+        default=None,
+        help="keep the raw records (server log, per-process records, driver output) in DIR",
+    )
     m.set_defaults(func=cmd_measure)
 
     c = subparsers.add_parser(
@@ -46,9 +57,13 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
     c.add_argument("--format", choices=("table", "json"), default="table")
     c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--profile", metavar="FILE", default=None,
-                   help="calibration profile (from 'wsgiscope calibrate') merged into the "
-                        "scenario before simulating")
+    c.add_argument(
+        "--profile",
+        metavar="FILE",
+        default=None,
+        help="calibration profile (from 'wsgiscope calibrate') merged into the "
+        "scenario before simulating",
+    )
     c.set_defaults(func=cmd_compare)
 
     k = subparsers.add_parser(
@@ -60,8 +75,12 @@ def add_parser(subparsers: Any) -> None:
             'profile {"costs": {...}, "machine": {...}} that simulate/compare --profile use.'
         ),
     )
-    k.add_argument("--out", metavar="FILE", default=None,
-                   help="write the profile to FILE (default: standard output)")
+    k.add_argument(
+        "--out",
+        metavar="FILE",
+        default=None,
+        help="write the profile to FILE (default: standard output)",
+    )
     k.set_defaults(func=cmd_calibrate)
 
 

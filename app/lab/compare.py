@@ -21,8 +21,9 @@ TOLERANCE_PCT = 10.0
 TOLERANCE_MS = 30.0
 
 
-def within(sim_ms: float, measured_ms: float, pct: float = TOLERANCE_PCT,
-           ms: float = TOLERANCE_MS) -> bool:
+def within(
+    sim_ms: float, measured_ms: float, pct: float = TOLERANCE_PCT, ms: float = TOLERANCE_MS
+) -> bool:
     """True when two completion times agree within ``pct`` % of the measured one or ``ms``."""
     return abs(sim_ms - measured_ms) <= max(ms, abs(measured_ms) * pct / 100.0)
 
@@ -145,8 +146,9 @@ def format_comparison(result: dict[str, Any], max_rows: int = 60) -> str:
     for i, r in enumerate(shown):
         if len(rows) > max_rows and i == max_rows // 2:
             out.append(f"{'...':>4} ({len(rows) - max_rows} more rows)")
-        status = r["sim_status"] + ("" if r["sim_status"] == r["measured_status"]
-                                    else "/" + r["measured_status"])
+        status = r["sim_status"] + (
+            "" if r["sim_status"] == r["measured_status"] else "/" + r["measured_status"]
+        )
         out.append(
             f"{r['id']:>4} {r['path'][:12]:<12} {_ms(r['sent_ms']):>8} {_ms(r['sim_ms']):>9} "
             f"{_ms(r['measured_ms']):>9} {_signed(r['error_ms']):>8} "
@@ -171,9 +173,13 @@ def format_comparison(result: dict[str, Any], max_rows: int = 60) -> str:
     )
     out.append(f"status mismatches: {s['status_mismatches']}")
     sim, meas = s["sim"], s["measured"]
-    for label, key in (("p50 latency", "p50_ms"), ("p95 latency", "p95_ms"),
-                       ("max backlog", "max_backlog"), ("SYN retransmits", "syn_retries"),
-                       ("failed", "failed")):
+    for label, key in (
+        ("p50 latency", "p50_ms"),
+        ("p95 latency", "p95_ms"),
+        ("max backlog", "max_backlog"),
+        ("SYN retransmits", "syn_retries"),
+        ("failed", "failed"),
+    ):
         out.append(f"{label}: simulated {sim[key]}, measured {meas[key]}")
     lab = s.get("lab") or {}
     if "other_cpu_cores" in lab:
@@ -188,8 +194,14 @@ def format_comparison(result: dict[str, Any], max_rows: int = 60) -> str:
                 "caution: the machine was busy with other work, so measured CPU segments "
                 "took longer than on an idle machine"
             )
-    out.append("verdict: " + ("the simulation agrees with the measurement" if s["agrees"]
-                              else "the simulation DISAGREES with the measurement (see NO rows)"))
+    out.append(
+        "verdict: "
+        + (
+            "the simulation agrees with the measurement"
+            if s["agrees"]
+            else "the simulation DISAGREES with the measurement (see NO rows)"
+        )
+    )
     return "\n".join(out) + "\n"
 
 

@@ -143,10 +143,7 @@ def create_app(scenario: dict[str, Any], seed: int | None = None) -> Flask:
             rec = _rec()
             rec["view_start"] = now_ms()
             pinned = request.headers.get("X-Lab-Seg")
-            if pinned:
-                segs = json.loads(pinned)
-            else:
-                segs = concrete_segments(segments, rng)
+            segs = json.loads(pinned) if pinned else concrete_segments(segments, rng)
             req_id = rec.get("req")
             done: list[list[Any]] = []
             seen: list[list[Any]] = []

@@ -23,6 +23,7 @@ connect that takes 1 s or more means the first SYN was dropped.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -99,10 +100,8 @@ def run(plan: dict[str, Any], out_path: str) -> int:
         c.rec["finished"] = now
         c.rec["status"] = status
         c.rec["error"] = error
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             sel.unregister(c.sock)
-        except (KeyError, ValueError):
-            pass
         c.sock.close()
         conns.pop(id(c), None)
         emit(c.rec)

@@ -11,6 +11,7 @@ then the group is checked empty. Use it as a context manager.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import json
 import os
@@ -31,19 +32,15 @@ _LIVE: set[Server] = set()
 def die_with_parent() -> None:
     """``preexec_fn``: the child gets SIGKILL if the thread that started it goes away
     (Linux ``PR_SET_PDEATHSIG``), so even a lab process killed outright leaves no server."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 @atexit.register
 def _stop_all() -> None:
     for server in list(_LIVE):
-        try:
+        with contextlib.suppress(Exception):  # best effort at interpreter exit
             server.stop()
-        except Exception:  # noqa: S110 - best effort at interpreter exit
-            pass
 
 
 class LabError(RuntimeError):
@@ -227,25 +224,17 @@ class Server:
         if proc.poll() is None:
             # SIGINT to the main process: werkzeug stops serving; gunicorn's arbiter does
             # a quick shutdown, stopping and reaping its workers itself.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
         deadline = time.monotonic() + 5.0
         while True:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=1.0)
-                except subprocess.TimeoutExpired:
-                    pass
             if proc.poll() is not None and not group_members(self.pgid):
                 break
             if time.monotonic() > deadline:

@@ -14,6 +14,7 @@ whatever happens (an error, a timeout, a killed driver, Ctrl-C).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -52,7 +53,9 @@ TAIL_S = 60.0
 Progress = Callable[[float, str], None]
 
 
-def lab_plan(scenario: dict[str, Any] | simulator.Scenario, seed: int | None = None) -> dict[str, Any]:
+def lab_plan(
+    scenario: dict[str, Any] | simulator.Scenario, seed: int | None = None
+) -> dict[str, Any]:
     """Validate a scenario for the lab and work out its schedule.
 
     Returns ``{"scenario": normalised dict, "seed": int, "requests": [{"id", "at_ms",
@@ -134,8 +137,14 @@ def _drive(
     plan_path = run_dir / "plan.json"
     out_path = run_dir / "driver.jsonl"
     plan_path.write_text(
-        json.dumps({"port": server.port, "timeout_s": timeout_s, "start_in_ms": 150,
-                    "requests": plan["requests"]})
+        json.dumps(
+            {
+                "port": server.port,
+                "timeout_s": timeout_s,
+                "start_in_ms": 150,
+                "requests": plan["requests"],
+            }
+        )
     )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -152,9 +161,7 @@ def _drive(
     try:
         while proc.poll() is None:
             if time.monotonic() > deadline:
-                raise LabError(
-                    f"the run did not finish in time (server log:\n{server.log_tail()})"
-                )
+                raise LabError(f"the run did not finish in time (server log:\n{server.log_tail()})")
             if server.proc is not None and server.proc.poll() is not None:
                 raise LabError(f"the server died during the run:\n{server.log_tail()}")
             done = _count_lines(out_path) - 1
@@ -162,10 +169,8 @@ def _drive(
             time.sleep(0.05)
     finally:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         proc.wait()
         _reap_group(proc.pid)
     if proc.returncode != 0:
@@ -203,8 +208,10 @@ class _LoadMeter:
         wall = time.monotonic() - self.t
         busy, _total = machine_cpu_s()
         lab = (
-            self.server.cpu_s() - self.server_cpu
-            + _children_cpu_s() - self.children  # the driver, reaped by now
+            self.server.cpu_s()
+            - self.server_cpu
+            + _children_cpu_s()
+            - self.children  # the driver, reaped by now
             + sampler_cpu_s
         )
         machine = busy - self.busy
@@ -335,16 +342,23 @@ def build_trace(
             if t is None:
                 continue
             if r.get("kind") == "worker_ready" and r["pid"] in worker_of_pid:
-                events.append(Event(max(t - t0, 0.0), "worker", worker_of_pid[r["pid"]],
-                                    "ready", ""))
+                events.append(
+                    Event(max(t - t0, 0.0), "worker", worker_of_pid[r["pid"]], "ready", "")
+                )
             elif r.get("kind") == "abort" and r["pid"] in worker_of_pid:
-                events.append(Event(t - t0, "worker", worker_of_pid[r["pid"]], "killed",
-                                    f"no heartbeat for {srv['timeout_s']:g} s (SIGABRT)"))
+                events.append(
+                    Event(
+                        t - t0,
+                        "worker",
+                        worker_of_pid[r["pid"]],
+                        "killed",
+                        f"no heartbeat for {srv['timeout_s']:g} s (SIGABRT)",
+                    )
+                )
             elif r.get("kind") == "exit" and r.get("worker_pid") in worker_of_pid and t >= t0:
                 events.append(Event(t - t0, "worker", worker_of_pid[r["worker_pid"]], "exit", ""))
     elif srv.get("processes", 1) > 1:
-        lane("server", f"dev server (fork per request, at most {srv['processes']})",
-             "server/main")
+        lane("server", f"dev server (fork per request, at most {srv['processes']})", "server/main")
     elif srv.get("threaded", True):
         lane("server", "dev server (threaded)", "server/main")
     else:
@@ -399,8 +413,15 @@ def build_trace(
         cli = by_id.get(rid)
         srec = server_recs.get(rid, {})
         if cli is None or cli.get("connect") is None:
-            requests.append(RequestRecord(id=rid, path=planned["path"], sent_ms=planned["at_ms"],
-                                          status="timeout", note="the driver never sent it"))
+            requests.append(
+                RequestRecord(
+                    id=rid,
+                    path=planned["path"],
+                    sent_ms=planned["at_ms"],
+                    status="timeout",
+                    note="the driver never sent it",
+                )
+            )
             continue
         if cli.get("planned") is not None:
             send_late.append(cli["connect"] - cli["planned"])
@@ -489,7 +510,8 @@ def build_trace(
         "server": kind if kind == "werkzeug" else f"gunicorn {wclass}",
         "send_late_ms_max": round(max(send_late), 3) if send_late else 0.0,
         "send_late_ms_median": round(sorted(send_late)[len(send_late) // 2], 3)
-        if send_late else 0.0,
+        if send_late
+        else 0.0,
         "backlog_samples": len(backlog),
         "server_records": len(server_recs),
     }

@@ -53,6 +53,11 @@ class RecordSink:
             self._pid = pid
         return self._fd
 
+    def close(self) -> None:
+        if self._pid == os.getpid() and self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._pid = -1, -1
+
     def write(self, record: dict[str, Any]) -> None:
         record.setdefault("pid", os.getpid())
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()

@@ -85,9 +85,8 @@ class BacklogSampler:
         while not self._stop.is_set():
             depth = listen_queue(self.port)
             self.polls += 1
-            if depth is not None:
-                if depth != last:
-                    self.samples.append((self.clock(), depth))
-                    last = depth
+            if depth is not None and depth != last:
+                self.samples.append((self.clock(), depth))
+                last = depth
             self._stop.wait(self.interval_ms / 1000.0)
         self.cpu_s = time.thread_time()

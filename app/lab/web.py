@@ -52,8 +52,13 @@ class _Run:
 
     def status(self) -> dict[str, Any]:
         message = self.error if self.state == "failed" else self.message
-        return {"run_id": self.id, "state": self.state, "progress": round(self.progress, 3),
-                "message": message, "scenario": self.name}
+        return {
+            "run_id": self.id,
+            "state": self.state,
+            "progress": round(self.progress, 3),
+            "message": message,
+            "scenario": self.name,
+        }
 
 
 class _Lab:
@@ -114,19 +119,24 @@ def run() -> ResponseReturnValue:
     lab = _lab(app)
     with lab.lock:
         if lab.active is not None:
-            return _error(409, "a lab run is already in progress on this server; wait for it "
-                               "to finish (GET /lab/status/" + lab.active + ")")
+            return _error(
+                409,
+                "a lab run is already in progress on this server; wait for it "
+                "to finish (GET /lab/status/" + lab.active + ")",
+            )
         run_id = uuid.uuid4().hex[:12]
         entry = _Run(run_id, plan["scenario"].get("name", ""))
         lab.runs[run_id] = entry
         while len(lab.runs) > KEEP_RUNS:
             lab.runs.popitem(last=False)
         lab.active = run_id
-    worker = threading.Thread(target=_execute, args=(lab, entry, plan), name=f"lab-{run_id}",
-                              daemon=True)
+    worker = threading.Thread(
+        target=_execute, args=(lab, entry, plan), name=f"lab-{run_id}", daemon=True
+    )
     worker.start()
-    return jsonify({"run_id": run_id, "limits": {"requests": MAX_REQUESTS,
-                                                 "span_s": MAX_SPAN_S}}), 202
+    return jsonify(
+        {"run_id": run_id, "limits": {"requests": MAX_REQUESTS, "span_s": MAX_SPAN_S}}
+    ), 202
 
 
 def _execute(lab: _Lab, entry: _Run, plan: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ no server, worker, forked child or load driver, and no listening port of a run."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -54,8 +55,6 @@ def lab_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         time.sleep(0.05)
         left = lab_processes(root)
     for pid, _cmd in left:  # fail loudly, but do not leak them into the next test
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
     assert left == [], f"processes left behind: {left}"

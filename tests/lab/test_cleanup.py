@@ -60,8 +60,10 @@ def test_killing_the_driver_mid_run_stops_everything(lab_procs: Procs) -> None:
             lambda: [p for p, cmd in lab_procs() if "app.lab.driver" in cmd],
             "the load driver to start",
         )
-        _wait_for(lambda: any(f > 0.1 for f in outcome.get("progress", [])),
-                  "the first requests to finish")
+        _wait_for(
+            lambda: any(f > 0.1 for f in outcome.get("progress", [])),
+            "the first requests to finish",
+        )
         ports.extend(listening_ports() - before)
         for pid in drivers:
             os.kill(pid, signal.SIGKILL)
@@ -114,8 +116,10 @@ def test_a_finished_run_leaves_no_process_and_no_port(lab_procs: Procs, lab_root
 def test_the_leftover_check_sees_a_running_server(lab_procs: Procs, lab_root: Path) -> None:
     from app.lab.launcher import Server
 
-    sc = {"server": {"kind": "gunicorn", "worker_class": "sync", "workers": 2},
-          "endpoints": {"/": []}}
+    sc = {
+        "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 2},
+        "endpoints": {"/": []},
+    }
     with Server(sc, lab_root / "manual") as server:
         assert len(lab_procs()) == 3  # the arbiter and two workers
         assert server.port in listening_ports()

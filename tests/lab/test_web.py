@@ -55,14 +55,31 @@ def test_lab_is_refused_when_disabled(lab_procs: Procs) -> None:
     [
         ({}, "scenario", "missing"),
         ({"scenario": "{not json"}, "scenario", "not valid JSON"),
-        ({"scenario": json.dumps({**QUICK, "server": {"kind": "gunicorn", "workers": 0}})},
-         "server.workers", "between 1 and"),
+        (
+            {"scenario": json.dumps({**QUICK, "server": {"kind": "gunicorn", "workers": 0}})},
+            "server.workers",
+            "between 1 and",
+        ),
         ({"scenario": json.dumps({**QUICK, "endpoints": {}})}, "endpoints", "at least one"),
-        ({"scenario": json.dumps({**QUICK, "workload": [{"count": 3000, "path": "/sleep"}]})},
-         "workload", "at most 2,000"),
-        ({"scenario": json.dumps({**QUICK, "workload": [
-            {"constant": {"rate_per_s": 1, "duration_s": 300}, "path": "/sleep"}]})},
-         "workload", "at most 120 s"),
+        (
+            {"scenario": json.dumps({**QUICK, "workload": [{"count": 3000, "path": "/sleep"}]})},
+            "workload",
+            "at most 2,000",
+        ),
+        (
+            {
+                "scenario": json.dumps(
+                    {
+                        **QUICK,
+                        "workload": [
+                            {"constant": {"rate_per_s": 1, "duration_s": 300}, "path": "/sleep"}
+                        ],
+                    }
+                )
+            },
+            "workload",
+            "at most 120 s",
+        ),
     ],
 )
 def test_a_bad_scenario_is_refused_before_anything_starts(
