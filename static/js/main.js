@@ -35,7 +35,7 @@ const player = {
     this.playing = !!play;
     showPlaying(this.playing);
     stats.startAt = performance.now();
-    stats.firstFrameAt = 0;
+    stats.firstFrameAt = 0; stats.firstDrawAt = 0;
     stats.bytes = 0; stats.frameMessages = 0; stats.framesReceived = 0;
     store.reset(null);
     timeline.selected = -1;
@@ -52,6 +52,7 @@ const player = {
     if (store.complete && this.t >= this.end - 1e-6) this.t = 0;  // play again from the top
     this.playing = true;
     showPlaying(true);
+    stats.playAt = performance.now(); stats.playT = this.t; stats.playFirstDrawAt = 0;
     stream.send({ op: "play", t: this.t });
     lastNow = performance.now();
   },
@@ -222,6 +223,7 @@ function frame(now) {
 }
 
 function draw(now) {
+  const started = performance.now();
   const t = player.t;
   timeline.compose(t);
   if (labStore.meta) labTimeline.compose(t);
@@ -237,6 +239,10 @@ function draw(now) {
   if (now - lastMetrics > 120 || !player.playing) { drawMetrics(t, k); lastMetrics = now; }
   stats.draws++;
   body.dataset.t = t.toFixed(3);
+  const took = performance.now() - started;
+  if (stats.drawTimes) stats.drawTimes.push(took);
+  if (store.n && !stats.firstDrawAt) stats.firstDrawAt = performance.now();
+  if (player.playing && stats.playAt && !stats.playFirstDrawAt && t > stats.playT) stats.playFirstDrawAt = performance.now();
 }
 
 function drawNarration(t) {
@@ -446,28 +452,51 @@ async function runForReal() {
 function showComparison(cmp) {
   const box = $("comparison");
   box.textContent = "";
-  const entries = Object.entries(cmp);
-  if (!entries.length) return;
-  const table = document.createElement("table");
-  const nested = entries.every(([, v]) => v && typeof v === "object" && !Array.isArray(v));
-  const fmt = (v) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
-  if (nested) {
-    const cols = [...new Set(entries.flatMap(([, v]) => Object.keys(v)))];
-    const head = table.createTHead().insertRow();
-    for (const c of ["", ...cols]) { const th = document.createElement("th"); th.textContent = c; head.appendChild(th); }
-    for (const [k, v] of entries) {
-      const row = table.insertRow();
-      row.insertCell().textContent = k;
-      for (const c of cols) row.insertCell().textContent = c in v ? fmt(v[c]) : "";
-    }
-  } else {
-    for (const [k, v] of entries) {
-      const row = table.insertRow();
-      row.insertCell().textContent = k;
-      row.insertCell().textContent = fmt(v);
-    }
+  const sum = cmp.summary || {};
+  const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; };
+  const ms = (v) => (v === null || v === undefined ? "–" : fmtDur(v));
+  if (sum.requests !== undefined) {
+    const tol = sum.tolerance || {};
+    const verdict = sum.agrees
+      ? `The simulation agrees with this machine: all ${sum.requests} requests finished within ${tol.pct} % or ${tol.ms} ms of the simulated time.`
+      : `${sum.within_tolerance} of ${sum.requests} requests finished within ${tol.pct} % or ${tol.ms} ms of the simulated time${sum.status_mismatches ? `; ${sum.status_mismatches} ended differently` : ""}.`;
+    box.appendChild(el("p", verdict, sum.agrees ? "verdict good" : "verdict"));
+    box.appendChild(el("p", `Last response: simulated ${ms(sum.makespan_sim_ms)}, measured ${ms(sum.makespan_measured_ms)}. Median error per request ${ms(sum.median_abs_error_ms)}, largest ${ms(sum.max_abs_error_ms)}.`));
   }
-  box.appendChild(table);
+  if (sum.sim && sum.measured) {
+    const table = el("table");
+    const head = table.createTHead().insertRow();
+    for (const c of ["", "simulated", "measured"]) head.appendChild(el("th", c));
+    const names = { completed: "completed", failed: "failed", p50_ms: "latency p50", p95_ms: "latency p95", max_ms: "latency max", max_backlog: "max backlog", syn_retries: "SYN retransmits", gil_wait_pct: "GIL wait %" };
+    for (const [k, label] of Object.entries(names)) {
+      if (!(k in sum.sim)) continue;
+      const row = table.insertRow();
+      row.insertCell().textContent = label;
+      for (const side of [sum.sim, sum.measured]) {
+        const v = side[k];
+        row.insertCell().textContent = k.endsWith("_ms") ? ms(v) : v === null || v === undefined ? "–" : String(v);
+      }
+    }
+    box.appendChild(table);
+  }
+  if (Array.isArray(cmp.rows) && cmp.rows.length) {
+    const details = el("details");
+    details.appendChild(el("summary", "Request by request"));
+    const table = el("table");
+    const head = table.createTHead().insertRow();
+    for (const c of ["user", "path", "simulated", "measured", "difference", ""]) head.appendChild(el("th", c));
+    for (const r of cmp.rows.slice(0, 500)) {
+      const row = table.insertRow();
+      row.insertCell().textContent = String(r.id + 1);
+      row.insertCell().textContent = r.path;
+      row.insertCell().textContent = ms(r.sim_ms);
+      row.insertCell().textContent = ms(r.measured_ms);
+      row.insertCell().textContent = r.error_ms === null ? "–" : `${r.error_ms > 0 ? "+" : ""}${fmtDur(r.error_ms)}`;
+      row.insertCell().textContent = r.within ? "✓" : "✗";
+    }
+    details.appendChild(table);
+    box.appendChild(details);
+  }
 }
 
 document.addEventListener("click", (ev) => {

@@ -95,13 +95,7 @@ export class Timeline {
     ctx.font = "600 13px system-ui, sans-serif";
     ctx.textBaseline = "middle";
     for (const [i, lane] of this.lanes.entries()) {
-      if (lane.kind === "proc" || lane.kind === "reqhead") {
-        ctx.fillStyle = "#15202b";
-        ctx.font = "700 14px system-ui, sans-serif";
-        ctx.fillText(lane.label, 8, lane.y + lane.h / 2 + 1);
-        ctx.font = "600 13px system-ui, sans-serif";
-        continue;
-      }
+      if (lane.kind === "proc" || lane.kind === "reqhead") continue;  // drawn over the dimming
       if (lane.kind !== "requests") {
         ctx.fillStyle = i % 2 ? "#f7f8fa" : "#fbfcfd";
         ctx.fillRect(x0, lane.y, x1 - x0, lane.h);
@@ -315,6 +309,12 @@ export class Timeline {
       ctx.fillStyle = "rgba(255,255,255,0.85)";
       const xa = Math.max(x, sc.left);
       ctx.fillRect(xa, AXIS, xr - xa, this.height - AXIS);
+    }
+    ctx.fillStyle = "#15202b";
+    ctx.font = "700 14px system-ui, sans-serif";
+    ctx.textBaseline = "middle";
+    for (const lane of this.lanes) {
+      if (lane.kind === "proc" || lane.kind === "reqhead") ctx.fillText(lane.label, 8, lane.y + lane.h / 2 + 1);
     }
     if (x >= sc.left && x <= xr) {
       ctx.fillStyle = "#15202b";
