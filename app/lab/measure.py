@@ -451,7 +451,8 @@ def build_trace(
             syn_retries=int(cli.get("syn_retransmits") or 0),
             queue_ms=(accepted - sent) if accepted is not None else 0.0,
             gil_wait_ms=max(cpu_wall - cpu_own, 0.0),
-            cpu_ms=float(srec.get("cpu") or cpu_own),
+            # greenlets share their thread's CPU clock: count only the view's own work
+            cpu_ms=cpu_own if wclass == "gevent" else float(srec.get("cpu") or cpu_own),
             pool_wait_ms=(
                 (started - accepted)
                 if (wclass == "gthread" and started is not None and accepted is not None)
@@ -464,6 +465,10 @@ def build_trace(
 
         # req phases: SYNs (a dropped SYN is resent on the kernel's schedule)
         connected = rel(cli.get("connected"))
+        if connected is not None and accepted is not None:
+            # The driver notices "connected" a little after the kernel completed the
+            # handshake; the server may have accepted the connection in between.
+            connected = min(connected, accepted)
         retries = rec.syn_retries
         for k in range(retries):
             t = sent + (offsets[k - 1] if k else 0.0)
@@ -478,7 +483,7 @@ def build_trace(
         if accepted is not None and acceptor is not None and th is not None:
             events.append(Event(accepted, "req", rid, "accept", acceptor))
             assert started is not None
-            if wclass == "gthread" and started - accepted > 0.5:
+            if wclass == "gthread" and started - accepted > 2.0:
                 events.append(Event(accepted, "req", rid, "pool", "waiting for a pool thread"))
             events.extend(_stage_events(srec, rid, th, t0, kind, started))
             if srec.get("written") is not None:
@@ -492,6 +497,9 @@ def build_trace(
 
     for t, depth in backlog:
         events.append(Event(max(t - t0, 0.0), "backlog", "listen", int(depth), -1))
+    # Workers stopped by the lab after the run are not part of it.
+    last = max((r.finished_ms for r in requests if r.finished_ms is not None), default=0.0)
+    events = [e for e in events if e.kind != "worker" or e.t <= last]
     events.sort(key=lambda e: e.t)  # stable: same-time events keep their logical order
 
     trace = Trace(
