@@ -5,13 +5,14 @@ A mix of endpoints -- CPU-bound, I/O-bound and mixed -- arrives as a Poisson str
 worker's GIL and the worker's main thread accepts in between. Prints the wall time, the
 events the engine ran and logged, and their rates.
 
-Run: python tests/bench/bench_gthread.py [--requests 100000] [--seed 1] [--profile]
+Run: python tests/bench/bench_gthread.py [--requests 100000] [--seed 1] [--profile] [--no-gc]
 Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 
 import simulator
@@ -44,7 +45,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--no-gc", action="store_true", help="cyclic garbage collector off")
     args = parser.parse_args()
+    if args.no_gc:
+        gc.disable()
     data = scenario(args.requests, args.seed)
 
     t0 = time.perf_counter()
