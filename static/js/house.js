@@ -43,10 +43,10 @@ export class House {
     ctx.textBaseline = "middle";
 
     // column geometry
-    const colClients = 12, wClients = 92;
-    const colQueue = colClients + wClients + 10, wQueue = Math.min(170, W * 0.2);
-    const colCores = W - 92;
-    const colProcs = colQueue + wQueue + 44, wProcs = colCores - colProcs - 16;
+    const colClients = 12, wClients = 84;
+    const colQueue = colClients + wClients + 8, wQueue = Math.min(160, W * 0.19);
+    const colCores = W - 84;
+    const colProcs = colQueue + wQueue + 44, wProcs = colCores - colProcs - 12;
     const top = 30, bottom = H - 12;
 
     const heading = (text, x) => {
@@ -115,7 +115,7 @@ export class House {
       ctx.fillStyle = "#f4f6f8"; ctx.fill();
       ctx.strokeStyle = "#c4cbd3"; ctx.lineWidth = 1.5; ctx.stroke();
       ctx.fillStyle = "#15202b";
-      ctx.font = "700 13px system-ui, sans-serif";
+      ctx.font = "700 12px system-ui, sans-serif";
       ctx.fillText(clip(ctx, p.label, pw - 12), px + 8, py + 12);
       const holder = s.gil[k * s.np + pi];
       const n = p.threads.length;
@@ -170,7 +170,9 @@ export class House {
     }
     ctx.fillStyle = "#15202b";
     ctx.font = "700 14px system-ui, sans-serif";
-    ctx.fillText(`${busy} of ${cores} busy`, colCores, bottom - 14);
+    ctx.fillText(`${busy} of ${cores}`, colCores, bottom - 22);
+    ctx.font = "13px system-ui, sans-serif";
+    ctx.fillText("busy", colCores, bottom - 4);
   }
 }
 

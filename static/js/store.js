@@ -136,6 +136,7 @@ export class Store {
   // The frame to show at time t: the last one at or before t.
   frameAt(t) {
     if (!this.n) return -1;
+    if (this.complete && t >= this.end - 1e-9) return this.n - 1;  // the final state
     let lo = 0, hi = this.n;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;

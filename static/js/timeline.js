@@ -180,7 +180,7 @@ export class Timeline {
     ctx.fillStyle = "#3d4753";
     ctx.font = "12px system-ui, sans-serif";
     ctx.textBaseline = "top";
-    ctx.fillText(isBacklog ? `max ${top}` : `${top}`, sc.left + 4, lane.y + 2);
+    if (isBacklog) ctx.fillText(`max ${top}`, sc.left + 4, lane.y + 2);
     ctx.textBaseline = "middle";
   }
 

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
@@ -176,6 +175,8 @@ def test_run_it_for_real_draws_the_measured_timeline(page, live_server):
     page.wait_for_selector("#lab-wrap:not([hidden])", timeout=90_000)
     assert page.evaluate("wsgiscope.labStore.meta.source") == "measured"
     assert page.evaluate("wsgiscope.labStore.meta.n_requests") == 10
-    assert page.locator("#comparison table").count() == 1
+    assert page.locator("#comparison .verdict").count() == 1
+    figures = page.locator("#comparison table").first.inner_text()
+    assert "simulated" in figures and "measured" in figures and "latency max" in figures
     page.screenshot(path=str(ARTIFACTS / "measured.png"), full_page=True)
     assert page.console.errors == []
