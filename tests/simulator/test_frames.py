@@ -166,3 +166,14 @@ def test_two_gil_processes_run_in_parallel() -> None:
     )
     frames = sample(trace, 20.0)
     assert max(f["busy_cores"] for f in frames) == 2
+
+
+def test_frames_and_spans_survive_the_json_form() -> None:
+    import json
+
+    trace = _run({"kind": "gunicorn", "worker_class": "gthread", "workers": 2}, MIXED, POISSON)
+    again = simulator.Trace.from_dict(json.loads(json.dumps(trace.to_dict())))
+    assert sample(again, 25.0) == json.loads(json.dumps(sample(trace, 25.0)))
+    got, want = spans(again), spans(trace)
+    assert [s[0] for s in got["requests"]] == [s[0] for s in want["requests"]]
+    assert [s[3] for s in got["threads"]] == [s[3] for s in want["threads"]]
