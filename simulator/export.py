@@ -209,7 +209,8 @@ def to_chrome_trace(trace: Trace) -> dict[str, Any]:
 
 
 def _us(ms: float) -> float:
-    return round(ms * 1000.0, 3)
+    """Milliseconds to microseconds, to the nanosecond (cheaper than ``round(x, 3)``)."""
+    return int(ms * 1e6 + 0.5) / 1e3
 
 
 def _gil_span(pid: int, start: float, end: float, holder: str) -> dict[str, Any]:
