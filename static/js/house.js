@@ -141,7 +141,9 @@ export class House {
         if (th >= 16 && tw >= 60) {
           ctx.fillStyle = state === "idle" ? "#5b6673" : "#fff";
           ctx.font = `600 ${th >= 24 ? 14 : 12}px system-ui, sans-serif`;
-          const label = req >= 0 ? `user ${req + 1} · ${word(state)}` : word(state);
+          const wide = tw >= 170;
+          const serving = req >= 0 && state !== "idle";
+          const label = serving ? (wide ? `user ${req + 1} · ${word(state)}` : `user ${req + 1}`) : word(state);
           ctx.fillText(clip(ctx, label, tw - (holder === ti ? 44 : 10)), tx + 6, ty + th / 2 + 1);
         }
         if (holder === ti) {

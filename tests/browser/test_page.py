@@ -180,3 +180,27 @@ def test_run_it_for_real_draws_the_measured_timeline(page, live_server):
     assert "simulated" in figures and "measured" in figures and "latency max" in figures
     page.screenshot(path=str(ARTIFACTS / "measured.png"), full_page=True)
     assert page.console.errors == []
+
+
+def test_wheel_zooms_drag_pans_and_double_click_fits(page, live_server):
+    page.goto(f"{live_server}/?preset=gil-cpu-threads")
+    ready(page)
+    neutral_focus(page)
+    page.keyboard.press("End")
+    page.wait_for_function("wsgiscope.store.complete")
+    span = "wsgiscope.scale.t1 - wsgiscope.scale.t0"
+    full = page.evaluate(span)
+    box = page.locator("#timeline").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + 120)
+    for _ in range(4):
+        page.mouse.wheel(0, -120)
+    page.wait_for_function(f"{span} < {full} * 0.6")
+    t0 = page.evaluate("wsgiscope.scale.t0")
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + 120, steps=5)
+    page.mouse.up()
+    assert page.evaluate("wsgiscope.scale.t0") > t0
+    page.mouse.dblclick(box["x"] + box["width"] * 0.5, box["y"] + 120)
+    page.wait_for_function(f"Math.abs({span} - {full}) < 1e-6")
+    page.screenshot(path=str(ARTIFACTS / "gil-threads.png"), full_page=True)
+    assert page.console.errors == []
