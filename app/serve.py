@@ -22,8 +22,8 @@ def add_parser(subparsers: Any) -> None:
                    help="Flask's development server with auto-reload, for working on wsgiscope")
     p.add_argument("--allow-lab", action="store_true",
                    help="let the page start real servers even when listening beyond loopback")
-    p.add_argument("--threads", type=int, default=32,
-                   help="gunicorn threads; each open page holds one for its WebSocket (default 32)")
+    p.add_argument("--threads", type=int, default=64,
+                   help="gunicorn threads; each open page holds one for its WebSocket (default 64)")
     p.set_defaults(func=serve)
 
 

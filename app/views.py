@@ -10,8 +10,6 @@ whose data attributes the page's script hands to the WebSocket.
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import json
 import re
 import zlib
@@ -29,6 +27,7 @@ from flask import (
 )
 
 import simulator
+from simulator import export
 from simulator.trace import STAGES, Trace
 
 bp = Blueprint("views", __name__)
@@ -434,30 +433,28 @@ def export_scenario() -> Response:
     return _download(json.dumps(scenario, indent=2) + "\n", "scenario.json", "application/json")
 
 
+# The exports are the CLI's (``wsgiscope simulate --format trace|csv|table``), byte for byte.
+
+
 @bp.get("/export/trace.json")
 def export_chrome_trace() -> Response:
     """The run as Chrome trace-event JSON: open it in Perfetto or chrome://tracing."""
     _, trace = _export_trace()
-    return _download(json.dumps(chrome_trace(trace), separators=(",", ":")),
-                     "wsgiscope-trace.json", "application/json")
+    return _download(json.dumps(export.to_chrome_trace(trace)) + "\n", "wsgiscope-trace.json",
+                     "application/json")
 
 
 @bp.get("/export/requests.csv")
 def export_csv() -> Response:
     _, trace = _export_trace()
-    out = io.StringIO()
-    rows = trace.to_result()["requests"]
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return _download(out.getvalue(), "wsgiscope-requests.csv", "text/csv")
+    return _download(export.to_csv(trace), "wsgiscope-requests.csv", "text/csv")
 
 
 @bp.get("/export/table.txt")
 def export_table() -> Response:
+    """The narration, the request table and the summary, as the CLI's ``table`` prints."""
     _, trace = _export_trace()
-    return _download(text_table(trace), "wsgiscope-table.txt", "text/plain")
+    return _download(export.to_table(trace), "wsgiscope-table.txt", "text/plain")
 
 
 @bp.post("/api/timeline")
@@ -478,67 +475,7 @@ def timeline_api() -> Any:
     return jsonify(prepared.whole())
 
 
-# --- exports and the inspector (read only a Trace) -----------------------------------------
-
-
-def chrome_trace(trace: Trace) -> dict[str, Any]:
-    """Chrome trace-event format: one track per thread, one per request, a backlog counter."""
-    from simulator.frames import spans
-
-    events: list[dict[str, Any]] = []
-    tids: dict[str, tuple[int, int]] = {}
-    for pi, p in enumerate(trace.processes, start=1):
-        events.append({"ph": "M", "name": "process_name", "pid": pi,
-                       "args": {"name": p.get("label", p["key"])}})
-        for ti, th in enumerate(p.get("threads", []), start=1):
-            key = th if isinstance(th, str) else th["key"]
-            tids[key] = (pi, ti)
-            events.append({"ph": "M", "name": "thread_name", "pid": pi, "tid": ti,
-                           "args": {"name": key}})
-    req_pid = len(trace.processes) + 1
-    events.append({"ph": "M", "name": "process_name", "pid": req_pid,
-                   "args": {"name": "requests (by state)"}})
-    sp = spans(trace)
-    for key, start, end, state, req in sp["threads"]:
-        if key in tids and state != "idle":
-            pid, tid = tids[key]
-            events.append({"ph": "X", "name": state if req < 0 else f"{state} #{req + 1}",
-                           "cat": "thread", "pid": pid, "tid": tid,
-                           "ts": round(start * 1000, 1), "dur": round((end - start) * 1000, 1)})
-    for req, start, end, state in sp["requests"]:
-        events.append({"ph": "X", "name": state, "cat": "request", "pid": req_pid,
-                       "tid": req + 1, "ts": round(start * 1000, 1),
-                       "dur": round((end - start) * 1000, 1)})
-    for e in trace.events:
-        if e.kind == "backlog":
-            events.append({"ph": "C", "name": "kernel backlog", "pid": req_pid,
-                           "ts": round(e.t * 1000, 1), "args": {"depth": e.what}})
-    return {"traceEvents": events, "displayTimeUnit": "ms",
-            "otherData": {"scenario": trace.scenario.get("name", ""), "source": trace.source}}
-
-
-def text_table(trace: Trace) -> str:
-    """The narration and a per-request table, as plain text."""
-    from simulator.narrate import narrate
-
-    lines = [text for _, text in narrate(trace)]
-    lines.append("")
-    lines.append(f"{'user':>5} {'path':<16} {'sent s':>9} {'accepted s':>11} "
-                 f"{'finished s':>11} {'latency s':>10} {'thread':<16} status")
-    for r in trace.requests:
-        def s(v: float | None) -> str:
-            return "-" if v is None else f"{v / 1000:.3f}"
-        lines.append(f"{r.id + 1:>5} {r.path[:16]:<16} {s(r.sent_ms):>9} {s(r.accepted_ms):>11} "
-                     f"{s(r.finished_ms):>11} {s(r.latency_ms):>10} {(r.thread or '-'):<16} "
-                     f"{r.status}")
-    summary = trace.summary
-    lat = summary.get("latency_ms", {})
-    lines.append("")
-    lines.append(
-        f"completed {summary.get('completed', 0)}, failed {summary.get('failed', 0)}, "
-        f"p50 {lat.get('p50', 0) / 1000:.3f} s, p95 {lat.get('p95', 0) / 1000:.3f} s, "
-        f"max {lat.get('max', 0) / 1000:.3f} s, max backlog {summary.get('max_backlog', 0)}")
-    return "\n".join(lines) + "\n"
+# --- the request inspector (reads only a Trace) --------------------------------------------
 
 
 def inspect_request(trace: Trace, rid: int) -> dict[str, Any]:

@@ -38,6 +38,7 @@ const player = {
     stats.firstFrameAt = 0; stats.firstDrawAt = 0;
     stats.bytes = 0; stats.frameMessages = 0; stats.framesReceived = 0;
     store.reset(null);
+    timeline.opts.empty = "Simulating… (a run of thousands of requests takes a few seconds)";
     timeline.selected = -1;
     dirty = true;
     stream.send({ op: "start", scenario, seed, speed: this.speedValue(), play: this.playing, t: 0 });

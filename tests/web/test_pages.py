@@ -161,19 +161,24 @@ def _share_query(app, preset=TEN_USERS):
         return f"s={encode_share(scenario)}&seed={scenario['seed']}"
 
 
-def test_exports(client, app):
+def test_exports_are_the_clis_formats(client, app):
+    from simulator import export
+
     q = _share_query(app)
     trace = simulator.run(simulator.presets.get(TEN_USERS).scenario)
-    chrome = json.loads(client.get(f"/export/trace.json?{q}").data)
-    names = {e["name"] for e in chrome["traceEvents"]}
-    assert {"process_name", "thread_name", "backlog", "io"} <= names
-    assert any(e["ph"] == "C" for e in chrome["traceEvents"])
+    chrome = client.get(f"/export/trace.json?{q}")
+    assert "attachment" in chrome.headers["Content-Disposition"]
+    events = json.loads(chrome.data)["traceEvents"]
+    assert json.loads(chrome.data) == json.loads(json.dumps(export.to_chrome_trace(trace)))
+    assert any(e["ph"] == "X" for e in events) and any(e["ph"] == "C" for e in events)
     text = client.get(f"/export/requests.csv?{q}").get_data(as_text=True)
+    assert text == export.to_csv(trace)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 10
     assert float(rows[9]["finished_ms"]) == pytest.approx(trace.requests[9].finished_ms, abs=0.01)
     table = client.get(f"/export/table.txt?{q}").get_data(as_text=True)
-    assert "user 10" in table and f"{trace.requests[9].finished_ms / 1000:.3f}" in table
+    assert table == export.to_table(trace)
+    assert "user 10 gets its response" in table
     scen = client.get(f"/export/scenario.json?{q}")
     assert "attachment" in scen.headers["Content-Disposition"]
     assert json.loads(scen.data)["name"] == simulator.presets.get(TEN_USERS).scenario["name"]
