@@ -11,6 +11,7 @@ absolute error, the makespan error, status mismatches, and the run-level figures
 from __future__ import annotations
 
 import statistics
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +86,7 @@ def compare(
     sim_span = simulated.summary.get("makespan_ms", 0.0)
     meas_span = measured.summary.get("makespan_ms", 0.0)
     n_within = sum(1 for r in rows if r["within"])
+    cautions = _cautions(simulated, measured)
     summary = {
         "requests": len(rows),
         "within_tolerance": n_within,
@@ -105,9 +107,35 @@ def compare(
         "measured": _figures(measured),
         "lab": dict(measured.summary.get("lab", {})),
         "cores": measured.cores,
+        "cautions": cautions,
         "agrees": bool(rows) and n_within == len(rows) and mismatches == 0,
     }
     return {"scenario": measured.scenario.get("name", ""), "rows": rows, "summary": summary}
+
+
+def _cautions(simulated: Trace, measured: Trace) -> list[str]:
+    """Ways the measured run's conditions differ from what the simulation assumed."""
+    out = []
+    machine = simulated.scenario.get("machine", {})
+    if machine.get("cores") and machine["cores"] != measured.cores:
+        out.append(
+            f"the scenario assumes {machine['cores']} cores; this machine gives the lab "
+            f"{measured.cores}"
+        )
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    if machine.get("gil", True) != gil:
+        out.append(
+            "the scenario assumes "
+            + ("free-threaded Python (no GIL)" if not machine.get("gil", True) else "a GIL")
+            + f"; the lab ran on this Python ({'with' if gil else 'without'} a GIL)"
+        )
+    lab = measured.summary.get("lab", {})
+    if lab.get("other_cpu_cores", 0.0) >= 0.25:
+        out.append(
+            f"other programs used {lab['other_cpu_cores']:.2f} cores on average during the "
+            "measurement, so measured CPU work took longer than on an idle machine"
+        )
+    return out
 
 
 def _r(v: float | None) -> float | None:
@@ -209,11 +237,8 @@ def format_comparison(result: dict[str, Any], max_rows: int = 60) -> str:
             f"{lab['lab_cpu_cores']:.2f}; sends left at most "
             f"{lab.get('send_late_ms_max', 0.0):.2f} ms late"
         )
-        if lab["other_cpu_cores"] >= 0.25:
-            out.append(
-                "caution: the machine was busy with other work, so measured CPU segments "
-                "took longer than on an idle machine"
-            )
+    for caution in s.get("cautions", []):
+        out.append(f"caution: {caution}")
     out.append(
         "verdict: "
         + (
