@@ -52,4 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m app.cli``: import the package module so that CliError is the same
+    # class the sub-commands raise.
+    from app.cli import main as _main
+
+    sys.exit(_main())

@@ -6,6 +6,11 @@ M/M/8 queue (rho = 0.875). Both simulators serve the same number of requests; th
 prints each one's speed (requests simulated per second of wall time), the ratio, and each
 one's mean queue wait against Erlang C.
 
+SimPy runs the model twice: bare (a Resource of 8, no output but the waits: the fastest
+SimPy can do it) and traced (8 worker processes taking connections from a Store, logging
+the same events and building the same per-request records and summary as our Trace), so
+the second ratio compares equal work.
+
 Run: python tests/bench/bench_mm8.py [--requests 100000] [--seed 1] [--profile] [--no-gc]
 Not part of the test suite; needs simpy (pip install simpy).
 """
@@ -102,6 +107,62 @@ def run_simpy(n: int, seed: int) -> tuple[int, float, float, float, float]:
     return n_done, wall, sum(waits) / n_done, n_done / last_arrival[0], busy[0] / n_done
 
 
+def run_simpy_traced(n: int, seed: int) -> tuple[int, float, float, float, float]:
+    """The same model as ours, with the same output: a Trace with the event log, the
+    per-request records and the summary."""
+    from simulator.trace import Event, RequestRecord, Trace, summarise
+
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    backlog = simpy.Store(env)
+    events: list[Event] = []
+    records: list[RequestRecord] = []
+    log = events.append
+
+    def worker(env: simpy.Environment, key: str):  # type: ignore[no-untyped-def]
+        thread = f"{key}/main"
+        while True:
+            rec = yield backlog.get()
+            now = env.now * 1000.0
+            log(Event(now, "backlog", "listen", len(backlog.items), -1))
+            log(Event(now, "req", rec.id, "accept", thread))
+            rec.accepted_ms = rec.started_ms = now
+            rec.queue_ms = now - rec.sent_ms
+            rec.worker, rec.thread = key, thread
+            log(Event(now, "thread", thread, "io", rec.id))
+            log(Event(now, "req", rec.id, "stage", "view"))
+            service = rng.expovariate(1.0 / SERVICE_MEAN_S)
+            yield env.timeout(service)
+            now = env.now * 1000.0
+            rec.finished_ms, rec.http_status, rec.io_ms = now, 200, service * 1000.0
+            log(Event(now, "req", rec.id, "done", "ok"))
+            log(Event(now, "thread", thread, "idle", -1))
+
+    def source(env: simpy.Environment):  # type: ignore[no-untyped-def]
+        for i in range(n):
+            yield env.timeout(rng.expovariate(RATE_PER_S))
+            now = env.now * 1000.0
+            rec = RequestRecord(i, "/io", now)
+            records.append(rec)
+            log(Event(now, "req", i, "syn", "0"))
+            log(Event(now, "req", i, "backlog", str(len(backlog.items) + 1)))
+            backlog.put(rec)
+            log(Event(now, "backlog", "listen", len(backlog.items), -1))
+
+    t0 = time.perf_counter()
+    for k in range(1, SERVERS + 1):
+        env.process(worker(env, f"w{k}"))
+    env.process(source(env))
+    env.run()
+    trace = Trace(scenario={}, source="simulated", events=events, requests=records, cores=8)
+    trace.summary = summarise(trace)
+    wall = time.perf_counter() - t0
+    done = [r for r in records if r.finished_ms is not None]
+    wait = sum(r.queue_ms for r in done) / len(done) / 1000.0
+    busy = sum(r.io_ms for r in done) / 1000.0
+    return len(done), wall, wait, len(done) / (records[-1].sent_ms / 1000.0), busy / len(done)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
@@ -117,23 +178,27 @@ def main() -> None:
 
     ours = run_ours(args.requests, args.seed)
     peer = run_simpy(args.requests, args.seed)
+    traced = run_simpy_traced(args.requests, args.seed)
 
     print(
         f"M/M/{SERVERS}, rho = {RATE_PER_S * SERVICE_MEAN_S / SERVERS:.3f}, "
         f"Erlang C mean queue wait = {theory:.3f} s"
     )
     print(
-        f"{'':10} {'requests':>9} {'wall s':>8} {'requests/s':>11} {'mean wait s':>12} "
+        f"{'':12} {'requests':>9} {'wall s':>8} {'requests/s':>11} {'mean wait s':>12} "
         f"{'vs Erlang C':>11} {'realised rho':>13} {'Erlang C there':>15}"
     )
-    for name, (n, wall, wait, lam, svc) in (("wsgiscope", ours), ("SimPy", peer)):
+    rows = (("wsgiscope", ours), ("SimPy bare", peer), ("SimPy traced", traced))
+    for name, (n, wall, wait, lam, svc) in rows:
         there = erlang_c_wait_s(lam, 1.0 / svc, SERVERS)
         print(
-            f"{name:10} {n:9d} {wall:8.2f} {n / wall:11.0f} {wait:12.3f} "
+            f"{name:12} {n:9d} {wall:8.2f} {n / wall:11.0f} {wait:12.3f} "
             f"{100 * (wait / theory - 1):+10.1f}% {lam * svc / SERVERS:13.3f} {there:13.3f} s"
         )
     ratio = (ours[0] / ours[1]) / (peer[0] / peer[1])
-    print(f"speed ratio wsgiscope / SimPy = {ratio:.2f}")
+    print(f"speed ratio wsgiscope / SimPy bare = {ratio:.2f}")
+    ratio = (ours[0] / ours[1]) / (traced[0] / traced[1])
+    print(f"speed ratio wsgiscope / SimPy traced (same output) = {ratio:.2f}")
     print(
         "(near saturation the mean wait moves with the load each sample really drew: "
         "'Erlang C there' is the formula at the realised arrival rate and service time)"
