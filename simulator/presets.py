@@ -24,6 +24,13 @@ SLEEP = {"/sleep": [{"io_ms": 1000}]}
 TEN_USERS = [{"at_ms": 0, "count": 10, "path": "/sleep", "spacing_ms": 0}]
 CPU85 = {"/cpu": [{"cpu_ms": 85}]}
 FOUR_CPU = [{"at_ms": 0, "count": 4, "path": "/cpu", "spacing_ms": 0}]
+LONG_EXPORT = {"/export": [{"io_ms": 10000}], "/ping": [{"io_ms": 5}]}
+LONG_EXPORT_LOAD = [
+    {"at_ms": 0, "count": 1, "path": "/export"},
+    {"at_ms": 500, "count": 3, "path": "/ping", "spacing_ms": 500},
+]
+RENDER = {"/render": [{"cpu_ms": 50}]}
+RENDER_LOAD = [{"at_ms": 0, "count": 32, "path": "/render", "spacing_ms": 5}]
 CONVOY_ENDPOINTS = {
     "/report": [{"cpu_ms": 3000}],
     "/ping": [{"io_ms": 2}, {"cpu_ms": 0.3}],
@@ -209,11 +216,8 @@ _PRESETS: list[Preset] = [
         {
             "name": "Worker timeout, sync",
             "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 1, "timeout_s": 2},
-            "endpoints": {"/export": [{"io_ms": 10000}], "/ping": [{"io_ms": 5}]},
-            "workload": [
-                {"at_ms": 0, "count": 1, "path": "/export"},
-                {"at_ms": 500, "count": 3, "path": "/ping", "spacing_ms": 500},
-            ],
+            "endpoints": LONG_EXPORT,
+            "workload": LONG_EXPORT_LOAD,
         },
         group="gunicorn",
     ),
@@ -226,11 +230,8 @@ _PRESETS: list[Preset] = [
             "name": "Long request, gthread",
             "server": {"kind": "gunicorn", "worker_class": "gthread", "workers": 1,
                        "threads": 2, "timeout_s": 2},
-            "endpoints": {"/export": [{"io_ms": 10000}], "/ping": [{"io_ms": 5}]},
-            "workload": [
-                {"at_ms": 0, "count": 1, "path": "/export"},
-                {"at_ms": 500, "count": 3, "path": "/ping", "spacing_ms": 500},
-            ],
+            "endpoints": LONG_EXPORT,
+            "workload": LONG_EXPORT_LOAD,
         },
         group="gunicorn",
     ),
@@ -283,8 +284,8 @@ _PRESETS: list[Preset] = [
         {
             "name": "16 workers on 2 cores",
             "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 16},
-            "endpoints": {"/render": [{"cpu_ms": 50}]},
-            "workload": [{"at_ms": 0, "count": 32, "path": "/render", "spacing_ms": 5}],
+            "endpoints": RENDER,
+            "workload": RENDER_LOAD,
         },
         group="gunicorn",
     ),
@@ -296,8 +297,8 @@ _PRESETS: list[Preset] = [
         {
             "name": "2 workers on 2 cores",
             "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 2},
-            "endpoints": {"/render": [{"cpu_ms": 50}]},
-            "workload": [{"at_ms": 0, "count": 32, "path": "/render", "spacing_ms": 5}],
+            "endpoints": RENDER,
+            "workload": RENDER_LOAD,
         },
         group="gunicorn",
     ),
