@@ -116,7 +116,8 @@ export class House {
       ctx.strokeStyle = "#c4cbd3"; ctx.lineWidth = 1.5; ctx.stroke();
       ctx.fillStyle = "#15202b";
       ctx.font = "700 12px system-ui, sans-serif";
-      ctx.fillText(clip(ctx, p.label, pw - 12), px + 8, py + 12);
+      const name = ctx.measureText(p.label).width <= pw - 12 ? p.label : p.key;
+      ctx.fillText(clip(ctx, name, pw - 12), px + 8, py + 12);
       const holder = s.gil[k * s.np + pi];
       const n = p.threads.length;
       const innerTop = py + 24, innerH = ph - 30;

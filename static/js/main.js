@@ -256,6 +256,8 @@ function drawNarration(t) {
   for (let i = from; i <= idx; i++) {
     const li = document.createElement("li");
     li.textContent = store.lines[i][1];
+    li.dataset.t = String(store.lines[i][0]);
+    li.title = "Click to go back to this moment";
     if (i === idx) li.className = "current";
     ol.appendChild(li);
   }
@@ -395,6 +397,10 @@ function bindTimeline(tl, wrap, inspectable) {
   });
 }
 bindTimeline(timeline, $("timeline-wrap"), true);
+$("narration").addEventListener("click", (ev) => {
+  const li = ev.target.closest("li[data-t]");
+  if (li) { if (player.playing) player.pause(); player.seek(Number(li.dataset.t)); }
+});
 bindTimeline(labTimeline, $("lab-wrap"), false);
 bindControls(player);
 

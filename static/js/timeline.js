@@ -47,7 +47,8 @@ export class Timeline {
       const thH = Math.max(3, Math.min(24, 260 / nth));
       for (const [pi, p] of m.processes.entries()) {
         add({ kind: "proc", label: p.label, h: 22, proc: pi });
-        if (m.processes.length <= 16) add({ kind: "gil", label: "GIL holder", h: 18, proc: pi });
+        // with one thread the GIL lane would only repeat the thread lane
+        if (p.threads.length > 1 && m.processes.length <= 16) add({ kind: "gil", label: "GIL holder", h: 18, proc: pi });
         for (let j = 0; j < p.threads.length; j++) {
           const key = p.threads[j];
           const short = key.includes("/") ? key.split("/").slice(1).join("/") : key;
