@@ -1,9 +1,11 @@
 """Real Chromium against ``wsgiscope serve``: what a teacher and a class would see."""
 
 import re
+from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 pytestmark = pytest.mark.browser
 
