@@ -312,6 +312,28 @@ function drawMetrics(t, k) {
     div.append(dt, dd); dl.appendChild(div);
   }
   drawHistogram(lat);
+  drawSlowest(m);
+}
+
+// The slowest requests finished so far: a table to pick one for the inspector.
+function drawSlowest(m) {
+  const rows = [];
+  for (let i = 0; i < m; i++) {
+    const r = store.done[i];
+    if (r.finished !== null) rows.push(r);
+  }
+  rows.sort((a, b) => (b.finished - b.sent) - (a.finished - a.sent));
+  const tbody = $("slowest").tBodies[0];
+  tbody.textContent = "";
+  for (const r of rows.slice(0, 6)) {
+    const tr = tbody.insertRow();
+    tr.dataset.req = String(r.id);
+    tr.insertCell().textContent = `user ${r.id + 1}`;
+    tr.insertCell().textContent = r.path;
+    tr.insertCell().textContent = fmtDur(r.finished - r.sent);
+    tr.insertCell().textContent = r.status;
+  }
+  $("slowest").hidden = rows.length === 0;
 }
 
 function sizeHistogram() {
@@ -397,6 +419,13 @@ function bindTimeline(tl, wrap, inspectable) {
   });
 }
 bindTimeline(timeline, $("timeline-wrap"), true);
+$("slowest").addEventListener("click", (ev) => {
+  const tr = ev.target.closest("tr[data-req]");
+  if (!tr) return;
+  timeline.selected = Number(tr.dataset.req);
+  stream.send({ op: "inspect", id: timeline.selected });
+  dirty = true;
+});
 $("narration").addEventListener("click", (ev) => {
   const li = ev.target.closest("li[data-t]");
   if (li) { if (player.playing) player.pause(); player.seek(Number(li.dataset.t)); }

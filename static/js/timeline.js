@@ -44,7 +44,7 @@ export class Timeline {
     if (m) {
       add({ kind: "backlog", label: "Kernel backlog", h: 56 });
       const nth = Math.max(m.threads.length, 1);
-      const thH = Math.max(3, Math.min(24, 260 / nth));
+      const thH = Math.max(3, Math.min(26, 260 / nth));
       for (const [pi, p] of m.processes.entries()) {
         add({ kind: "proc", label: p.label, h: 22, proc: pi });
         // with one thread the GIL lane would only repeat the thread lane
@@ -57,7 +57,7 @@ export class Timeline {
       }
       add({ kind: "cores", label: `Busy cores (of ${m.cores})`, h: 44 });
       const nReq = Math.max(m.n_requests, 1);
-      const rowH = Math.min(22, this.maxRequestsHeight / nReq);
+      const rowH = Math.min(24, this.maxRequestsHeight / nReq);
       add({ kind: "reqhead", label: `Requests (${m.n_requests}), one row each`, h: 24 });
       add({ kind: "requests", label: "", h: Math.max(rowH * nReq, 20), rowH });
     }
@@ -93,7 +93,7 @@ export class Timeline {
     const x0 = sc.left, x1 = sc.left + sc.width;
 
     // lane backgrounds and labels
-    ctx.font = "600 13px system-ui, sans-serif";
+    ctx.font = "600 14px system-ui, sans-serif";
     ctx.textBaseline = "middle";
     for (const [i, lane] of this.lanes.entries()) {
       if (lane.kind === "proc" || lane.kind === "reqhead") continue;  // drawn over the dimming
@@ -103,9 +103,9 @@ export class Timeline {
       }
       if (lane.label) {
         ctx.fillStyle = "#3d4753";
-        ctx.font = lane.h < 20 ? "12px system-ui, sans-serif" : "600 13px system-ui, sans-serif";
+        ctx.font = lane.h < 20 ? "13px system-ui, sans-serif" : "600 14px system-ui, sans-serif";
         ctx.fillText(lane.label, lane.kind === "thread" || lane.kind === "gil" ? 18 : 8, lane.y + lane.h / 2);
-        ctx.font = "600 13px system-ui, sans-serif";
+        ctx.font = "600 14px system-ui, sans-serif";
       }
     }
 
@@ -120,7 +120,7 @@ export class Timeline {
     }
     ctx.stroke();
     ctx.fillStyle = "#3d4753";
-    ctx.font = "13px system-ui, sans-serif";
+    ctx.font = "14px system-ui, sans-serif";
     ctx.textAlign = "center";
     for (const t of tk.marks) ctx.fillText(fmtTick(t, tk.step), sc.x(t), AXIS / 2);
     ctx.textAlign = "left";
@@ -280,7 +280,7 @@ export class Timeline {
     ctx.restore();
     ctx.save();
     ctx.fillStyle = "#3d4753";
-    ctx.font = `${rowH >= 16 ? 13 : 11}px system-ui, sans-serif`;
+    ctx.font = `${rowH >= 16 ? 14 : 12}px system-ui, sans-serif`;
     ctx.textBaseline = "middle";
     const n = s.meta.n_requests;
     const every = rowH >= 15 ? 1 : Math.ceil(18 / rowH);

@@ -206,3 +206,16 @@ def test_wheel_zooms_drag_pans_and_double_click_fits(page, live_server):
     page.wait_for_function(f"Math.abs({span} - {full}) < 1e-6")
     page.screenshot(path=str(ARTIFACTS / "gil-threads.png"), full_page=True)
     assert page.console.errors == []
+
+
+def test_slowest_table_opens_the_inspector(page, live_server):
+    page.goto(f"{live_server}/?preset=dev-single-thread")
+    ready(page)
+    neutral_focus(page)
+    page.keyboard.press("End")
+    page.wait_for_function("wsgiscope.store.complete")
+    first = page.locator("#slowest tbody tr").first
+    assert first.inner_text().startswith("user 10")
+    first.click()
+    page.wait_for_function("document.querySelector('#inspector h2').textContent.includes('user 10')")
+    assert page.console.errors == []
