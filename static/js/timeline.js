@@ -263,10 +263,12 @@ export class Timeline {
     const rowH = lane.rowH, gap = rowH >= 8 ? 2 : 0;
     const h = Math.max(rowH - gap, 1);
     const paths = {};
+    // a span is known from its start; draw it only as far as the frames received reach
+    const known = s.lastT;
     for (let i = 0; i < sp.n; i++) {
-      if (sp.b[i] < sc.t0 || sp.a[i] > sc.t1) continue;
+      if (sp.b[i] < sc.t0 || sp.a[i] > sc.t1 || sp.a[i] > known) continue;
       const st = states[sp.s[i]];
-      const xa = sc.x(sp.a[i]), xb = sc.x(sp.b[i]);
+      const xa = sc.x(sp.a[i]), xb = sc.x(Math.min(sp.b[i], known));
       const p = paths[st] || (paths[st] = new Path2D());
       p.rect(xa, lane.y + sp.k[i] * rowH + gap / 2, Math.max(xb - xa, 0.6), h);
     }
