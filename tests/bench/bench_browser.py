@@ -91,8 +91,8 @@ def measure(page, base: str, scenario: dict) -> dict:
     after = page.evaluate("[wsgiscope.stats.framesReceived, performance.now()]")
     fps_1x = (after[0] - before[0]) / ((after[1] - before[1]) / 1000)
     # then as fast as possible, to the end
-    page.select_option("#speed", "max")
     t0 = page.evaluate("[wsgiscope.stats.framesReceived, performance.now()]")
+    page.select_option("#speed", "max")
     page.wait_for_function("wsgiscope.store.complete", timeout=120_000)
     t1 = page.evaluate("[wsgiscope.stats.framesReceived, performance.now()]")
     fps_max = (t1[0] - t0[0]) / max((t1[1] - t0[1]) / 1000, 1e-6)
@@ -150,7 +150,8 @@ def main() -> int:
     print(f"{'':32}{'ten users':>14}{'10k requests':>14}")
     for key in lesson:
         a, b = lesson[key], big[key]
-        fmt = (lambda v: f"{v:14.1f}") if isinstance(a, float) else (lambda v: f"{v:14d}")
+        whole = key in ("requests", "frames")
+        fmt = (lambda v: f"{int(v):14d}") if whole else (lambda v: f"{float(v):14.1f}")
         print(f"{key:32}{fmt(a)}{fmt(b)}")
     ratio = big["scrub_median_frame_ms"] / lesson["scrub_median_frame_ms"]
     print(f"scrub frame time, 10k requests against ten users: {ratio:.2f}x")
