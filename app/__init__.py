@@ -34,6 +34,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         LAB_ENABLED=False,
         # Bounds that keep one browser's run cheap enough for a shared server.
         MAX_FRAMES=4000,
+        # The page runs scenarios of up to this many requests (the CLI takes the engine's limit).
+        MAX_REQUESTS=50_000,
         MAX_UPLOAD_BYTES=1_000_000,
         SOCK_SERVER_OPTIONS={"ping_interval": 20, "max_message_size": 2_000_000},
     )

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from . import LOOPBACK_HOSTS
 from .cli import CliError
 
 
@@ -29,8 +30,6 @@ def add_parser(subparsers: Any) -> None:
 
 def lab_enabled(host: str, allow_lab: bool) -> bool:
     """The lab starts processes on the serving machine: only for loopback unless asked."""
-    from . import LOOPBACK_HOSTS
-
     return allow_lab or host in LOOPBACK_HOSTS
 
 
@@ -47,7 +46,9 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(config)
         print(f"wsgiscope: serving on {where} (development server, auto-reload)",
               file=sys.stderr)
-        app.run(host=args.host, port=args.port, debug=True, use_reloader=True, threaded=True)
+        # The interactive debugger runs code typed into the browser: loopback only.
+        app.run(host=args.host, port=args.port, debug=True, use_reloader=True, threaded=True,
+                use_debugger=args.host in LOOPBACK_HOSTS)
         return 0
     from gunicorn.app.base import BaseApplication
 

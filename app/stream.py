@@ -247,11 +247,23 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     return Prepared(trace, key, tick, meta, times, rows, req_spans, done, narration)
 
 
-def build(scenario_data: Any, seed: Any, max_frames: int) -> Prepared:
+def load_for_web(scenario_data: Any, max_requests: int) -> simulator.Scenario:
+    """Validate a scenario and check it fits what one page may ask of a shared server."""
+    scenario = simulator.load_scenario(scenario_data)
+    if scenario.expected_requests > max_requests:
+        raise simulator.ScenarioError(
+            "workload",
+            f"asks for about {scenario.expected_requests:,} requests; the page runs at most "
+            f"{max_requests:,} (the wsgiscope simulate command runs more)",
+        )
+    return scenario
+
+
+def build(scenario_data: Any, seed: Any, max_frames: int, max_requests: int) -> Prepared:
     """Validate a scenario, run the engine, encode the result. Raises ScenarioError."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ProtocolError(f"seed must be a whole number of 0 or more (got {seed!r})", "seed")
-    scenario = simulator.load_scenario(scenario_data)
+    scenario = load_for_web(scenario_data, max_requests)
     clean = scenario.to_dict()
     trace = simulator.run(scenario, seed=seed)
     return prepare(trace, max_frames, run_key(clean, seed))
@@ -281,9 +293,10 @@ def _time(msg: dict[str, Any]) -> float | None:
 class Session:
     """One socket's run and playback state."""
 
-    def __init__(self, ws: Any, max_frames: int) -> None:
+    def __init__(self, ws: Any, max_frames: int, max_requests: int = 50_000) -> None:
         self.ws = ws
         self.max_frames = max_frames
+        self.max_requests = max_requests
         self.run: Prepared | None = None
         self.sent = 0
         self.playing = False
@@ -368,7 +381,7 @@ class Session:
     def op_start(self, msg: dict[str, Any]) -> None:
         speed = _speed(msg.get("speed", 1))
         start_t = _time(msg) or 0.0
-        run = build(msg.get("scenario"), msg.get("seed"), self.max_frames)
+        run = build(msg.get("scenario"), msg.get("seed"), self.max_frames, self.max_requests)
         self.run, self.sent, self.ended = run, 0, False
         self.speed = speed
         self.playing = bool(msg.get("play", False))
@@ -442,7 +455,7 @@ class Session:
 @sock.route("/ws")
 def stream(ws: Any) -> None:
     """One browser's run: read messages, keep the frames flowing while playing."""
-    session = Session(ws, current_app.config["MAX_FRAMES"])
+    session = Session(ws, current_app.config["MAX_FRAMES"], current_app.config["MAX_REQUESTS"])
     while True:
         if not session.busy:
             timeout = None  # nothing to send: sleep until the browser speaks

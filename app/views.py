@@ -255,10 +255,16 @@ def _seed_arg(raw: str | None) -> int | None:
     return int(raw)
 
 
+def _load(data: Any) -> simulator.Scenario:
+    from .stream import load_for_web
+
+    return load_for_web(data, current_app.config["MAX_REQUESTS"])
+
+
 def _scenario_from_query() -> tuple[dict[str, Any], int | None]:
     data = decode_share(request.args.get("s", ""))
     seed = _seed_arg(request.args.get("seed"))
-    clean = simulator.load_scenario(data).to_dict()
+    clean = _load(data).to_dict()
     if seed is not None:
         clean["seed"] = seed
     return clean, clean["seed"]
@@ -387,7 +393,7 @@ def simulate() -> Any:
     values = {k: v for k, v in request.form.items()}
     try:
         data = scenario_from_form(request.form)
-        scenario = simulator.load_scenario(data).to_dict()
+        scenario = _load(data).to_dict()
     except simulator.ScenarioError as exc:
         return _invalid(values, exc)
     return _form(form_values(scenario)) + _run(scenario, play=True, oob=True)
@@ -404,7 +410,7 @@ def import_scenario() -> Any:
             data = json.loads(text)
         except ValueError as exc:
             raise simulator.ScenarioError("", f"the file is not valid JSON ({exc})") from None
-        scenario = simulator.load_scenario(data).to_dict()
+        scenario = _load(data).to_dict()
     except simulator.ScenarioError as exc:
         return _invalid(values or form_values(_default_scenario()), exc)
     return _form(form_values(scenario)) + _run(scenario, play=False, oob=True)

@@ -233,3 +233,10 @@ def test_no_lab_button_without_the_blueprint(monkeypatch):
     monkeypatch.undo()
     assert "lab" not in app.blueprints
     assert 'id="btn-lab"' not in app.test_client().get("/").get_data(as_text=True)
+
+
+def test_the_page_caps_run_size(client):
+    data = form_for(workload='[{"at_ms": 0, "count": 60000, "path": "/sleep"}]')
+    resp = client.post("/simulate", data=data, headers={"HX-Request": "true"})
+    assert resp.status_code == 422
+    assert "the page runs at most 50,000" in resp.get_data(as_text=True)
