@@ -64,7 +64,7 @@ export function ticks(t0, t1, count) {
 
 export function fmtTick(ms, step) {
   if (step >= 1000) return `${(ms / 1000).toFixed(step % 1000 ? 1 : 0)} s`;
-  if (step >= 1) return ms >= 1000 ? `${(ms / 1000).toFixed(3 - Math.round(Math.log10(step)))} s` : `${Math.round(ms)} ms`;
+  if (step >= 1) return ms >= 1000 ? `${(ms / 1000).toFixed(Math.max(0, 3 - Math.floor(Math.log10(step))))} s` : `${Math.round(ms)} ms`;
   return `${ms.toFixed(Math.min(3, Math.ceil(-Math.log10(step))))} ms`;
 }
 
