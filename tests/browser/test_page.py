@@ -217,5 +217,33 @@ def test_slowest_table_opens_the_inspector(page, live_server):
     first = page.locator("#slowest tbody tr").first
     assert first.inner_text().startswith("user 10")
     first.click()
-    page.wait_for_function("document.querySelector('#inspector h2').textContent.includes('user 10')")
+    page.wait_for_function("document.querySelector('#inspector h2').textContent"
+                           ".includes('user 10')")
+    assert page.console.errors == []
+
+
+def test_import_a_scenario_file_and_export_the_timeline_png(page, live_server, tmp_path):
+    import json
+
+    import simulator
+
+    page.goto(f"{live_server}/?preset=dev-single-thread")
+    ready(page)
+    scenario = dict(simulator.presets.get("gunicorn-sync-2").scenario, name="imported run")
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(scenario))
+    page.set_input_files('input[type="file"][name="file"]', str(path))
+    ready(page, "imported run")
+    assert page.locator('[name="server.kind"]').input_value() == "gunicorn"
+    page.locator(".exports summary").click()
+    with page.expect_download() as download:
+        page.locator("#export-png").click()
+    target = tmp_path / "timeline.png"
+    download.value.save_as(target)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with page.expect_download() as download:
+        page.get_by_text("Chrome trace (opens in Perfetto)").click()
+    trace = tmp_path / "trace.json"
+    download.value.save_as(trace)
+    assert json.loads(trace.read_text())["traceEvents"]
     assert page.console.errors == []
