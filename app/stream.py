@@ -22,7 +22,6 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from flask import current_app
@@ -200,7 +199,8 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
 
     # Thread lanes are drawn from the frames (one state per tick); only request spans go out
     # as intervals, so a run with heavy GIL ping-pong does not flood the socket.
-    raw_spans = sorted(sim_frames.spans(trace)["requests"], key=itemgetter(1))  # by start
+    # by start (to the ns, so float noise cannot reorder ties), then by request
+    raw_spans = sorted(sim_frames.spans(trace)["requests"], key=lambda s: (round(s[1], 6), s[0]))
     rs = REQUEST_STATES
     req_spans = [
         (a, [int(r), round(a, 3), round(b, 3), rs.index(st)])

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import gc
+import math
 import random
 from bisect import bisect
 from itertools import accumulate
 from typing import Any
 
-from .core import NORMAL, Env
+from .core import NORMAL, URGENT, Env
 from .cpu import CALL, CPU, IO, Cores, Process, Step, Thread
-from .kernel import ListenSocket, syn_offsets_ms
+from .kernel import ListenSocket, ack_retry_offsets_ms, syn_offsets_ms
 from .scenario import MAX_REQUESTS, Scenario, load_scenario
 from .servers import make_server
 from .trace import Event, RequestRecord, Trace, summarise
@@ -25,7 +26,7 @@ class Request:
     __slots__ = ("id", "path", "sent", "attempt", "status", "http_status", "finished",
                  "accepted", "started", "worker", "thread", "queue_ms", "gil_wait_ms",
                  "cpu_ms", "pool_wait_ms", "pool_from", "io_ms", "note", "server_done",
-                 "g")
+                 "g", "ack_try", "connected")
 
     def __init__(self, rid: int, path: str, sent: float) -> None:
         self.id = rid
@@ -48,6 +49,8 @@ class Request:
         self.note = ""
         self.server_done = False
         self.g: dict[str, int] = {}
+        self.ack_try = 0
+        self.connected = 0.0
 
     def record(self) -> RequestRecord:
         # positional: 100,000s of these at the end of a big run
@@ -123,6 +126,8 @@ class Sim:
         self.outstanding = 0
         self._timeout_ms = sc.client["timeout_s"] * 1000.0
         self.syn_offsets = syn_offsets_ms(sc.machine["syn_schedule"], sc.client["syn_retries"])
+        self.ack_offsets = ack_retry_offsets_ms(sc.machine["rto_min_ms"],
+                                                sc.machine["synack_retries"])
         c = sc.costs
         # A stage that costs nothing takes no time: leave it out of the program.
         self.head: list[Step] = [step for step in (
@@ -250,6 +255,7 @@ class Sim:
             self.env.at(reqs[i].sent + self._timeout_ms, self._time_out, i, NORMAL)
 
     def syn(self, req: Request) -> None:
+        """A SYN (first or retransmitted) reaches the listening socket."""
         if req.status:
             return
         self.rec.req(req, "syn", str(req.attempt))
@@ -258,12 +264,47 @@ class Sim:
             self.rec.req(req, "drop", f"accept queue full ({listen.capacity})")
             if req.attempt < len(self.syn_offsets) - 1:
                 req.attempt += 1
-                self.env.at(req.sent + self.syn_offsets[req.attempt - 1], self.syn, req)
+                at = self._on_tick(req.sent + self.syn_offsets[req.attempt - 1])
+                self.env.at(at, self.syn, req)
             else:
                 self.env.at(req.sent + self.syn_offsets[-1], self.connect_failed, req)
             return
-        self.rec.req(req, "backlog", str(len(listen.queue) + 1))
-        listen.offer(req)
+        rtt = self.machine["rtt_ms"]
+        if rtt > 0:
+            self.env.after(rtt, self._handshake, req, URGENT)
+        else:
+            self._handshake(req)
+
+    def _handshake(self, req: Request) -> None:
+        """The client's final ACK arrives: the connection joins the accept queue if there is
+        room; if not, the ACK is dropped and the client, which believes it is connected,
+        must wait for a retransmit to get in."""
+        if req.status:
+            return
+        listen = self.listen
+        if len(listen.queue) < listen.capacity:
+            self.rec.req(req, "backlog", str(len(listen.queue) + 1))
+            listen.offer(req)
+            return
+        if req.ack_try == 0:
+            req.connected = self.env.now
+        offsets = self.ack_offsets
+        if req.ack_try < len(offsets) - 1:
+            at = self._on_tick(req.connected + offsets[req.ack_try])
+            req.ack_try += 1
+            self.rec.req(req, "overflow",
+                         f"accept queue full ({listen.capacity}): final ACK dropped; "
+                         f"next try at {at / 1000:.3f} s")
+            self.env.at(at, self._handshake, req, NORMAL)
+        else:
+            req.note = "the kernel gave up on a connection that never fit the accept queue"
+            self._end(req, "reset", None)
+            self._server_done(req)
+
+    def _on_tick(self, t: float) -> float:
+        """Kernel timers fire on the next jiffy, so retransmits due together arrive together."""
+        tick = self.machine["timer_tick_ms"]
+        return math.ceil(t / tick - 1e-9) * tick if tick > 0 else t
 
     def connect_failed(self, req: Request) -> None:
         if not req.status:

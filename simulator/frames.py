@@ -17,6 +17,9 @@ from .trace import Trace
 #: The states a request can be in, in the order a legend shows them. While a request is on a
 #: thread, its state is that thread's state (``gil``, ``cpu``, ``io``), except during the
 #: ``write`` stage.
+#: Request phases during which the client is still getting its connection into the queue.
+_CONNECTING = ("syn", "drop", "overflow")
+
 REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write")
 
 # Thread states that describe what the request on the thread is doing.
@@ -85,17 +88,17 @@ def sample(
                 if what == "done":
                     if before is not None:
                         del phase[who]
-                        if before in ("syn", "drop"):
+                        if before in _CONNECTING:
                             connecting -= 1
                     if ref == "ok":
                         completed += 1
                     else:
                         failed += 1
                     continue
-                if what == "syn" or what == "drop":
-                    if before not in ("syn", "drop"):
+                if what in _CONNECTING:
+                    if before not in _CONNECTING:
                         connecting += 1
-                elif before in ("syn", "drop"):
+                elif before in _CONNECTING:
                     connecting -= 1
                 phase[who] = what
             elif kind == "backlog":
@@ -199,7 +202,7 @@ def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
                 set_req(handing[key], str(what) if what in _ON_THREAD else "pool", t)
         elif kind == "req":
             r = int(who)
-            if what == "syn" or what == "drop":
+            if what in _CONNECTING:
                 set_req(r, "connecting", t)
             elif what == "backlog":
                 set_req(r, "backlog", t)

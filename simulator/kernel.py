@@ -28,6 +28,26 @@ def syn_offsets_ms(schedule: str, retries: int) -> list[float]:
     return out
 
 
+def ack_retry_offsets_ms(rto_min_ms: float, synack_retries: int) -> list[float]:
+    """When a connection whose final ACK was dropped (accept queue full) tries again, in ms
+    after the handshake; the last entry is when the kernel gives up on it.
+
+    Two things retry: the client, which thinks it is connected, retransmits its request
+    (the first RTO is ``rto_min``, then it doubles: 200, 600, 1400 ms ...), and the server
+    re-sends its SYN-ACK (1, 3, 7, 15, 31 s), which the client answers with a new ACK.
+    Whichever finds room in the queue first completes the connection.
+    """
+    expires = 1000.0 * (2 ** (synack_retries + 1) - 1)
+    times = set()
+    t = gap = rto_min_ms
+    while t < expires:
+        times.add(t)
+        gap *= 2
+        t += gap
+    times.update(1000.0 * (2 ** (k + 1) - 1) for k in range(synack_retries))
+    return sorted(times) + [expires]
+
+
 class ListenSocket:
     """A listening socket's accept queue.
 

@@ -101,6 +101,13 @@ MACHINE: dict[str, tuple[Any, Any]] = {
     "somaxconn": (4096, _num(1, 65535, True)),  # net.core.somaxconn since Linux 5.4
     # "linear": Linux >= 6.5 (tcp_syn_linear_timeouts = 4); "exponential": older kernels.
     "syn_schedule": ("linear", _choice("linear", "exponential")),
+    # Loopback round trip: SYN -> SYN-ACK -> ACK. The accept queue is checked twice: when
+    # the SYN arrives (full: dropped) and when the final ACK arrives (full: ACK dropped).
+    "rtt_ms": (0.05, _num(0, 1000)),
+    # Kernel timers (retransmits) fire on jiffies: 4 ms at Debian's HZ=250; 0 = exact.
+    "timer_tick_ms": (4.0, _num(0, 100)),
+    "rto_min_ms": (200.0, _num(1, 10_000)),  # TCP_RTO_MIN: first data retransmit
+    "synack_retries": (5, _num(0, 20, True)),  # net.ipv4.tcp_synack_retries
     # Direct plus cache cost of switching a core between threads of different processes.
     "context_switch_ms": (0.005, _num(0, 10)),
     # CPU-bound slowdown of free-threaded CPython (gil: false) against the default build.

@@ -20,10 +20,14 @@ A Trace holds:
   ========== ============================ ================================ =====================
 
   Request phases: ``syn`` (a SYN was sent; detail is the attempt number), ``drop`` (the SYN
-  found the accept queue full and was dropped), ``backlog`` (the connection is complete and
+  found the accept queue full and was dropped), ``overflow`` (the handshake completed but
+  the queue was full when the final ACK came, so the kernel dropped the ACK; the client
+  thinks it is connected and its retransmits will try again), ``backlog`` (the connection
+  is complete and
   waits in the kernel accept queue), ``accept`` (a server thread took it; detail is the
   thread key), ``pool`` (accepted, waiting for a free worker thread), ``stage`` (detail is a
-  lifecycle stage from :data:`STAGES`), ``done`` (detail is the status).
+  lifecycle stage from :data:`STAGES`), ``read`` (the view read a global or ``g``; detail
+  says whose value it got), ``done`` (detail is the status).
 
   While a request is on a thread, its fine state (waiting for the GIL, running on a core,
   blocked on I/O) is the state of that thread: see the ``thread`` events.
@@ -45,7 +49,7 @@ from typing import Any, NamedTuple
 THREAD_STATES = ("idle", "gil", "cpu", "io", "dead")
 
 #: Request phases recorded as ``req`` events.
-REQ_PHASES = ("syn", "drop", "backlog", "accept", "pool", "stage", "done")
+REQ_PHASES = ("syn", "drop", "overflow", "backlog", "accept", "pool", "stage", "read", "done")
 
 #: Flask/WSGI lifecycle stages a request walks through, in order.
 STAGES = (

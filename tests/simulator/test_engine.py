@@ -42,6 +42,7 @@ def test_exact_timeline_single_thread_without_overheads() -> None:
         {
             "server": {"kind": "werkzeug", "threaded": False},
             "costs": NO_COSTS,
+            "machine": {"rtt_ms": 0},
             "client": {"launch_gap_ms": 0},
             "endpoints": {"/sleep": [{"io_ms": 1000}]},
             "workload": [{"at_ms": 0, "count": 3, "path": "/sleep"}],
