@@ -507,12 +507,16 @@ def inspect_request(trace: Trace, rid: int) -> dict[str, Any]:
     stage_marks = [(t, str(ref)) for t, what, ref in marks if what == "stage"]
     first_stage = stage_marks[0][0] if stage_marks else None
     drops = sum(1 for _, what, _ in marks if what == "drop")
+    acks = sum(1 for _, what, _ in marks if what == "overflow")
     if syn is not None:
         stop = queued if queued is not None else (accepted if accepted is not None else end)
         note = STAGE_NOTES["connect"]
         if drops:
             note += (f" The accept queue was full: {drops} SYN(s) were dropped and sent "
                      "again later.")
+        if acks:
+            note += (f" The handshake completed, but the queue was full when the final ACK "
+                     f"came: dropped {acks} time(s); the client's retransmits got it in.")
         rows.append({"label": "connect", "start": syn, "end": stop, "state": "connecting",
                      "note": note})
     if queued is not None:

@@ -283,7 +283,7 @@ def _timeline(trace: Trace) -> list[str]:
     for e in trace.events:
         if e.kind == "req":
             what = e.what
-            if what not in ("syn", "drop", "accept", "pool", "done", "backlog"):
+            if what not in ("syn", "drop", "overflow", "accept", "pool", "done", "backlog"):
                 continue
             r = int(e.who)
         elif e.kind == "worker":
@@ -309,6 +309,8 @@ def _timeline(trace: Trace) -> list[str]:
                 client.append((u, "", " resend SYN", ""))
         elif what == "drop":
             client.append((u, "", " SYN dropped", ""))
+        elif what == "overflow":
+            client.append((u, "", " ACK dropped", ""))
         elif what == "backlog":
             queue[r] = None
         elif what == "accept":

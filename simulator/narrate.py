@@ -297,6 +297,8 @@ class _Narrator:
                     attempt[r] = attempt.get(r, 0) + 1
                 elif what == "drop":
                     self.dropped(t, r, attempt.get(r, 1), syn_times.get(r, []), depth)
+                elif what == "overflow":
+                    self.overflowed(t, r, str(ref))
                 elif what == "backlog":
                     in_backlog[r] = t
                     if self.detailed_req(r) or "backlog" not in self.first:
@@ -388,6 +390,27 @@ class _Narrator:
         )
         if self.once("drop"):
             self.say(_LESSON, t, text + " (a dropped SYN costs seconds, not an error)")
+        elif self.detailed_req(r):
+            self.say(_DETAIL, t, text)
+        else:
+            self.skipped += 1
+
+    def overflowed(self, t: float, r: int, detail: str) -> None:
+        when = detail.rsplit("next try at ", 1)[-1] if "next try at " in detail else ""
+        text = (
+            f"{user(r)}'s handshake completed, but the accept queue was full "
+            f"({self.trace.backlog_limit} of {self.trace.backlog_limit}) when its final ACK "
+            f"arrived: the kernel dropped the ACK"
+            + (f"; it tries again at T={when}" if when else "")
+        )
+        if self.once("overflow"):
+            self.say(
+                _LESSON,
+                t,
+                text + ". The client believes it is connected and has sent its request; it "
+                "gets in only when it retransmits (after about 200 ms) or the server re-sends "
+                "its SYN-ACK",
+            )
         elif self.detailed_req(r):
             self.say(_DETAIL, t, text)
         else:
