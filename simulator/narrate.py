@@ -150,6 +150,7 @@ class _Narrator:
         self.lines: list[tuple[int, float, int, str]] = []  # (level, t, seq, text)
         self.skipped = 0
         self.first: set[str] = set()
+        self.ack_dropped: set[int] = set()  # requests whose final ACK was dropped
 
     # -- helpers --------------------------------------------------------------------------
     def say(self, level: int, t: float, text: str) -> None:
@@ -298,7 +299,8 @@ class _Narrator:
                 elif what == "drop":
                     self.dropped(t, r, attempt.get(r, 1), syn_times.get(r, []), depth)
                 elif what == "overflow":
-                    self.overflowed(t, r, str(ref))
+                    self.overflowed(t, r, str(ref), again=r in self.ack_dropped)
+                    self.ack_dropped.add(r)
                 elif what == "backlog":
                     in_backlog[r] = t
                     if self.detailed_req(r) or "backlog" not in self.first:
@@ -395,14 +397,17 @@ class _Narrator:
         else:
             self.skipped += 1
 
-    def overflowed(self, t: float, r: int, detail: str) -> None:
+    def overflowed(self, t: float, r: int, detail: str, again: bool) -> None:
         when = detail.rsplit("next try at ", 1)[-1] if "next try at " in detail else ""
-        text = (
-            f"{user(r)}'s handshake completed, but the accept queue was full "
-            f"({self.trace.backlog_limit} of {self.trace.backlog_limit}) when its final ACK "
-            f"arrived: the kernel dropped the ACK"
-            + (f"; it tries again at T={when}" if when else "")
-        )
+        full = f"({self.trace.backlog_limit} of {self.trace.backlog_limit})"
+        if again:
+            text = f"{user(r)} retransmits, but the accept queue is still full {full}"
+        else:
+            text = (
+                f"{user(r)}'s handshake completed, but the accept queue was full {full} when "
+                f"its final ACK arrived: the kernel dropped the ACK"
+            )
+        text += f"; it tries again at T={when}" if when else ""
         if self.once("overflow"):
             self.say(
                 _LESSON,
@@ -428,7 +433,12 @@ class _Narrator:
         there once we know when (and whether) it was accepted."""
         t, n, depth, full, booting = info
         wait = (accepted - t) if accepted is not None else None
-        sent = f"sends GET {self.request_path(r)}" if n <= 1 else f"retransmits its SYN (#{n})"
+        if r in self.ack_dropped:
+            sent = "retransmits and finally gets its connection into the queue"
+        elif n <= 1:
+            sent = f"sends GET {self.request_path(r)}"
+        else:
+            sent = f"retransmits its SYN (#{n})"
         if wait is not None and wait < _AT_ONCE_MS:
             if self.detailed_req(r):
                 rec = self.records.get(r)

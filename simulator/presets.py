@@ -195,9 +195,11 @@ _PRESETS: list[Preset] = [
     Preset(
         "backlog-overflow",
         "Backlog overflow: gunicorn --backlog 1, ten users",
-        "A full accept queue drops SYNs; clients retransmit after 1, 2, 3 s: latency, not errors.",
-        "The queue holds backlog + 1 = 2 connections. Dropped clients come back only at their "
-        "next retransmit, even if a slot frees up earlier.",
+        "A full accept queue drops SYNs; clients come back after a 1 s retransmit: latency, "
+        "not errors.",
+        "The queue holds backlog + 1 = 2 connections. A dropped client returns only at its next "
+        "retransmit, even if a slot frees up earlier; clients that return together and do not "
+        "fit have their final ACK dropped and get in on a later retransmit.",
         {
             "name": "Backlog overflow",
             "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 1, "backlog": 1},

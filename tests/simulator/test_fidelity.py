@@ -139,8 +139,8 @@ def test_freed_slot_waits_for_the_next_retransmit() -> None:
     assert not [r for r in trace.requests if 400 < (r.accepted_ms or 0) < 1000]
 
 
-@pytest.mark.parametrize(("schedule", "second_try_s"), [("linear", 2), ("exponential", 3)])
-def test_second_syn_retransmit_follows_the_kernel_schedule(schedule: str, second_try_s: int) -> None:
+@pytest.mark.parametrize(("schedule", "second_s"), [("linear", 2), ("exponential", 3)])
+def test_second_syn_retransmit_follows_the_kernel_schedule(schedule: str, second_s: int) -> None:
     # Capacity 1: one user is served (1.5 s), one waits in the queue, two are dropped at
     # 0 s and again at 1 s; the queue frees at 1.5 s and they come back at the next
     # retransmit: 2 s on new kernels, 3 s on old ones.
@@ -154,7 +154,7 @@ def test_second_syn_retransmit_follows_the_kernel_schedule(schedule: str, second
     assert len(twice) == 2
     back = [e.t for e in trace.events
             if e.kind == "req" and e.what in ("backlog", "overflow") and e.who in twice]
-    assert min(back) == pytest.approx(second_try_s * 1000, abs=5)
+    assert min(back) == pytest.approx(second_s * 1000, abs=5)
 
 
 def test_worker_timeout_kills_a_sync_worker() -> None:
