@@ -221,6 +221,7 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
             r.id, path_index[r.path], _r(r.sent_ms), _r(r.accepted_ms), _r(r.finished_ms),
             STATUSES.index(r.status) if r.status in STATUSES else 1,
             _r(r.cpu_ms), _r(r.gil_wait_ms), thread, r.http_status, r.syn_retries,
+            1 if r.note.startswith("read ") else 0,  # read another request's value
         ]))
     done.sort(key=lambda x: (x[0], x[1][0]))
     narration = [(float(t), str(text)) for t, text in sim_narrate.narrate(trace)]

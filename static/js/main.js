@@ -283,9 +283,10 @@ function drawMetrics(t, k) {
   if (key === metricsKey) return;
   metricsKey = key;
   const lat = [];
-  let gil = 0, onThread = 0, failed = 0;
+  let gil = 0, onThread = 0, failed = 0, races = 0;
   for (let i = 0; i < m; i++) {
     const r = store.done[i];
+    if (r.race) races++;
     if (r.status === "ok" && r.finished !== null) lat.push(r.finished - r.sent); else failed++;
     if (r.finished !== null && r.accepted !== null) { gil += r.gilWait; onThread += r.finished - r.accepted; }
   }
@@ -303,6 +304,10 @@ function drawMetrics(t, k) {
     ["GIL contention", onThread > 0 ? `${(100 * gil / onThread).toFixed(1)} %` : "–"],
     ["CPU utilisation", `${(100 * store.busySum[k] / (store.meta.cores * (k + 1))).toFixed(1)} %`],
   ];
+  // Scenarios that read module globals: how many requests got another request's value.
+  if (store.meta.summary && store.meta.summary.races !== undefined && store.meta.summary.races > 0) {
+    rows.push(["read another request's global", `${races} of ${m}`]);
+  }
   const dl = $("metrics");
   dl.textContent = "";
   for (const [name, value] of rows) {

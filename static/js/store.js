@@ -117,7 +117,7 @@ export class Store {
         const rec = {
           id: r[0], path: this.meta.paths[r[1]], sent: r[2], accepted: r[3], finished: r[4],
           status: this.meta.statuses[r[5]], cpu: r[6], gilWait: r[7], thread: r[8],
-          http: r[9], retries: r[10],
+          http: r[9], retries: r[10], race: r[11] === 1,
         };
         this.byId.set(rec.id, rec);
         this.done.push(rec);
