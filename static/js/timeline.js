@@ -298,7 +298,8 @@ export class Timeline {
     const ctx = this.ctx, dpr = this.dpr || 1, sc = this.scale;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
-    ctx.drawImage(this.layer, 0, 0);
+    // A canvas not laid out yet (hidden, or between resizes) has no pixels to copy.
+    if (this.layer.width > 0 && this.layer.height > 0) ctx.drawImage(this.layer, 0, 0);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     if (!this.store.meta) {
       ctx.fillStyle = "#5b6673";
