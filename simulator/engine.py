@@ -135,9 +135,10 @@ class Sim:
             (CPU, c["context_ms"], "context"), (CPU, c["match_ms"], "match"),
             (CPU, c["before_request_ms"], "before_request"),
         ) if step[1] > 0]
+        drain = c["werkzeug_drain_ms"] if sc.server["kind"] == "werkzeug" else 0.0
         self.tail: list[Step] = [step for step in (
             (CPU, c["after_request_ms"], "after_request"), (CPU, c["teardown_ms"], "teardown"),
-            (IO, c["write_ms"], "write"),
+            (IO, c["write_ms"], "write"), (IO, drain, "write"),
         ) if step[1] > 0]
         self.programs = {path: self._view(segs) for path, segs in sc.endpoints.items()}
 

@@ -128,6 +128,9 @@ COSTS: dict[str, tuple[Any, Any]] = {
     "after_request_ms": (0.04, _num(0, 10_000)),
     "teardown_ms": (0.01, _num(0, 10_000)),
     "write_ms": (0.05, _num(0, 10_000)),
+    # werkzeug only: after the response, serving.py waits up to 10 ms (select timeout 0.01)
+    # for leftover request data before it closes the connection.
+    "werkzeug_drain_ms": (10.0, _num(0, 10_000)),
 }
 
 CLIENT: dict[str, tuple[Any, Any]] = {

@@ -18,9 +18,9 @@ server so nothing waits for anything else):
   ``after_request_ms``, ``teardown_ms``: the lifecycle stages recorded by the instrumented
   app on werkzeug (request line read; headers parsed and environ built; contexts pushed;
   URL matched; before_request; after_request; teardown).
-* ``write_ms``: gunicorn sync, from the app returning to the response written. werkzeug's
-  own write stage is reported apart (``measured.werkzeug_write_ms``): it waits up to 10 ms
-  for the client to send more before closing, a cost of that server, not of the machine.
+* ``write_ms``: gunicorn sync, from the app returning to the response written.
+  ``werkzeug_drain_ms``: what werkzeug's write stage takes beyond that (it waits up to 10 ms
+  for leftover request data before closing).
 * ``machine``: cores this process may use, ``sys.getswitchinterval()``,
   ``net.core.somaxconn``, and the SYN retransmit schedule of this kernel. The GIL hand-off
   (how long a thread returning from a 1 ms sleep waits for the GIL beside a CPU-bound
@@ -174,6 +174,10 @@ def calibrate(progress: Progress | None = None) -> dict[str, Any]:
         "teardown_ms": _span(threaded, "after_end", "app_end"),
         "write_ms": _span(sync, "app_end", "written"),
     }
+    # werkzeug's write stage also waits for leftover input before it closes
+    costs["werkzeug_drain_ms"] = max(
+        0.0, round(_span(threaded, "app_end", "written") - costs["write_ms"], 3)
+    )
     handoff = gil_handoff_ms()
     profile = {
         "costs": costs,
