@@ -9,7 +9,8 @@
   ``FORCE_SWITCHING``). A thread lets go of it at every blocking call. Non-preemptive, it
   also models gevent's hub: a greenlet runs until it blocks.
 * :class:`Thread` -- runs a list of steps: ``(CPU, ms, stage)``, ``(IO, ms, stage)`` or
-  ``(CALL, fn, stage)``; then calls its ``on_done`` callback.
+  ``(CALL, fn, stage)``; then calls its ``on_done`` callback, which may start the thread's
+  next program.
 """
 
 from __future__ import annotations
@@ -253,7 +254,7 @@ class Thread:
                     self.sim.env.after(amount, self._io_done, self.token, URGENT)
                     return
                 continue
-            # CALL: an instant action of the program (it may replace the remaining steps)
+            # CALL: an instant action (it must not start another program on this thread)
             self.i += 1
             amount(self)
         self._finish()

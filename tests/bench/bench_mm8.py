@@ -52,7 +52,7 @@ def scenario(n: int, seed: int) -> dict:
             "timeout_s": 0,
             "boot_ms": 0,
         },
-        "machine": {"cores": SERVERS, "context_switch_ms": 0},
+        "machine": {"cores": SERVERS, "context_switch_ms": 0, "rtt_ms": 0},
         "costs": {name: 0 for name in COSTS},
         "endpoints": {"/io": [{"io_ms": {"exp": SERVICE_MEAN_S * 1000}}]},
         "workload": [

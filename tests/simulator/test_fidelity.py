@@ -227,7 +227,7 @@ def test_mm8_matches_erlang_c_and_littles_law() -> None:
         scenario = {
             "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 8},
             "costs": {k: 0 for k in COSTS},
-            "machine": {"context_switch_ms": 0},
+            "machine": {"context_switch_ms": 0, "rtt_ms": 0},
             "endpoints": {"/io": [{"io_ms": {"exp": 1000}}]},
             "workload": [{"poisson": {"rate_per_s": 7, "duration_s": 12_000}, "path": "/io"}],
         }
