@@ -222,7 +222,9 @@ class _Gunicorn(Server):
         for i in range(1, self.n + 1):
             self.spawn(f"w{i}", booted=True)
         if self.timeout_ms > 0 and self.kills_on_timeout():
-            self.sim.env.at(ARBITER_TICK_MS, self.tick, None, NORMAL)
+            # The arbiter wakes about once a second, at no particular phase to the requests.
+            first = self.sim.rng.uniform(0.0, ARBITER_TICK_MS)
+            self.sim.env.at(first, self.tick, None, NORMAL)
 
     def kills_on_timeout(self) -> bool:
         return True
