@@ -53,12 +53,12 @@ class Slots:
 
 
 class Server:
-    """Shared plumbing: the listen socket, the accept step, the request program."""
+    """A server model: :meth:`start` creates its processes and threads and sets their
+    accept loops going; :meth:`Sim.serve` runs each accepted request's lifecycle."""
 
     def __init__(self, sim: Sim) -> None:
         self.sim = sim
         self.costs = sim.costs
-        self.listen = sim.listen
 
     def start(self) -> None:
         raise NotImplementedError
