@@ -180,7 +180,7 @@ export class House {
 }
 
 function word(state) {
-  return { idle: "idle", gil: "wants the GIL", cpu: "running", io: "waiting on I/O", dead: "killed" }[state] || state;
+  return { idle: "idle", gil: "wants the GIL", cpu: "running", io: "waiting on I/O", dead: "gone" }[state] || state;
 }
 
 function clip(ctx, text, width) {

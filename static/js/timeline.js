@@ -383,6 +383,6 @@ export function describe(state) {
     io: "blocked on I/O (GIL released)",
     write: "writing the response",
     idle: "idle",
-    dead: "gone (worker killed)",
+    dead: "gone (process exited or was killed)",
   }[state] || state;
 }
