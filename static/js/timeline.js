@@ -273,6 +273,17 @@ export class Timeline {
       p.rect(xa, lane.y + sp.k[i] * rowH + gap / 2, Math.max(xb - xa, 0.6), h);
     }
     for (const st of states) if (paths[st]) { ctx.fillStyle = C[st]; ctx.fill(paths[st]); }
+    // a request that did not end well: a mark where it ended, with how
+    ctx.font = `600 ${rowH >= 16 ? 13 : 11}px system-ui, sans-serif`;
+    ctx.textBaseline = "middle";
+    for (const r of s.done) {
+      if (r.status === "ok" || r.finished === null || r.finished > known) continue;
+      if (r.finished < sc.t0 || r.finished > sc.t1) continue;
+      const x = sc.x(r.finished), y = lane.y + r.id * rowH + rowH / 2;
+      ctx.fillStyle = "#c62828";
+      ctx.fillRect(x - 2, lane.y + r.id * rowH + gap / 2, 4, h);
+      if (rowH >= 12) ctx.fillText(`✕ ${r.http ? r.http : r.status}`, x + 5, y + 1);
+    }
     if (this.selected >= 0) {
       ctx.strokeStyle = "#15202b";
       ctx.lineWidth = 2;
