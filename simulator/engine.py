@@ -26,12 +26,13 @@ class Request:
     __slots__ = ("id", "path", "sent", "attempt", "status", "http_status", "finished",
                  "accepted", "started", "worker", "thread", "queue_ms", "gil_wait_ms",
                  "cpu_ms", "pool_wait_ms", "pool_from", "io_ms", "note", "server_done",
-                 "g", "ack_try", "connected")
+                 "g", "ack_try", "connected", "send_ms")
 
-    def __init__(self, rid: int, path: str, sent: float) -> None:
+    def __init__(self, rid: int, path: str, sent: float, send_ms: float = 0.0) -> None:
         self.id = rid
         self.path = path
         self.sent = sent
+        self.send_ms = send_ms
         self.attempt = 0
         self.status = ""  # "" while the client is still waiting
         self.http_status: int | None = None
@@ -58,7 +59,7 @@ class Request:
             self.id, self.path, self.sent, self.accepted, self.started, self.finished,
             self.status or "timeout", self.http_status, self.worker, self.thread, self.attempt,
             self.queue_ms, self.gil_wait_ms, self.cpu_ms, self.pool_wait_ms, self.io_ms,
-            self.note,
+            self.note, self.send_ms,
         )
 
 
@@ -141,6 +142,13 @@ class Sim:
             (IO, c["write_ms"], "write"), (IO, drain, "write"),
         ) if step[1] > 0]
         self.programs = {path: self._view(segs) for path, segs in sc.endpoints.items()}
+        # gunicorn's async workers read each request under gevent.Timeout(keepalive)
+        s = sc.server
+        self.read_limit_ms = (
+            s["keepalive_s"] * 1000.0
+            if s["kind"] == "gunicorn" and s["worker_class"] == "gevent" and s["keepalive_s"] > 0
+            else math.inf
+        )
 
     # -- lanes ----------------------------------------------------------------------------
     def add_process(self, proc: Process, threads: list[Thread]) -> None:
@@ -197,9 +205,10 @@ class Sim:
         return act
 
     # -- clients ----------------------------------------------------------------------------
-    def arrivals(self) -> list[tuple[float, str]]:
+    def arrivals(self) -> list[tuple[float, str, float]]:
+        """Every request's send time, path and how long its client takes to send it."""
         rng = self.rng
-        out: list[tuple[float, str]] = []
+        out: list[tuple[float, str, float]] = []
         gap = self.client["launch_gap_ms"]
         for item in self.sc.workload:
             paths = list(item["paths"])
@@ -210,6 +219,9 @@ class Sim:
                     return paths[0]
                 return paths[bisect(cum, rng.random() * cum[-1])]
 
+            send = item["send_ms"]
+            draw_send = _sampler(rng, send) if isinstance(send, dict) else (lambda v=send: v)
+
             if "poisson" in item or "constant" in item:
                 spec = item.get("poisson") or item["constant"]
                 t = item["start_ms"]
@@ -219,20 +231,21 @@ class Sim:
                     t += rng.expovariate(1.0 / mean) if "poisson" in item else mean
                     if t > end:
                         break
-                    out.append((t, pick()))
+                    out.append((t, pick(), draw_send()))
             else:
                 step = item["spacing_ms"] or gap
                 for i in range(item["count"]):
-                    out.append((item["at_ms"] + i * step, pick()))
+                    out.append((item["at_ms"] + i * step, pick(), draw_send()))
         out.sort(key=lambda a: a[0])
         del out[MAX_REQUESTS:]
         if out:
             t0 = out[0][0]
-            out = [(t - t0, p) for t, p in out]
+            out = [(t - t0, p, send) for t, p, send in out]
         return out
 
     def start_clients(self) -> None:
-        self.requests = [Request(rid, path, t) for rid, (t, path) in enumerate(self.arrivals())]
+        self.requests = [Request(rid, path, t, send) for rid, (t, path, send) in
+                         enumerate(self.arrivals())]
         self.outstanding = len(self.requests)
         if self.requests:
             # Arrivals and client timeouts are both in time order: each is a stream with one
@@ -350,6 +363,14 @@ class Sim:
             steps: list[Step] = self.head[:1]
         else:
             steps = self.programs[req.path]()
+            if req.send_ms > 0:
+                # a slow client: reading its request takes as long as it takes to send it
+                recv_ms = self.costs["recv_ms"] + req.send_ms
+                if recv_ms > self.read_limit_ms:
+                    steps = [(IO, self.read_limit_ms, "recv"), (CALL, self._cut_off, None)]
+                else:
+                    steps = [(IO, recv_ms, "recv")] + (
+                        steps[1:] if steps and steps[0][2] == "recv" else steps)
 
         def done(t: Thread) -> None:
             if not req.status:
@@ -358,6 +379,13 @@ class Sim:
             on_done(t)
 
         th.run(steps, req, done)
+
+    def _cut_off(self, th: Thread) -> None:
+        if th.req is not None:
+            self.fail(th.req, "reset", None,
+                      f"the gevent worker gives a request keepalive "
+                      f"({self.server['keepalive_s']:g} s) to arrive; this client was slower, "
+                      "so it closed the connection without a response")
 
     def fail(self, req: Request, status: str, http: int | None, why: str) -> None:
         if not req.status:

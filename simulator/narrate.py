@@ -325,6 +325,9 @@ class _Narrator:
                 elif what == "read":
                     self.read(t, r, str(ref))
                 elif what == "stage":
+                    rec_r = self.records.get(r)
+                    if ref == "recv" and rec_r is not None and rec_r.send_ms >= _AT_ONCE_MS:
+                        self.slow_client(t, r, rec_r.send_ms, on_thread.get(r) or rec_r.thread)
                     if r == 0 and str(ref) in _STAGE_WORDS:
                         rec0 = self.records.get(r)
                         where = on_thread.get(r) or (rec0.thread if rec0 is not None else None)
@@ -394,6 +397,23 @@ class _Narrator:
             self.say(_LESSON, t, text + " (a dropped SYN costs seconds, not an error)")
         elif self.detailed_req(r):
             self.say(_DETAIL, t, text)
+        else:
+            self.skipped += 1
+
+    def slow_client(self, t: float, r: int, send_ms: float, lane: str | None) -> None:
+        who = lane_name(self.scenario, lane) if lane else "the server"
+        if self.gevent:
+            what = (f"its greenlet ({who}) waits for the bytes, but it yields, so the worker "
+                    "serves other requests meanwhile")
+        else:
+            what = (f"{who} can do nothing else until the whole request has arrived; a "
+                    "buffering proxy such as nginx in front would absorb the slow client")
+        text = (f"{user(r)} is a slow client: it takes {fmt_dur(send_ms)} to send its request, "
+                f"and {what}")
+        if self.once("slow-client"):
+            self.say(_LESSON, t, text)
+        elif self.detailed_req(r):
+            self.say(_DETAIL, t, f"{user(r)} is a slow client too ({fmt_dur(send_ms)})")
         else:
             self.skipped += 1
 

@@ -31,6 +31,11 @@ LONG_EXPORT_LOAD = [
 ]
 RENDER = {"/render": [{"cpu_ms": 50}]}
 RENDER_LOAD = [{"at_ms": 0, "count": 32, "path": "/render", "spacing_ms": 5}]
+SLOW_UPLOADS = {"/upload": [{"io_ms": 5}], "/ping": [{"io_ms": 5}]}
+SLOW_UPLOAD_LOAD = [
+    {"at_ms": 0, "count": 2, "path": "/upload", "send_ms": 5000},
+    {"at_ms": 200, "count": 10, "path": "/ping", "spacing_ms": 100},
+]
 CONVOY_ENDPOINTS = {
     "/report": [{"cpu_ms": 3000}],
     "/ping": [{"io_ms": 2}, {"cpu_ms": 0.3}],
@@ -333,6 +338,37 @@ _PRESETS: list[Preset] = [
                 {"at_ms": 0, "count": 1, "path": "/crunch"},
                 {"at_ms": 100, "count": 10, "path": "/ping", "spacing_ms": 100},
             ],
+        },
+        group="gunicorn",
+    ),
+    Preset(
+        "slow-clients-sync",
+        "Slow clients tie up sync workers (gunicorn without a proxy)",
+        "A sync worker reads the whole request itself: two clients that take 5 s to send "
+        "theirs hold both workers, and quick requests queue behind them.",
+        "This is why gunicorn's sync workers belong behind a buffering proxy such as nginx: "
+        "the proxy absorbs slow (or Slowloris) clients and hands over complete requests.",
+        {
+            "name": "Slow clients, gunicorn -w 2 (sync)",
+            "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 2},
+            "endpoints": SLOW_UPLOADS,
+            "workload": SLOW_UPLOAD_LOAD,
+        },
+        group="gunicorn",
+    ),
+    Preset(
+        "slow-clients-gevent",
+        "Slow clients on gevent",
+        "A greenlet waiting for a slow client yields, so quick requests go straight through; "
+        "and gevent workers give a request only keepalive (2 s) to arrive.",
+        "Compare with slow-clients-sync: same clients, same load, no queue. The two 5 s "
+        "clients are cut off after 2 s without a response (gunicorn reads requests under a "
+        "keepalive timeout in its async workers).",
+        {
+            "name": "Slow clients, gunicorn -k gevent -w 2",
+            "server": {"kind": "gunicorn", "worker_class": "gevent", "workers": 2},
+            "endpoints": SLOW_UPLOADS,
+            "workload": SLOW_UPLOAD_LOAD,
         },
         group="gunicorn",
     ),

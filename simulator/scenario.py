@@ -269,7 +269,7 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
             raise ScenarioError(where, 'give one of "poisson" or "constant", not both')
         if kinds:
             kind = kinds[0]
-            allowed = {kind, "path", "paths", "start_ms"}
+            allowed = {kind, "path", "paths", "start_ms", "send_ms"}
             stream = _section(f"{where}.{kind}", item[kind], {
                 "rate_per_s": (None, _num(0.001, 100_000)),
                 "duration_s": (None, _num(0.001, 86_400)),
@@ -281,15 +281,19 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
                 kind: stream,
                 "paths": _paths(where, item, endpoints),
                 "start_ms": _num(0, 86_400_000)(f"{where}.start_ms", item.get("start_ms", 0)),
+                "send_ms": _value(f"{where}.send_ms", item.get("send_ms", 0)),
             }
             expected += stream["rate_per_s"] * stream["duration_s"]
         else:
-            allowed = {"at_ms", "count", "path", "paths", "spacing_ms"}
+            allowed = {"at_ms", "count", "path", "paths", "spacing_ms", "send_ms"}
             clean = {
                 "at_ms": _num(0, 86_400_000)(f"{where}.at_ms", item.get("at_ms", 0)),
                 "count": _num(1, MAX_REQUESTS, True)(f"{where}.count", item.get("count", 1)),
                 "spacing_ms": _num(0, 86_400_000)(f"{where}.spacing_ms", item.get("spacing_ms", 0)),
                 "paths": _paths(where, item, endpoints),
+                # How long each client takes to send its request once connected: a slow
+                # client (or a Slowloris) holds whatever reads from it.
+                "send_ms": _value(f"{where}.send_ms", item.get("send_ms", 0)),
             }
             expected += clean["count"]
         for key in item:

@@ -100,6 +100,7 @@ class RequestRecord:
     pool_wait_ms: float = 0.0
     io_ms: float = 0.0
     note: str = ""
+    send_ms: float = 0.0  # how long the client took to send its request
 
     @property
     def latency_ms(self) -> float | None:

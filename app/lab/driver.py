@@ -50,7 +50,7 @@ def syn_retransmits(sock: socket.socket, connect_ms: float) -> int:
 
 
 class _Conn:
-    __slots__ = ("req", "sock", "rec", "buf", "deadline", "state")
+    __slots__ = ("req", "sock", "rec", "buf", "deadline", "state", "rest", "due")
 
     def __init__(self, req: dict[str, Any], sock: socket.socket, deadline: float) -> None:
         self.req = req
@@ -58,6 +58,8 @@ class _Conn:
         self.deadline = deadline
         self.buf = bytearray()
         self.state = "connecting"
+        self.rest = b""  # a slow client's request bytes not sent yet
+        self.due = 0.0  # ... and when it sends them
         self.rec: dict[str, Any] = {
             "id": req["id"], "path": req["path"], "planned": None, "connect": None,
             "connected": None, "sent": None, "first_byte": None, "finished": None,
@@ -129,9 +131,21 @@ def run(plan: dict[str, Any], out_path: str) -> int:
             next_sweep = now + 10.0
             for c in [c for c in conns.values() if c.deadline <= now]:
                 finish(c, "timeout", f"no response within {timeout_ms / 1000:g} s")
+        for c in [c for c in conns.values() if c.state == "trickling" and c.due <= now]:
+            try:
+                c.sock.send(c.rest)
+            except OSError as exc:
+                finish(c, "reset", str(exc))
+                continue
+            c.rest = b""
+            c.rec["sent"] = now_ms()
+            c.state = "reading"
         wait_ms = 10.0
         if nxt < len(todo):
             wait_ms = min(wait_ms, start + todo[nxt]["at_ms"] - now)
+        for c in conns.values():
+            if c.state == "trickling":
+                wait_ms = min(wait_ms, c.due - now)
         # epoll sleeps in whole milliseconds (rounded up): sleep to 1 ms before the next
         # send, then poll without sleeping, so requests leave on time.
         timeout_s = (wait_ms - 1.0) / 1000.0 if wait_ms > 1.5 else 0.0
@@ -144,10 +158,21 @@ def run(plan: dict[str, Any], out_path: str) -> int:
                     continue
                 c.rec["connected"] = t = now_ms()
                 c.rec["syn_retransmits"] = syn_retransmits(c.sock, t - c.rec["connect"])
+                data = request_bytes(c.req, port)
+                send_ms = float(c.req.get("send_ms") or 0.0)
+                if send_ms > 0:
+                    # a slow client: the request line now, the rest send_ms later
+                    cut = data.index(b"\r\n") + 2
+                    data, c.rest, c.due = data[:cut], data[cut:], t + send_ms
                 try:
-                    c.sock.send(request_bytes(c.req, port))
+                    c.sock.send(data)
                 except OSError as exc:
                     finish(c, "reset", str(exc))
+                    continue
+                if c.rest:
+                    # keep reading meanwhile: a server may give up on a slow client
+                    c.state = "trickling"
+                    sel.modify(c.sock, selectors.EVENT_READ, c)
                     continue
                 c.rec["sent"] = now_ms()
                 c.state = "reading"

@@ -72,7 +72,9 @@ def lab_plan(
     seed = sc.seed if seed is None else int(seed)
     sim = simulator.run(sc, seed)
     requests = [
-        {"id": r.id, "at_ms": r.sent_ms, "path": r.path, "segments": None} for r in sim.requests
+        {"id": r.id, "at_ms": r.sent_ms, "path": r.path, "segments": None,
+         "send_ms": r.send_ms}
+        for r in sim.requests
     ]
     if len(requests) > MAX_REQUESTS:
         raise simulator.ScenarioError(
@@ -460,6 +462,7 @@ def build_trace(
             ),
             io_ms=sum(s[2] - s[1] for s in segs if s[0] == "io"),
             note=_note(srec.get("seen") or [], rid) or note,
+            send_ms=float(planned.get("send_ms") or 0.0),
         )
         requests.append(rec)
 

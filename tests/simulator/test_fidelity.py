@@ -260,3 +260,20 @@ def _time_in_system_area(trace: simulator.Trace) -> float:
         last = e.t
         n += 1 if e.what == "syn" else -1
     return area
+
+
+def test_slow_clients_hold_sync_workers_but_not_gevent() -> None:
+    def pings(preset: str) -> list[float]:
+        trace = simulator.run(presets.get(preset).scenario)
+        return [r.finished_ms - r.sent_ms for r in trace.requests if r.path == "/ping"]
+
+    sync, gevent = pings("slow-clients-sync"), pings("slow-clients-gevent")
+    assert min(sync) > 3000  # both workers are reading a slow request for 5 s
+    assert max(gevent) < 10  # the greenlets waiting on the slow clients yield
+    trace = simulator.run(presets.get("slow-clients-sync").scenario)
+    slow = trace.requests[0]
+    assert slow.send_ms == 5000 and slow.finished_ms - slow.sent_ms > 5000
+    # gunicorn's async workers read a request under a keepalive (2 s) timeout
+    trace = simulator.run(presets.get("slow-clients-gevent").scenario)
+    slow = trace.requests[0]
+    assert slow.status == "reset" and slow.finished_ms == pytest.approx(2000, abs=1)

@@ -102,6 +102,10 @@ def test_normalised_scenario_round_trips() -> None:
             "workload[0].burst",
             "not a known field",
         ),
+        ({"workload": [{"count": 1, "path": "/sleep", "send_ms": -5}]}, "workload[0].send_ms",
+         "between 0"),
+        ({"workload": [{"count": 1, "path": "/sleep", "send_ms": {"pareto": 2}}]},
+         "workload[0].send_ms", "unknown distribution"),
         ({"endpoints": {}}, "endpoints", "at least one path"),
         ({"endpoints": {"sleep": [{"io_ms": 1}]}}, "endpoints.sleep", "start with '/'"),
         (
