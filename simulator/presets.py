@@ -244,6 +244,23 @@ _PRESETS: list[Preset] = [
         group="gunicorn",
     ),
     Preset(
+        "max-requests",
+        "Worker recycling: gunicorn --max-requests 10",
+        "A worker that has served max_requests exits and a new one boots: while it boots, "
+        "its share of the traffic waits.",
+        "Each recycle leaves one worker for a moment (boot 300 ms here); requests that "
+        "arrive then queue in the kernel backlog. Real deployments add --max-requests-jitter "
+        "so that workers do not all restart together.",
+        {
+            "name": "gunicorn -w 2 --max-requests 10",
+            "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 2,
+                       "max_requests": 10, "boot_ms": 300},
+            "endpoints": {"/page": [{"cpu_ms": 5}, {"io_ms": {"exp": 40}}]},
+            "workload": [{"constant": {"rate_per_s": 20, "duration_s": 5}, "path": "/page"}],
+        },
+        group="gunicorn",
+    ),
+    Preset(
         "gthread-poisson",
         "gunicorn -w 4 --threads 2 under Poisson load",
         "Realistic traffic on a mixed endpoint: 8 threads, 2 cores, the GIL in each worker.",
