@@ -53,6 +53,7 @@ GUNICORN_FIELDS = [
     ("server.timeout_s", "Worker timeout (s)", "num", None, "--timeout, 0 = off"),
     ("server.keepalive_s", "Keep-alive (s)", "num", None, "--keep-alive"),
     ("server.max_requests", "Max requests", "int", None, "--max-requests, 0 = off"),
+    ("server.boot_ms", "Worker boot (ms)", "num", None, "a new worker's start-up"),
 ]
 MACHINE_FIELDS = [
     ("machine.cores", "CPU cores", "int", None, ""),
@@ -64,7 +65,16 @@ ADVANCED_FIELDS = [
     ("machine.somaxconn", "net.core.somaxconn", "int", None, "caps every backlog"),
     ("machine.syn_schedule", "SYN retry schedule", "select",
      [("linear", "linear (Linux 6.5+)"), ("exponential", "exponential (older)")], ""),
+    ("machine.synack_retries", "SYN-ACK retries", "int", None, "net.ipv4.tcp_synack_retries"),
+    ("machine.rtt_ms", "Handshake round trip (ms)", "num", None, "loopback"),
+    ("machine.timer_tick_ms", "Kernel timer tick (ms)", "num", None, "4 at HZ=250"),
+    ("machine.rto_min_ms", "First data retransmit (ms)", "num", None, "TCP_RTO_MIN"),
+    ("machine.context_switch_ms", "Context switch (ms)", "num", None, "per time slice"),
+    ("machine.nogil_slowdown", "Free-threaded slowdown", "num", None, "CPU work x this"),
     ("client.timeout_s", "Client timeout (s)", "num", None, ""),
+    ("client.syn_retries", "Client SYN retries", "int", None, "net.ipv4.tcp_syn_retries"),
+    ("client.launch_gap_ms", "Client launch gap (ms)", "num", None, "between 'simultaneous' "
+     "connects"),
     ("seed", "Random seed", "int", None, ""),
 ]
 JSON_FIELDS = ("endpoints", "workload", "costs")

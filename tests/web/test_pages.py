@@ -240,3 +240,14 @@ def test_the_page_caps_run_size(client):
     resp = client.post("/simulate", data=data, headers={"HX-Request": "true"})
     assert resp.status_code == 422
     assert "the page runs at most 50,000" in resp.get_data(as_text=True)
+
+
+def test_the_form_has_an_input_for_every_scenario_field():
+    from app.views import ALL_FIELDS, JSON_FIELDS
+    from simulator.scenario import CLIENT, GUNICORN, MACHINE, WERKZEUG
+
+    names = set(ALL_FIELDS) | set(JSON_FIELDS)
+    for section, spec in (("server", WERKZEUG), ("server", GUNICORN), ("machine", MACHINE),
+                          ("client", CLIENT)):
+        for key in spec:
+            assert f"{section}.{key}" in names, f"{section}.{key} has no form input"
