@@ -64,6 +64,12 @@ STAGES = (
     "write",  # the server writes status, headers and body, closes the connection
 )
 
+#: The per-request fields of DESIGN.md's result format (a RequestRecord has more).
+RESULT_FIELDS = (
+    "id", "path", "sent_ms", "accepted_ms", "started_ms", "finished_ms", "status",
+    "http_status", "worker", "thread", "syn_retries", "queue_ms", "gil_wait_ms", "cpu_ms",
+)
+
 #: Request statuses (DESIGN.md result format).
 STATUSES = ("ok", "error", "reset", "timeout")
 

@@ -11,7 +11,7 @@ from handmade import dropped_syn, gil_pair, single_thread
 
 import simulator
 from simulator import export, presets
-from simulator.trace import Trace
+from simulator.trace import RESULT_FIELDS, Trace
 
 
 def _rows(text: str) -> list[dict[str, str]]:
@@ -22,22 +22,7 @@ def test_csv_has_one_row_per_request_with_the_result_fields() -> None:
     trace = dropped_syn()
     rows = _rows(export.to_csv(trace))
     assert [int(r["id"]) for r in rows] == [0, 1, 2]
-    for field in (
-        "path",
-        "sent_ms",
-        "accepted_ms",
-        "started_ms",
-        "finished_ms",
-        "status",
-        "http_status",
-        "worker",
-        "thread",
-        "syn_retries",
-        "queue_ms",
-        "gil_wait_ms",
-        "cpu_ms",
-        "latency_ms",
-    ):
+    for field in (*RESULT_FIELDS, "latency_ms"):
         assert field in rows[0]
     assert rows[2]["syn_retries"] == "1"
     assert float(rows[2]["latency_ms"]) == 1100.0
