@@ -147,13 +147,19 @@ def render(trace: Any, fmt: str) -> str:
     return export.to_table(trace)
 
 
+def scenario_with_profile(scenario_arg: str, profile_path: str | None) -> dict[str, Any]:
+    """The scenario named on the command line, with a ``--profile`` file laid over it."""
+    data = load_scenario_arg(scenario_arg)
+    if profile_path:
+        profile = _parse_json(_read_file(profile_path, "profile"), profile_path)
+        data = merge_profile(data, profile, profile_path)
+    return data
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     import simulator
 
-    data = load_scenario_arg(args.scenario)
-    if args.profile:
-        profile = _parse_json(_read_file(args.profile, "profile"), args.profile)
-        data = merge_profile(data, profile, args.profile)
+    data = scenario_with_profile(args.scenario, args.profile)
     scenario = simulator.load_scenario(data)  # ScenarioError -> one line, exit 2
     trace = simulator.run(scenario, seed=args.seed)
     sys.stdout.write(render(trace, args.format))

@@ -200,7 +200,8 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     # Thread lanes are drawn from the frames (one state per tick); only request spans go out
     # as intervals, so a run with heavy GIL ping-pong does not flood the socket.
     # by start (to the ns, so float noise cannot reorder ties), then by request
-    raw_spans = sorted(sim_frames.spans(trace)["requests"], key=lambda s: (round(s[1], 6), s[0]))
+    raw_spans = sorted(sim_frames.spans(trace, threads=False)["requests"],
+                       key=lambda s: (round(s[1], 6), s[0]))
     rs = REQUEST_STATES
     req_spans = [
         (a, [int(r), round(a, 3), round(b, 3), rs.index(st)])

@@ -34,7 +34,7 @@ Step = tuple[int, Any, str | None]
 class Cores:
     """Processor sharing of ``cores`` among the threads running bytecode."""
 
-    __slots__ = ("env", "cores", "switch_ms", "running", "rate", "busy_ms", "_last")
+    __slots__ = ("env", "cores", "switch_ms", "running", "rate")
 
     def __init__(self, env: Env, cores: int, context_switch_ms: float) -> None:
         self.env = env
@@ -42,8 +42,6 @@ class Cores:
         self.switch_ms = context_switch_ms
         self.running: list[Thread] = []
         self.rate = 1.0
-        self.busy_ms = 0.0  # integral of busy cores over time
-        self._last = 0.0
 
     def _rate_for(self, n: int) -> float:
         if n <= self.cores:
@@ -55,15 +53,12 @@ class Cores:
         return (self.cores / n) * slice_ms / (slice_ms + self.switch_ms)
 
     def _account(self) -> None:
+        """Charge every running thread for the work done since it was last charged."""
         now = self.env.now
-        n = len(self.running)
-        if n:
-            self.busy_ms += (now - self._last) * min(n, self.cores)
-            rate = self.rate
-            for th in self.running:
-                th.work -= (now - th.since) * rate
-                th.since = now
-        self._last = now
+        rate = self.rate
+        for th in self.running:
+            th.work -= (now - th.since) * rate
+            th.since = now
 
     def add(self, th: Thread) -> None:
         self._account()

@@ -158,9 +158,6 @@ class Sim:
             if th.key not in lane["threads"]:
                 lane["threads"].append(th.key)
 
-    def add_thread(self, proc: Process, th: Thread) -> None:
-        self.add_process(proc, [th])
-
     # -- the view: the endpoint's segments as steps ------------------------------------------
     def _view(self, segments: list[dict[str, Any]]) -> Any:
         """A function returning the request's whole program: lifecycle head, the view's

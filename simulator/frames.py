@@ -14,12 +14,12 @@ from typing import Any
 
 from .trace import Trace
 
-#: The states a request can be in, in the order a legend shows them. While a request is on a
-#: thread, its state is that thread's state (``gil``, ``cpu``, ``io``), except during the
-#: ``write`` stage.
 #: Request phases during which the client is still getting its connection into the queue.
 _CONNECTING = ("syn", "drop", "overflow")
 
+#: The states a request can be in, in the order a legend shows them. While a request is on a
+#: thread, its state is that thread's state (``gil``, ``cpu``, ``io``), except during the
+#: ``write`` stage.
 REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write")
 
 # Thread states that describe what the request on the thread is doing.
@@ -121,7 +121,7 @@ def sample(
     return frames
 
 
-def spans(trace: Trace) -> dict[str, list[Any]]:
+def spans(trace: Trace, threads: bool = True) -> dict[str, list[Any]]:
     """State intervals of every request and every thread.
 
     Returns ``{"requests": [(req_id, start_ms, end_ms, state)],
@@ -132,9 +132,10 @@ def spans(trace: Trace) -> dict[str, list[Any]]:
     accepted but waiting for a free worker thread, then the state of the thread serving it
     (``gil``, ``cpu``, ``io``), or ``write`` while the server writes the response. A
     request's spans end when it is done. Zero-length spans are left out; spans still open
-    at the end of the trace are closed at its last event.
+    at the end of the trace are closed at its last event. ``threads=False`` leaves the
+    thread spans out (an empty list): they are most of the work.
     """
-    req_spans, thread_spans = _sweep(trace, with_stage=False)
+    req_spans, thread_spans = _sweep(trace, with_stage=False, with_threads=threads)
     return {"requests": req_spans, "threads": thread_spans}
 
 
@@ -144,7 +145,9 @@ def thread_spans_with_stage(trace: Trace) -> list[tuple[str, float, float, str, 
     return _sweep(trace, with_stage=True)[1]
 
 
-def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
+def _sweep(
+    trace: Trace, with_stage: bool, with_threads: bool = True
+) -> tuple[list[Any], list[Any]]:
     req_out: list[Any] = []
     thr_out: list[Any] = []
     # request id -> [state, since]
@@ -188,7 +191,7 @@ def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
             if cur is None:
                 thr[key] = [what, r, t, st]
             elif cur[0] != what or cur[1] != r or cur[3] != st:
-                if t > cur[2]:
+                if with_threads and t > cur[2]:
                     thr_out.append(_thread_span(key, cur, t, with_stage))
                 cur[0], cur[1], cur[2], cur[3] = what, r, t, st
             if r >= 0 and r in req_state:
@@ -234,7 +237,7 @@ def _sweep(trace: Trace, with_stage: bool) -> tuple[list[Any], list[Any]]:
         if end > cur_r[1]:
             req_out.append((r, cur_r[1], end, cur_r[0]))
     for key, cur in thr.items():
-        if end > cur[2]:
+        if with_threads and end > cur[2]:
             thr_out.append(_thread_span(key, cur, end, with_stage))
     return req_out, thr_out
 

@@ -106,8 +106,3 @@ class ListenSocket:
             wake()
         else:
             self._waiting.append(wake)
-
-    def forget(self, wake: Callable[[], None]) -> None:
-        """Stop waiting (a worker that dies or stops accepting)."""
-        if wake in self._waiting:
-            self._waiting.remove(wake)

@@ -165,6 +165,18 @@ class _Narrator:
     def detailed_req(self, r: int) -> bool:
         return r < self.detailed
 
+    def tell(self, key: str, t: float, r: int, lesson: str, detail: str | None = None,
+             level: int = _LESSON) -> None:
+        """Say ``lesson`` the first time ``key`` happens (at ``level``, a lesson by
+        default), ``detail`` (or the same text) for the first requests, and only count it
+        after that."""
+        if self.once(key):
+            self.say(level, t, lesson)
+        elif self.detailed_req(r):
+            self.say(_DETAIL, t, lesson if detail is None else detail)
+        else:
+            self.skipped += 1
+
     def request_path(self, r: int) -> str:
         rec = self.records.get(r)
         return rec.path if rec is not None else "?"
@@ -393,12 +405,7 @@ class _Narrator:
             f"({depth} of {self.trace.backlog_limit}): the SYN is silently dropped and "
             f"{retry}"
         )
-        if self.once("drop"):
-            self.say(_LESSON, t, text + " (a dropped SYN costs seconds, not an error)")
-        elif self.detailed_req(r):
-            self.say(_DETAIL, t, text)
-        else:
-            self.skipped += 1
+        self.tell("drop", t, r, text + " (a dropped SYN costs seconds, not an error)", text)
 
     def slow_client(self, t: float, r: int, send_ms: float, lane: str | None) -> None:
         who = lane_name(self.scenario, lane) if lane else "the server"
@@ -410,12 +417,7 @@ class _Narrator:
                     "buffering proxy such as nginx in front would absorb the slow client")
         text = (f"{user(r)} is a slow client: it takes {fmt_dur(send_ms)} to send its request, "
                 f"and {what}")
-        if self.once("slow-client"):
-            self.say(_LESSON, t, text)
-        elif self.detailed_req(r):
-            self.say(_DETAIL, t, f"{user(r)} is a slow client too ({fmt_dur(send_ms)})")
-        else:
-            self.skipped += 1
+        self.tell("slow-client", t, r, text, f"{user(r)} is a slow client too ({fmt_dur(send_ms)})")
 
     def overflowed(self, t: float, r: int, detail: str, again: bool) -> None:
         when = detail.rsplit("next try at ", 1)[-1] if "next try at " in detail else ""
@@ -428,18 +430,11 @@ class _Narrator:
                 f"its final ACK arrived: the kernel dropped the ACK"
             )
         text += f"; it tries again at T={when}" if when else ""
-        if self.once("overflow"):
-            self.say(
-                _LESSON,
-                t,
-                text + ". The client believes it is connected and has sent its request; it "
-                "gets in only when it retransmits (after about 200 ms) or the server re-sends "
-                "its SYN-ACK",
-            )
-        elif self.detailed_req(r):
-            self.say(_DETAIL, t, text)
-        else:
-            self.skipped += 1
+        lesson = (
+            text + ". The client believes it is connected and has sent its request; it gets "
+            "in only when it retransmits (after about 200 ms) or the server re-sends its SYN-ACK"
+        )
+        self.tell("overflow", t, r, lesson, text)
 
     def queued(
         self,
@@ -495,12 +490,7 @@ class _Narrator:
             f"{user(r)} {sent}; the connection is complete and waits in the kernel backlog "
             f"(depth {depth}) because {why}"
         )
-        if self.once("backlog"):
-            self.say(_LESSON, t, text)
-        elif self.detailed_req(r):
-            self.say(_DETAIL, t, text)
-        else:
-            self.skipped += 1
+        self.tell("backlog", t, r, text)
 
     def accepted(self, t: float, r: int, thread: str, waited: float) -> None:
         if not self.detailed_req(r):
@@ -530,12 +520,7 @@ class _Narrator:
         )
         if idle_elsewhere:
             text += f" while {', '.join(idle_elsewhere[:3])} has idle threads"
-        if self.once("pool"):
-            self.say(_LESSON, t, text)
-        elif self.detailed_req(r):
-            self.say(_DETAIL, t, text)
-        else:
-            self.skipped += 1
+        self.tell("pool", t, r, text)
 
     def read(self, t: float, r: int, detail: str) -> None:
         """A view read a value it stored earlier (``global.name = ...`` or ``g.name = ...``)."""
@@ -558,12 +543,7 @@ class _Narrator:
             why = "flask.g belongs to one request, so no other request can touch it"
         text = f"{user(r)} reads {thing} and gets {value}: {why}"
         key = f"read:{scope}:{own}"
-        if self.once(key):
-            self.say(_LESSON if not own or scope != "global" else _DETAIL, t, text)
-        elif self.detailed_req(r):
-            self.say(_DETAIL, t, text)
-        else:
-            self.skipped += 1
+        self.tell(key, t, r, text, level=_LESSON if not own or scope != "global" else _DETAIL)
 
     def finished(self, t: float, r: int, status: str) -> None:
         rec = self.records.get(r)
@@ -602,12 +582,7 @@ class _Narrator:
                 text += f" ({rec.note})"
         else:
             text = f"{user(r)} ends with status {status} after {took}"
-        if self.once(f"status:{status}"):
-            self.say(_LESSON, t, text)
-        elif self.detailed_req(r):
-            self.say(_DETAIL, t, text)
-        else:
-            self.skipped += 1
+        self.tell(f"status:{status}", t, r, text)
 
     def worker(self, t: float, key: str, what: str, detail: str, up: set[str]) -> None:
         extra = f" ({detail})" if detail else ""

@@ -134,7 +134,7 @@ class WerkzeugThreaded(Server):
             def spawn(_: Thread) -> None:
                 key = slots.take()
                 worker = idle.pop(key, None) or Thread(sim, proc, key)
-                sim.add_thread(proc, worker)
+                sim.add_process(proc, [worker])
 
                 def done(t: Thread) -> None:
                     idle[t.key] = t
@@ -404,7 +404,7 @@ class GunicornGevent(_Gunicorn):
             if g is None:
                 g = Thread(sim, proc, name)
                 w["threads"].append(g)
-                sim.add_thread(proc, g)
+                sim.add_process(proc, [g])
             sim.serve(g, req, finished)
             acc.wait()
 

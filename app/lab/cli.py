@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-FORMATS = ("json", "table", "csv", "trace")
+from app.cli_simulate import FORMATS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -85,15 +85,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _scenario(args: argparse.Namespace) -> dict[str, Any]:
-    from app.cli_simulate import load_scenario_arg, merge_profile
+    from app.cli_simulate import scenario_with_profile
 
-    data = load_scenario_arg(args.scenario)
-    profile = getattr(args, "profile", None)
-    if profile:
-        from app.cli_simulate import _parse_json, _read_file
-
-        data = merge_profile(data, _parse_json(_read_file(profile, "profile"), profile), profile)
-    return data
+    return scenario_with_profile(args.scenario, getattr(args, "profile", None))
 
 
 def _progress() -> Any:

@@ -140,17 +140,15 @@ def run() -> ResponseReturnValue:
 
 
 def _execute(lab: _Lab, entry: _Run, plan: dict[str, Any]) -> None:
-    from .compare import compare
-    from .measure import measure
+    from .compare import run_compare
 
     def progress(fraction: float, message: str) -> None:
         entry.progress = min(max(fraction, 0.0), 1.0) * 0.97
         entry.message = message
 
     try:
-        simulated = simulator.run(plan["scenario"], plan["seed"])
-        measured = measure(plan["scenario"], progress=progress, seed=plan["seed"])
-        entry.result = {"trace": measured.to_dict(), "comparison": compare(simulated, measured)}
+        _simulated, measured, comparison = run_compare(plan["scenario"], plan["seed"], progress)
+        entry.result = {"trace": measured.to_dict(), "comparison": comparison}
         entry.progress = 1.0
         entry.message = "done"
         entry.state = "done"

@@ -180,3 +180,9 @@ def test_frames_and_spans_survive_the_json_form() -> None:
     got, want = spans(again), spans(trace)
     assert [s[0] for s in got["requests"]] == [s[0] for s in want["requests"]]
     assert [s[3] for s in got["threads"]] == [s[3] for s in want["threads"]]
+
+
+def test_request_spans_alone_are_the_same() -> None:
+    trace = simulator.run(simulator.presets.get("gthread-poisson").scenario)
+    both, alone = spans(trace), spans(trace, threads=False)
+    assert alone["requests"] == both["requests"] and alone["threads"] == []
