@@ -1,17 +1,28 @@
 """wsgiscope's web layer: the page, its htmx fragments and the WebSocket stream.
 
 :func:`create_app` builds the Flask application. It is thin: it parses what the browser
-sends, calls :mod:`simulator` (or the lab), and renders.
+sends, calls :mod:`wsgiscope.simulator` (or the lab), and renders.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
-_ROOT = Path(__file__).resolve().parent.parent
+_HERE = Path(__file__).resolve().parent
+
+
+def asset_dir(name: str) -> Path:
+    """The folder of the installed ``wsgiscope.<name>`` assets (``templates``, ``static``).
+
+    They are data packages inside the wheel (and the repository's top-level folders in an
+    editable install), so the page works wherever the package is installed.
+    """
+    module = importlib.import_module(f"wsgiscope.{name}")
+    return Path(next(iter(module.__path__)))
 
 #: Hosts that only the local machine can reach; the lab is on by default when serving there.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -26,9 +37,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """
     app = Flask(
         __name__,
-        template_folder=str(_ROOT / "templates"),
-        static_folder=str(_ROOT / "static"),
+        template_folder=str(asset_dir("templates")),
+        static_folder=str(asset_dir("static")),
         static_url_path="/static",
+        # Given, not searched for: Flask's search trips on the ``wsgiscope`` namespace package.
+        root_path=str(_HERE),
+        instance_path=str(_HERE / "instance"),
     )
     app.config.update(
         LAB_ENABLED=False,

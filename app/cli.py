@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_simulate.add_parser(sub)
-    for name in ("app.serve", "app.lab.cli"):
+    for name in ("wsgiscope.app.serve", "wsgiscope.app.lab.cli"):
         try:
             module = __import__(name, fromlist=["add_parser"])
         except ImportError:
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from simulator import ScenarioError
+    from wsgiscope.simulator import ScenarioError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -52,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as ``python -m app.cli``: import the package module so that CliError is the same
+    # Run as ``python -m wsgiscope.app.cli``: import the package module so that CliError is the same
     # class the sub-commands raise.
-    from app.cli import main as _main
+    from wsgiscope.app.cli import main as _main
 
     sys.exit(_main())

@@ -89,7 +89,7 @@ def load_scenario_arg(text: str) -> dict[str, Any]:
     """Scenario data from a command-line argument: ``-`` (standard input), a JSON file
     path, or a preset name. Raises ``CliError`` with one clear line on any problem; the
     data is not validated here (``simulator.load_scenario`` does that)."""
-    from simulator import presets
+    from wsgiscope.simulator import presets
 
     if text == "-":
         data = _parse_json(sys.stdin.read(), "standard input")
@@ -136,7 +136,7 @@ def merge_profile(scenario: dict[str, Any], profile: Any, where: str = "profile"
 
 def render(trace: Any, fmt: str) -> str:
     """A Trace in one of :data:`FORMATS`, as text ending in a newline."""
-    from simulator import export
+    from wsgiscope.simulator import export
 
     if fmt == "json":
         return json.dumps(export.to_json(trace), indent=2) + "\n"
@@ -157,7 +157,7 @@ def scenario_with_profile(scenario_arg: str, profile_path: str | None) -> dict[s
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    import simulator
+    from wsgiscope import simulator
 
     data = scenario_with_profile(args.scenario, args.profile)
     scenario = simulator.load_scenario(data)  # ScenarioError -> one line, exit 2
@@ -168,7 +168,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from simulator import presets
+    from wsgiscope.simulator import presets
 
     items = list(presets.PRESETS.values())
     if not items:

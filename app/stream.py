@@ -26,9 +26,8 @@ from typing import Any
 
 from flask import current_app
 from flask_sock import Sock
-
-import simulator
-from simulator.trace import Trace
+from wsgiscope import simulator
+from wsgiscope.simulator.trace import Trace
 
 sock = Sock()
 
@@ -167,8 +166,8 @@ def _r(v: float | None) -> float | None:
 
 def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     """Encode a Trace for the wire: frames, spans, finished requests, narration."""
-    from simulator import frames as sim_frames
-    from simulator import narrate as sim_narrate
+    from wsgiscope.simulator import frames as sim_frames
+    from wsgiscope.simulator import narrate as sim_narrate
 
     procs, keys = _thread_keys(trace)
     index = {k: i for i, k in enumerate(keys)}

@@ -25,10 +25,9 @@ from flask import (
     request,
     url_for,
 )
-
-import simulator
-from simulator import export
-from simulator.trace import STAGES, Trace
+from wsgiscope import simulator
+from wsgiscope.simulator import export
+from wsgiscope.simulator.trace import STAGES, Trace
 
 bp = Blueprint("views", __name__)
 

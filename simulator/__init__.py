@@ -2,7 +2,7 @@
 
 Scenario in, deterministic :class:`Trace` out::
 
-    import simulator
+    from wsgiscope import simulator
     trace = simulator.run(simulator.presets.get("dev-single-thread").scenario)
 """
 

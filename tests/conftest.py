@@ -30,7 +30,8 @@ def serving(log: Path, limit_s: float = 20.0) -> Iterator[str]:
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "wsgiscope.app.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port)],
             cwd=ROOT, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
         )
     try:

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import simulator
-from simulator.trace import Trace
+from wsgiscope import simulator
+from wsgiscope.simulator.trace import Trace
 
 TOLERANCE_PCT = 10.0
 TOLERANCE_MS = 30.0

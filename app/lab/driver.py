@@ -1,6 +1,6 @@
 """The lab's load driver: fires a planned workload at a server on 127.0.0.1.
 
-Run as its own process (``python -m app.lab.driver PLAN OUT``) so the lab can stop it like
+Run as its own process (``python -m wsgiscope.app.lab.driver PLAN OUT``) so the lab can stop it like
 any other process. The plan is JSON::
 
     {"port": 8000, "timeout_s": 60, "start_in_ms": 100,
@@ -202,7 +202,7 @@ def run(plan: dict[str, Any], out_path: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m app.lab.driver PLAN.json OUT.jsonl", file=sys.stderr)
+        print("usage: python -m wsgiscope.app.lab.driver PLAN.json OUT.jsonl", file=sys.stderr)
         return 2
     with open(args[0], encoding="utf-8") as fh:
         plan = json.load(fh)

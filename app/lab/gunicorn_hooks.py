@@ -1,6 +1,6 @@
 """gunicorn configuration for lab servers: server hooks that record every request.
 
-Loaded with ``gunicorn -c python:app.lab.gunicorn_hooks``; everything else (worker class,
+Loaded with ``gunicorn -c python:wsgiscope.app.lab.gunicorn_hooks``; everything else (worker class,
 workers, threads, backlog, timeout ...) comes from the command line the launcher builds.
 
 * ``when_ready`` (arbiter): a ``ready`` record with the port the kernel picked.
@@ -21,8 +21,8 @@ import os
 import threading
 from typing import Any
 
-from app.lab.demo_app import ENVIRON_KEY
-from app.lab.recorder import RecordSink, load_config, now_ms, thread_cpu_ms
+from wsgiscope.app.lab.demo_app import ENVIRON_KEY
+from wsgiscope.app.lab.recorder import RecordSink, load_config, now_ms, thread_cpu_ms
 
 _cfg = load_config()
 _sink = RecordSink(_cfg["record_dir"])

@@ -1,8 +1,8 @@
 """Start and stop the real server a scenario describes.
 
-:class:`Server` starts werkzeug's ``run_simple`` (via :mod:`app.lab.werkzeug_server`) or
+:class:`Server` starts werkzeug's ``run_simple`` (via :mod:`wsgiscope.app.lab.werkzeug_server`) or
 gunicorn (``sync``, ``gthread``, ``gevent``, with the hooks of
-:mod:`app.lab.gunicorn_hooks`) on 127.0.0.1, port chosen by the kernel, in its own
+:mod:`wsgiscope.app.lab.gunicorn_hooks`) on 127.0.0.1, port chosen by the kernel, in its own
 session and process group, waits until it listens (and, for gunicorn, until every worker
 has booted), and always stops it: a polite signal first, then SIGKILL to the whole group,
 then the group is checked empty. Use it as a context manager.
@@ -24,7 +24,6 @@ from typing import Any
 
 from .recorder import ENV_CONFIG, read_records
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _PR_SET_PDEATHSIG = 1
 _LIVE: set[Server] = set()
 
@@ -71,13 +70,13 @@ def server_command(scenario: dict[str, Any]) -> list[str]:
     server = scenario.get("server", {})
     kind = server.get("kind", "werkzeug")
     if kind == "werkzeug":
-        return [sys.executable, "-m", "app.lab.werkzeug_server"]
+        return [sys.executable, "-m", "wsgiscope.app.lab.werkzeug_server"]
     if kind == "gunicorn":
         return [
             sys.executable, "-m", "gunicorn",
-            "--config", "python:app.lab.gunicorn_hooks",
+            "--config", "python:wsgiscope.app.lab.gunicorn_hooks",
             *gunicorn_args(server),
-            "app.lab.demo_app:from_env()",
+            "wsgiscope.app.lab.demo_app:from_env()",
         ]  # fmt: skip
     raise LabError(f"server.kind must be werkzeug or gunicorn (got {kind!r})")
 
@@ -162,9 +161,6 @@ class Server:
         )
         env = dict(os.environ)
         env[ENV_CONFIG] = str(config)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-        )
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("WERKZEUG_RUN_MAIN", None)
         env.pop("WERKZEUG_SERVER_FD", None)

@@ -2,8 +2,8 @@
 
 The run: validate the scenario; take its arrival schedule from the simulator (same seed,
 same arrival times and paths as ``simulator.run``); start the real server
-(:mod:`app.lab.launcher`); sample its accept queue (:mod:`app.lab.sampler`); fire the
-schedule with the load driver (:mod:`app.lab.driver`, its own process); stop everything;
+(:mod:`.launcher`); sample its accept queue (:mod:`.sampler`); fire the schedule with the
+load driver (:mod:`.driver`, its own process); stop everything;
 then merge what the clients saw (connect, connected, first byte, finished, status) with what
 the server recorded (accept, thread, stages, CPU time) into the same :class:`Trace` the
 simulator produces, with ``source = "measured"``.
@@ -28,12 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import simulator
-from simulator.kernel import syn_offsets_ms
-from simulator.trace import Event, RequestRecord, Trace, summarise
+from wsgiscope import simulator
+from wsgiscope.simulator.kernel import syn_offsets_ms
+from wsgiscope.simulator.trace import Event, RequestRecord, Trace, summarise
 
 from .launcher import (
-    _PROJECT_ROOT,
     LabError,
     Server,
     die_with_parent,
@@ -149,14 +148,11 @@ def _drive(
         )
     )
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-    )
     total = len(plan["requests"])
     deadline = time.monotonic() + 5.0 + plan["span_s"] + min(timeout_s, TAIL_S) + 5.0
     with open(run_dir / "driver.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.lab.driver", str(plan_path), str(out_path)],
+            [sys.executable, "-m", "wsgiscope.app.lab.driver", str(plan_path), str(out_path)],
             cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=die_with_parent,
         )  # fmt: skip

@@ -23,8 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-
-import simulator
+from wsgiscope import simulator
 
 from .measure import MAX_REQUESTS, MAX_SPAN_S, lab_plan
 

@@ -1,6 +1,6 @@
 """Run the lab app on werkzeug's development server, instrumented.
 
-Started by the launcher as ``python -m app.lab.werkzeug_server`` with
+Started by the launcher as ``python -m wsgiscope.app.lab.werkzeug_server`` with
 ``$WSGISCOPE_LAB_CONFIG`` naming the run's config file. It calls
 :func:`werkzeug.serving.run_simple` with the scenario's ``threaded`` and ``processes``
 exactly as ``app.run`` would, on 127.0.0.1 port 0 (the kernel picks a free port), and

@@ -27,9 +27,10 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from wsgiscope.app import create_app  # noqa: E402
+from wsgiscope.app.views import encode_share  # noqa: E402
+
 import simulator  # noqa: E402
-from app import create_app  # noqa: E402
-from app.views import encode_share  # noqa: E402
 
 BIG = {
     "name": "10,000 requests on gunicorn -w 4 --threads 4",
@@ -122,7 +123,7 @@ def measure(page, base: str, scenario: dict) -> dict:
 def main() -> int:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT,
+        [sys.executable, "-m", "wsgiscope.app.cli", "serve", "--port", str(port)], cwd=ROOT,
         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

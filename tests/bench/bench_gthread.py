@@ -15,7 +15,7 @@ import argparse
 import gc
 import time
 
-import simulator
+from wsgiscope import simulator
 
 RATE_PER_S = 400.0
 

@@ -24,9 +24,8 @@ import random
 import time
 
 import simpy
-
-import simulator
-from simulator.scenario import COSTS
+from wsgiscope import simulator
+from wsgiscope.simulator.scenario import COSTS
 
 RATE_PER_S = 7.0
 SERVICE_MEAN_S = 1.0
@@ -110,7 +109,7 @@ def run_simpy(n: int, seed: int) -> tuple[int, float, float, float, float]:
 def run_simpy_traced(n: int, seed: int) -> tuple[int, float, float, float, float]:
     """The same model as ours, with the same output: a Trace with the event log, the
     per-request records and the summary."""
-    from simulator.trace import Event, RequestRecord, Trace, summarise
+    from wsgiscope.simulator.trace import Event, RequestRecord, Trace, summarise
 
     rng = random.Random(seed)
     env = simpy.Environment()

@@ -4,8 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-import simulator
+from wsgiscope import simulator
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -232,7 +231,7 @@ def test_slowest_table_opens_the_inspector(page, live_server):
 def test_import_a_scenario_file_and_export_the_timeline_png(page, live_server, tmp_path):
     import json
 
-    import simulator
+    from wsgiscope import simulator
 
     page.goto(f"{live_server}/?preset=dev-single-thread")
     ready(page)

@@ -8,8 +8,8 @@ import socket
 import threading
 from pathlib import Path
 
-from app.lab.recorder import RecordSink, read_records
-from app.lab.sampler import BacklogSampler, listen_queue, listening_ports
+from wsgiscope.app.lab.recorder import RecordSink, read_records
+from wsgiscope.app.lab.sampler import BacklogSampler, listen_queue, listening_ports
 
 
 def test_records_from_threads_and_forked_processes_stay_whole_and_apart(tmp_path: Path) -> None:

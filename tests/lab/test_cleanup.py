@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from app.lab.launcher import LabError
-from app.lab.measure import measure
-from app.lab.sampler import listening_ports
+from wsgiscope.app.lab.launcher import LabError
+from wsgiscope.app.lab.measure import measure
+from wsgiscope.app.lab.sampler import listening_ports
 
 Procs = Callable[[], list[tuple[int, str]]]
 
@@ -57,7 +56,7 @@ def test_killing_the_driver_mid_run_stops_everything(lab_procs: Procs) -> None:
     runner.start()
     try:
         drivers = _wait_for(
-            lambda: [p for p, cmd in lab_procs() if "app.lab.driver" in cmd],
+            lambda: [p for p, cmd in lab_procs() if "wsgiscope.app.lab.driver" in cmd],
             "the load driver to start",
         )
         _wait_for(
@@ -114,7 +113,7 @@ def test_a_finished_run_leaves_no_process_and_no_port(lab_procs: Procs, lab_root
 
 @pytest.mark.lab
 def test_the_leftover_check_sees_a_running_server(lab_procs: Procs, lab_root: Path) -> None:
-    from app.lab.launcher import Server
+    from wsgiscope.app.lab.launcher import Server
 
     sc = {
         "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 2},

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from app.lab.measure import measure
+from wsgiscope.app.lab.measure import measure
 
 CPU_MS = 60.0
 

@@ -7,10 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-import simulator
-from app.cli import main
-from app.cli_simulate import merge_profile
+from wsgiscope import simulator
+from wsgiscope.app.cli import main
+from wsgiscope.app.cli_simulate import merge_profile
 
 Procs = Callable[[], list[tuple[int, str]]]
 

@@ -12,11 +12,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
-import simulator
-from app.lab.compare import compare
-from app.lab.measure import measure
-from app.lab.sampler import listening_ports
+from wsgiscope import simulator
+from wsgiscope.app.lab.compare import compare
+from wsgiscope.app.lab.measure import measure
+from wsgiscope.app.lab.sampler import listening_ports
 
 SLEEP_MS = 500.0
 

@@ -4,10 +4,9 @@ worker is not, and cuts off a request that takes longer than keepalive to arrive
 from __future__ import annotations
 
 import pytest
-
-import simulator
-from app.lab.compare import compare
-from app.lab.measure import measure
+from wsgiscope import simulator
+from wsgiscope.app.lab.compare import compare
+from wsgiscope.app.lab.measure import measure
 
 
 def scenario(worker_class: str) -> dict:

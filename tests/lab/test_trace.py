@@ -4,11 +4,10 @@ narration; request phases in causal order; server facts (a worker timeout) recor
 from __future__ import annotations
 
 import pytest
-
-from app.lab.measure import measure
-from simulator import frames
-from simulator.narrate import narrate
-from simulator.trace import Trace
+from wsgiscope.app.lab.measure import measure
+from wsgiscope.simulator import frames
+from wsgiscope.simulator.narrate import narrate
+from wsgiscope.simulator.trace import Trace
 
 ORDER = ("syn", "drop", "backlog", "accept", "pool", "stage", "done")
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-
-from app.lab.web import bp
+from wsgiscope.app.lab.web import bp
 
 Procs = Callable[[], list[tuple[int, str]]]
 

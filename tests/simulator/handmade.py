@@ -3,7 +3,7 @@ the engine: each follows the event table of ``simulator.trace`` to the letter.""
 
 from __future__ import annotations
 
-from simulator.trace import Event, RequestRecord, Trace, summarise
+from wsgiscope.simulator.trace import Event, RequestRecord, Trace, summarise
 
 
 def single_thread(n: int = 3, sleep_ms: float = 1000.0, backlog: int = 128) -> Trace:

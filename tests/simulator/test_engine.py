@@ -6,12 +6,11 @@ import subprocess
 import sys
 
 import pytest
-
-import simulator
-from simulator import presets
-from simulator.kernel import syn_offsets_ms
-from simulator.scenario import COSTS
-from simulator.trace import RESULT_FIELDS, STAGES, Trace
+from wsgiscope import simulator
+from wsgiscope.simulator import presets
+from wsgiscope.simulator.kernel import syn_offsets_ms
+from wsgiscope.simulator.scenario import COSTS
+from wsgiscope.simulator.trace import RESULT_FIELDS, STAGES, Trace
 
 NO_COSTS = {k: 0 for k in COSTS}
 

@@ -8,10 +8,9 @@ import json
 import re
 
 from handmade import dropped_syn, gil_pair, single_thread
-
-import simulator
-from simulator import export, presets
-from simulator.trace import RESULT_FIELDS, Trace
+from wsgiscope import simulator
+from wsgiscope.simulator import export, presets
+from wsgiscope.simulator.trace import RESULT_FIELDS, Trace
 
 
 def _rows(text: str) -> list[dict[str, str]]:

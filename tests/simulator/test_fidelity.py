@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-
-import simulator
-from simulator import presets
-from simulator.scenario import COSTS
+from wsgiscope import simulator
+from wsgiscope.simulator import presets
+from wsgiscope.simulator.scenario import COSTS
 
 
 def finish_s(trace: simulator.Trace) -> list[float]:

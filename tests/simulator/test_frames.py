@@ -6,9 +6,8 @@ from collections import defaultdict
 
 import pytest
 from handmade import dropped_syn, gil_pair, single_thread
-
-import simulator
-from simulator.frames import REQUEST_STATES, sample, spans, thread_spans_with_stage
+from wsgiscope import simulator
+from wsgiscope.simulator.frames import REQUEST_STATES, sample, spans, thread_spans_with_stage
 
 
 def test_gil_pair_frames_follow_the_handovers() -> None:

@@ -6,9 +6,8 @@ import re
 
 import pytest
 from handmade import dropped_syn, gil_pair, single_thread
-
-import simulator
-from simulator.narrate import DEFAULT_MAX_LINES, fmt_dur, fmt_t, narrate
+from wsgiscope import simulator
+from wsgiscope.simulator.narrate import DEFAULT_MAX_LINES, fmt_dur, fmt_t, narrate
 
 LINE = re.compile(r"^T=\d+\.\d{3} s — \S")
 
@@ -147,7 +146,7 @@ def test_max_lines_is_respected(n: int) -> None:
 
 
 def test_presets_tell_their_lessons() -> None:
-    from simulator import presets
+    from wsgiscope.simulator import presets
 
     def told(name: str) -> str:
         return "\n".join(t for _, t in narrate(simulator.run(presets.get(name).scenario)))
@@ -168,7 +167,7 @@ def test_presets_tell_their_lessons() -> None:
 
 
 def test_every_preset_narrates_in_time_order() -> None:
-    from simulator import presets
+    from wsgiscope.simulator import presets
 
     for preset in presets.PRESETS.values():
         lines = narrate(simulator.run(preset.scenario))

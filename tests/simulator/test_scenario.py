@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from simulator import ScenarioError, load_scenario
-from simulator.presets import PRESETS
+from wsgiscope.simulator import ScenarioError, load_scenario
+from wsgiscope.simulator.presets import PRESETS
 
 
 def base(**over: Any) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-from app import create_app
+from wsgiscope.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 

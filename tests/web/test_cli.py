@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from app.cli import main
-from app.cli_simulate import load_scenario_arg, merge_profile
-from simulator import presets
+from wsgiscope.app.cli import main
+from wsgiscope.app.cli_simulate import load_scenario_arg, merge_profile
+from wsgiscope.simulator import presets
 
 SCENARIO = {
     "name": "Three users, one thread",

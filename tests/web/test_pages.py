@@ -6,10 +6,15 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from flask import Blueprint, jsonify
-
-import simulator
-from app import create_app
-from app.views import decode_share, encode_share, form_field_for, form_values, scenario_from_form
+from wsgiscope import simulator
+from wsgiscope.app import create_app
+from wsgiscope.app.views import (
+    decode_share,
+    encode_share,
+    form_field_for,
+    form_values,
+    scenario_from_form,
+)
 
 TEN_USERS = "dev-single-thread"
 
@@ -162,7 +167,7 @@ def _share_query(app, preset=TEN_USERS):
 
 
 def test_exports_are_the_clis_formats(client, app):
-    from simulator import export
+    from wsgiscope.simulator import export
 
     q = _share_query(app)
     trace = simulator.run(simulator.presets.get(TEN_USERS).scenario)
@@ -243,8 +248,8 @@ def test_the_page_caps_run_size(client):
 
 
 def test_the_form_has_an_input_for_every_scenario_field():
-    from app.views import ALL_FIELDS, JSON_FIELDS
-    from simulator.scenario import CLIENT, GUNICORN, MACHINE, WERKZEUG
+    from wsgiscope.app.views import ALL_FIELDS, JSON_FIELDS
+    from wsgiscope.simulator.scenario import CLIENT, GUNICORN, MACHINE, WERKZEUG
 
     names = set(ALL_FIELDS) | set(JSON_FIELDS)
     for section, spec in (("server", WERKZEUG), ("server", GUNICORN), ("machine", MACHINE),

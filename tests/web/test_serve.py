@@ -1,9 +1,8 @@
 import argparse
 
 import pytest
-
-from app.cli import CliError, build_parser
-from app.serve import lab_enabled, serve
+from wsgiscope.app.cli import CliError, build_parser
+from wsgiscope.app.serve import lab_enabled, serve
 
 
 def parse(*argv):

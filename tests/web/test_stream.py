@@ -3,9 +3,8 @@ import time
 
 import pytest
 import simple_websocket
-
-import simulator
-from app.stream import (
+from wsgiscope import simulator
+from wsgiscope.app.stream import (
     REQUEST_STATES,
     THREAD_STATES,
     Session,
