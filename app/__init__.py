@@ -2,6 +2,14 @@
 
 :func:`create_app` builds the Flask application. It is thin: it parses what the browser
 sends, calls :mod:`wsgiscope.simulator` (or the lab), and renders.
+
+* :mod:`.web` -- pages and htmx fragments (:mod:`.web.pages`), the scenario form
+  (:mod:`.web.forms`), share links and exports (:mod:`.web.exports`), the request
+  inspector (:mod:`.web.inspector`).
+* :mod:`.stream` -- the WebSocket that plays a run; :mod:`.runs` -- a run validated and
+  encoded for the page, shared by the stream and the pages.
+* :mod:`.cli` -- the ``wsgiscope`` command, its sub-commands in :mod:`.commands`.
+* :mod:`.lab` -- real servers on loopback, measured into the same Trace.
 """
 
 from __future__ import annotations
@@ -57,9 +65,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("MAX_CONTENT_LENGTH", app.config["MAX_UPLOAD_BYTES"])
 
     from .stream import sock
-    from .views import bp as views_bp
+    from .web.exports import bp as exports_bp
+    from .web.pages import bp as pages_bp
 
-    app.register_blueprint(views_bp)
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(exports_bp)
     sock.init_app(app)
 
     try:

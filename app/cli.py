@@ -1,34 +1,37 @@
-"""The ``wsgiscope`` command line.
+"""The ``wsgiscope`` command line: the entry module.
 
-Sub-commands live next to what they drive; each module exposes ``add_parser(subparsers)``
-which registers its sub-command(s) with a ``func(args) -> int`` default. Errors a user can
-fix are raised as :class:`CliError` (or ``simulator.ScenarioError``) and printed to stderr
-as one line, never as a traceback.
+It only collects the sub-commands -- :mod:`.commands.simulate` (``simulate``,
+``presets``), :mod:`.commands.serve` (``serve``) and the lab's :mod:`.lab.cli`
+(``measure``, ``compare``, ``calibrate``) -- and turns the errors a user can fix
+(:class:`~.commands.common.CliError`, ``simulator.ScenarioError``) into one line on stderr,
+never a traceback. Sub-commands never import this module.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
+from .commands import serve, simulate
+from .commands.common import CliError
 
-class CliError(Exception):
-    """A problem the user can fix; printed as ``wsgiscope: <message>``, exit status 2."""
+#: Sub-commands that need more than the core install (the lab); skipped if they cannot load.
+OPTIONAL_COMMANDS = ("wsgiscope.app.lab.cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cli_simulate
-
     parser = argparse.ArgumentParser(
         prog="wsgiscope",
         description="See how a Python WSGI server handles concurrent requests.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cli_simulate.add_parser(sub)
-    for name in ("wsgiscope.app.serve", "wsgiscope.app.lab.cli"):
+    simulate.add_parser(sub)
+    serve.add_parser(sub)
+    for name in OPTIONAL_COMMANDS:
         try:
-            module = __import__(name, fromlist=["add_parser"])
+            module = importlib.import_module(name)
         except ImportError:
             continue
         module.add_parser(sub)
@@ -52,8 +55,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as ``python -m wsgiscope.app.cli``: import the package module so that CliError is the same
-    # class the sub-commands raise.
-    from wsgiscope.app.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

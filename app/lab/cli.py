@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from wsgiscope.app.cli_simulate import FORMATS
+from wsgiscope.app.commands.common import FORMATS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -85,7 +85,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _scenario(args: argparse.Namespace) -> dict[str, Any]:
-    from wsgiscope.app.cli_simulate import scenario_with_profile
+    from wsgiscope.app.commands.common import scenario_with_profile
 
     return scenario_with_profile(args.scenario, getattr(args, "profile", None))
 
@@ -108,13 +108,13 @@ def _progress() -> Any:
 
 
 def _lab_error(exc: Exception) -> Exception:
-    from wsgiscope.app.cli import CliError
+    from wsgiscope.app.commands.common import CliError
 
     return CliError(f"the lab run failed: {exc}")
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from wsgiscope.app.cli_simulate import render
+    from wsgiscope.app.commands.common import render
 
     from .launcher import LabError
     from .measure import measure
@@ -160,7 +160,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             with open(args.out, "w", encoding="utf-8") as fh:
                 fh.write(text)
         except OSError as exc:
-            from wsgiscope.app.cli import CliError
+            from wsgiscope.app.commands.common import CliError
 
             raise CliError(f"cannot write {args.out}: {exc}") from None
         print(f"wrote {args.out}", file=sys.stderr)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from wsgiscope.app import create_app  # noqa: E402
-from wsgiscope.app.views import encode_share  # noqa: E402
+from wsgiscope.app.web.exports import encode_share  # noqa: E402
 
 import simulator  # noqa: E402
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from wsgiscope import simulator
 from wsgiscope.app.cli import main
-from wsgiscope.app.cli_simulate import merge_profile
+from wsgiscope.app.commands.common import merge_profile
 
 Procs = Callable[[], list[tuple[int, str]]]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from wsgiscope.app.cli import main
-from wsgiscope.app.cli_simulate import load_scenario_arg, merge_profile
+from wsgiscope.app.commands.common import load_scenario_arg, merge_profile
 from wsgiscope.simulator import presets
 
 SCENARIO = {

@@ -8,13 +8,8 @@ import pytest
 from flask import Blueprint, jsonify
 from wsgiscope import simulator
 from wsgiscope.app import create_app
-from wsgiscope.app.views import (
-    decode_share,
-    encode_share,
-    form_field_for,
-    form_values,
-    scenario_from_form,
-)
+from wsgiscope.app.web.exports import decode_share, encode_share
+from wsgiscope.app.web.forms import form_field_for, form_values, scenario_from_form
 
 TEN_USERS = "dev-single-thread"
 
@@ -248,7 +243,7 @@ def test_the_page_caps_run_size(client):
 
 
 def test_the_form_has_an_input_for_every_scenario_field():
-    from wsgiscope.app.views import ALL_FIELDS, JSON_FIELDS
+    from wsgiscope.app.web.forms import ALL_FIELDS, JSON_FIELDS
     from wsgiscope.simulator.scenario import CLIENT, GUNICORN, MACHINE, WERKZEUG
 
     names = set(ALL_FIELDS) | set(JSON_FIELDS)

@@ -1,8 +1,9 @@
 import argparse
 
 import pytest
-from wsgiscope.app.cli import CliError, build_parser
-from wsgiscope.app.serve import lab_enabled, serve
+from wsgiscope.app.cli import build_parser
+from wsgiscope.app.commands.common import CliError
+from wsgiscope.app.commands.serve import lab_enabled, serve
 
 
 def parse(*argv):

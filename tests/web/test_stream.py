@@ -4,14 +4,8 @@ import time
 import pytest
 import simple_websocket
 from wsgiscope import simulator
-from wsgiscope.app.stream import (
-    REQUEST_STATES,
-    THREAD_STATES,
-    Session,
-    pick_tick,
-    prepare,
-    run_key,
-)
+from wsgiscope.app.runs import REQUEST_STATES, THREAD_STATES, pick_tick, prepare, run_key
+from wsgiscope.app.stream import Session
 
 TEN_USERS = "dev-single-thread"
 

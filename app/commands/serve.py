@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from . import LOOPBACK_HOSTS
-from .cli import CliError
+from .. import LOOPBACK_HOSTS
+from .common import CliError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -41,7 +41,7 @@ def serve(args: argparse.Namespace) -> int:
     config = {"LAB_ENABLED": lab_enabled(args.host, args.allow_lab)}
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
     if args.dev:
-        from . import create_app
+        from .. import create_app
 
         app = create_app(config)
         print(f"wsgiscope: serving on {where} (development server, auto-reload)",
@@ -70,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            from . import create_app
+            from .. import create_app
 
             return create_app(config)
 

@@ -1,0 +1,77 @@
+"""``wsgiscope simulate`` and ``wsgiscope presets``.
+
+``simulate`` runs a scenario -- a JSON file, ``-`` for standard input, or the name of a
+built-in preset -- through the simulator and prints the result as JSON (the result
+format of docs/ARCHITECTURE.md), a plain-text table, CSV, or a Chrome trace for Perfetto.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .common import FORMATS, render, scenario_with_profile
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``simulate`` and ``presets`` with the ``wsgiscope`` command line."""
+    p = subparsers.add_parser(
+        "simulate",
+        help="run a scenario through the simulator and print the result",
+        description=(
+            "Simulate a WSGI server under a workload. SCENARIO is a JSON file, '-' for "
+            "standard input, or a preset name (see 'wsgiscope presets')."
+        ),
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help="JSON file, '-' or a preset name")
+    p.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: the scenario's own)"
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="json: result format; table: timeline for a slide; csv: one row per request; "
+        "trace: Chrome Trace Event JSON for Perfetto (default: table)",
+    )
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        default=None,
+        help='calibration profile {"costs": {...}, "machine": {...}} measured on a machine; '
+        "its values replace the scenario's",
+    )
+    p.set_defaults(func=cmd_simulate)
+
+    q = subparsers.add_parser(
+        "presets",
+        help="list the built-in scenarios",
+        description="List the built-in scenarios: name, title and the lesson each teaches.",
+    )
+    q.set_defaults(func=cmd_presets)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from wsgiscope import simulator
+
+    data = scenario_with_profile(args.scenario, args.profile)
+    scenario = simulator.load_scenario(data)  # ScenarioError -> one line, exit 2
+    trace = simulator.run(scenario, seed=args.seed)
+    sys.stdout.write(render(trace, args.format))
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from wsgiscope.simulator import presets
+
+    items = list(presets.PRESETS.values())
+    if not items:
+        print("no presets")
+        return 0
+    width = max(len(p.name) for p in items)
+    for p in items:
+        print(f"{p.name.ljust(width)}  {p.title}")
+        print(f"{' ' * width}  {p.lesson}")
+    return 0

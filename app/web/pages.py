@@ -1,0 +1,191 @@
+"""Pages and htmx fragments.
+
+The scenario panel is a plain HTML form (:mod:`.forms`). Every route that takes one
+validates it with :func:`simulator.load_scenario`; a bad field comes back as the form
+fragment with that field marked and the engine's message beside it (HTTP 422), so htmx
+swaps only the form and nothing else on the page is lost. A good scenario comes back as
+the ``run`` fragment, whose data attributes the page's script hands to the WebSocket.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from wsgiscope import simulator
+from wsgiscope.simulator.trace import Trace
+
+from ..runs import prepare
+from .exports import encode_share, scenario_from_query, share_url
+from .forms import (
+    ADVANCED_FIELDS,
+    DEFAULT_PRESET,
+    GUNICORN_FIELDS,
+    MACHINE_FIELDS,
+    WERKZEUG_FIELDS,
+    all_presets,
+    default_scenario,
+    form_field_for,
+    form_values,
+    load_for_page,
+    scenario_from_form,
+)
+
+bp = Blueprint("views", __name__)
+
+# --- rendering helpers ---------------------------------------------------------------------
+
+
+def _lab_available() -> bool:
+    return any(rule.rule == "/lab/run" for rule in current_app.url_map.iter_rules())
+
+
+def _preset_list() -> list[dict[str, str]]:
+    return [{"name": k, "title": p.title, "lesson": p.lesson} for k, p in all_presets().items()]
+
+
+def _form(values: dict[str, str], error: tuple[str, str] | None = None,
+          preset: str = "") -> str:
+    return render_template(
+        "_fragments/_form.html",
+        v=values,
+        error_field=error[0] if error else None,
+        error_message=error[1] if error else "",
+        werkzeug_fields=WERKZEUG_FIELDS,
+        gunicorn_fields=GUNICORN_FIELDS,
+        machine_fields=MACHINE_FIELDS,
+        advanced_fields=ADVANCED_FIELDS,
+        preset=preset,
+        lab_available=_lab_available(),
+        lab_enabled=bool(current_app.config.get("LAB_ENABLED")),
+    )
+
+
+def _run(scenario: dict[str, Any], play: bool, oob: bool = False) -> str:
+    return render_template(
+        "_fragments/_run.html",
+        scenario=scenario,
+        scenario_json=json.dumps(scenario, separators=(",", ":")),
+        share=share_url(scenario),
+        s=encode_share(scenario),
+        play=play,
+        oob=oob,
+    )
+
+
+def _invalid(values: dict[str, str], exc: Exception) -> Response:
+    field = getattr(exc, "field", "")
+    message = getattr(exc, "message", None) or str(exc)
+    target = form_field_for(field)
+    shown = message if not field or target == field else f"{field}: {message}"
+    resp = Response(_form(values, (target, shown)), status=422)
+    resp.headers["HX-Retarget"] = "#scenario-form"
+    resp.headers["HX-Reswap"] = "outerHTML"
+    return resp
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> Any:
+    """The page. ``?s=<share>&seed=N`` reopens a shared run; ``?preset=name`` loads one."""
+    status = 200
+    error = None
+    preset = request.args.get("preset", "")
+    scenario: dict[str, Any] | None = None
+    try:
+        if request.args.get("s"):
+            scenario, _seed = scenario_from_query()
+            preset = ""
+        elif preset:
+            try:
+                p = simulator.presets.get(preset)
+            except KeyError:
+                raise simulator.ScenarioError(
+                    "", f"there is no preset {preset!r} (known: {', '.join(all_presets())})"
+                ) from None
+            scenario = simulator.load_scenario(p.scenario).to_dict()
+    except simulator.ScenarioError as exc:
+        status = 422
+        error = (form_field_for(exc.field), str(exc))
+        scenario = None
+    if scenario is None:
+        if not preset or error:
+            preset = DEFAULT_PRESET if DEFAULT_PRESET in all_presets() else ""
+        scenario = simulator.load_scenario(default_scenario()).to_dict()
+    values = form_values(scenario)
+    lesson = ""
+    for p in _preset_list():
+        if p["name"] == preset:
+            lesson = p["lesson"]
+    html = render_template(
+        "index.html",
+        presets=_preset_list(),
+        preset=preset,
+        lesson=lesson,
+        form_html=_form(values, error, preset),
+        run_html=_run(scenario, play=False),
+        autostart=error is None,
+    )
+    return html, status
+
+
+@bp.get("/fragments/preset")
+def preset_fragment() -> Any:
+    """The form filled with a preset, plus (out of band) its run and lesson."""
+    name = request.args.get("preset", "")
+    try:
+        p = simulator.presets.get(name)
+    except KeyError:
+        return _invalid(form_values(default_scenario()), simulator.ScenarioError(
+            "", f"there is no preset {name!r} (known: {', '.join(all_presets())})"))
+    scenario = simulator.load_scenario(p.scenario).to_dict()
+    lesson = render_template("_fragments/_lesson.html", lesson=p.lesson, oob=True)
+    return _form(form_values(scenario), preset=name) + _run(scenario, False, oob=True) + lesson
+
+
+@bp.post("/simulate")
+def simulate() -> Any:
+    """Validate the form; 200 with the run fragment, or 422 with the form marked."""
+    values = {k: v for k, v in request.form.items()}
+    try:
+        data = scenario_from_form(request.form)
+        scenario = load_for_page(data).to_dict()
+    except simulator.ScenarioError as exc:
+        return _invalid(values, exc)
+    return _form(form_values(scenario)) + _run(scenario, play=True, oob=True)
+
+
+@bp.post("/scenario/import")
+def import_scenario() -> Any:
+    """Load a scenario JSON file (or pasted text) into the form."""
+    values = {k: v for k, v in request.form.items()}
+    upload = request.files.get("file")
+    text = upload.read().decode("utf-8", "replace") if upload else request.form.get("text", "")
+    try:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise simulator.ScenarioError("", f"the file is not valid JSON ({exc})") from None
+        scenario = load_for_page(data).to_dict()
+    except simulator.ScenarioError as exc:
+        return _invalid(values or form_values(default_scenario()), exc)
+    return _form(form_values(scenario)) + _run(scenario, play=False, oob=True)
+
+
+@bp.post("/api/timeline")
+def timeline_api() -> Any:
+    """Encode a Trace (``Trace.to_dict()`` JSON, e.g. a lab measurement) for the page."""
+    data = request.get_json(silent=True)
+    if isinstance(data, dict) and isinstance(data.get("trace"), dict):
+        data = data["trace"]
+    try:
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object: a trace")
+        trace = Trace.from_dict(data)
+        prepared = prepare(trace, current_app.config["MAX_FRAMES"], key="measured")
+    except (KeyError, TypeError, ValueError) as exc:
+        return jsonify({"field": "trace", "error": f"not a wsgiscope trace ({exc})"}), 422
+    return jsonify(prepared.whole())
