@@ -1,13 +1,10 @@
-"""Cores, the GIL, and threads that run programs of CPU and I/O steps.
+"""Cores, processes, and threads that run programs of CPU and I/O steps.
 
 * :class:`Cores` -- every thread that is running bytecode (it holds its process's GIL, or
   there is no GIL) shares the machine's cores: with more runnable threads than cores each
   gets ``cores / n`` of a core (processor sharing), less a context-switch cost.
-* :class:`Gil` -- one per process. A thread that wants it while another holds it waits; if
-  the holder has not let go within the switch interval, a drop request forces the holder to
-  hand it over at its next check, and the holder queues behind (CPython's
-  ``FORCE_SWITCHING``). A thread lets go of it at every blocking call. Non-preemptive, it
-  also models gevent's hub: a greenlet runs until it blocks.
+* :class:`Process` -- a lane with its own :class:`~.gil.Gil` (or none when free-threaded)
+  and its own module globals.
 * :class:`Thread` -- runs a list of steps: ``(CPU, ms, stage)``, ``(IO, ms, stage)`` or
   ``(CALL, fn, stage)``; then calls its ``on_done`` callback, which may start the thread's
   next program.
@@ -15,20 +12,28 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .core import URGENT, Env
-
-if TYPE_CHECKING:
-    from .engine import Request
+from .gil import Gil
+from .request import Recorder, Request
 
 CPU = 0
 IO = 1
 CALL = 2
 
 Step = tuple[int, Any, str | None]
+
+
+class Host(Protocol):
+    """What processes and threads use of a run: the clock, the recorder, the machine's
+    settings and its cores (the engine's ``Sim`` provides them)."""
+
+    env: Env
+    rec: Recorder
+    machine: dict[str, Any]
+    cores: Cores
 
 
 class Cores:
@@ -83,86 +88,19 @@ class Cores:
             th.schedule_cpu_done(rate)
 
 
-class Gil:
-    """One process's GIL (or, with ``preemptive=False``, a gevent worker's hub)."""
-
-    __slots__ = ("sim", "proc", "holder", "waiters", "switches", "_timer_for", "preemptive",
-                 "interval", "granted_at")
-
-    def __init__(self, sim: Any, proc: Process, interval: float, preemptive: bool) -> None:
-        self.sim = sim
-        self.proc = proc
-        self.holder: Thread | None = None
-        self.waiters: deque[Thread] = deque()
-        self.switches = 0
-        self._timer_for = -1
-        self.preemptive = preemptive
-        self.interval = interval
-        self.granted_at = 0.0
-
-    def acquire(self, th: Thread) -> bool:
-        """Take the GIL if free (True); otherwise queue and return False."""
-        if self.holder is None:
-            self._grant(th)
-            return True
-        self.waiters.append(th)
-        self._arm()
-        return False
-
-    def _grant(self, th: Thread) -> None:
-        self.holder = th
-        self.switches += 1
-        self.granted_at = self.sim.env.now
-        self.sim.rec.gil(self.proc.key, th.key)
-        if self.waiters:
-            self._arm()
-
-    def _arm(self) -> None:
-        if self.preemptive and self._timer_for != self.switches:
-            self._timer_for = self.switches
-            self.sim.env.after(self.interval, self._timeout, self.switches, URGENT)
-
-    def _timeout(self, switches: int) -> None:
-        # A waiter waited a whole interval without seeing a switch: drop request.
-        if switches != self.switches or self.holder is None or not self.waiters:
-            return
-        old = self.holder
-        old.preempt()
-        self.waiters.append(old)
-        self.holder = None
-        self._grant_next(forced=True)
-
-    def release(self, th: Thread) -> None:
-        """The holder lets go (a blocking call, or the thread is done)."""
-        if self.holder is not th:
-            if th in self.waiters:
-                self.waiters.remove(th)
-            return
-        self.holder = None
-        if self.waiters:
-            self._grant_next(forced=False)
-        else:
-            self.sim.rec.gil(self.proc.key, "")
-
-    def _grant_next(self, forced: bool) -> None:
-        th = self.waiters.popleft()
-        self._grant(th)
-        th.gil_granted()
-
-
 class Process:
     """A process: its key (lane), its GIL (None when free-threaded) and its globals."""
 
     __slots__ = ("key", "gil", "globals", "alive", "label")
 
-    def __init__(self, sim: Any, key: str, label: str, cooperative: bool = False) -> None:
+    def __init__(self, sim: Host, key: str, label: str, cooperative: bool = False) -> None:
         self.key = key
         self.label = label
         m = sim.machine
         if cooperative:
-            self.gil: Gil | None = Gil(sim, self, 0.0, preemptive=False)
+            self.gil: Gil | None = Gil(sim.env, sim.rec, key, 0.0, preemptive=False)
         elif m["gil"]:
-            self.gil = Gil(sim, self, m["switch_interval_ms"], preemptive=True)
+            self.gil = Gil(sim.env, sim.rec, key, m["switch_interval_ms"], preemptive=True)
         else:
             self.gil = None
         self.globals: dict[str, int] = {}
@@ -175,7 +113,7 @@ class Thread:
     __slots__ = ("sim", "key", "proc", "req", "steps", "i", "on_done", "work", "since",
                  "token", "state", "stage", "wait_from", "cpu_scale")
 
-    def __init__(self, sim: Any, proc: Process, key: str) -> None:
+    def __init__(self, sim: Host, proc: Process, key: str) -> None:
         self.sim = sim
         self.proc = proc
         self.key = key

@@ -1,14 +1,8 @@
-"""Server models: how each WSGI server accepts connections and hands them to threads.
+"""gunicorn (``gunicorn/arbiter.py``, ``gunicorn/workers/*.py``): the arbiter and its workers.
 
-Each model follows the real server's source (see DESIGN.md):
-
-* :class:`WerkzeugSingle` -- ``threaded=False``: one thread accepts, serves, accepts again.
-* :class:`WerkzeugThreaded` -- ``threaded=True``: the main thread accepts and starts a new
-  daemon thread per connection; no pool, no cap.
-* :class:`WerkzeugForking` -- ``processes=N``: the main process accepts and forks a child per
-  connection; with N children alive it blocks in ``waitpid`` and accepts nothing.
+* :class:`Arbiter` -- spawns the workers, replaces dead ones, kills silent ones.
 * :class:`GunicornSync` -- N worker processes accept from the shared socket, one request
-  each, no keep-alive; an arbiter kills a worker silent for ``timeout``.
+  each, no keep-alive; the arbiter kills a worker silent for ``timeout``.
 * :class:`GunicornGthread` -- each worker's main thread accepts while it has fewer than
   ``worker_connections`` connections (not when a thread is free) and queues them to a pool
   of ``threads`` threads.
@@ -19,187 +13,18 @@ Each model follows the real server's source (see DESIGN.md):
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .core import NORMAL
-from .cpu import CALL, CPU, Process, Step, Thread
-
-if TYPE_CHECKING:
-    from .engine import Request, Sim
+from ..context import Sim
+from ..core import NORMAL
+from ..cpu import Process, Thread
+from ..request import Request
+from .base import Server, Slots
 
 ARBITER_TICK_MS = 1000.0  # gunicorn's arbiter sleeps up to 1 s between checks
 
 
-class Slots:
-    """Lane names for things that come and go (threads per connection, forked children):
-    a new one takes the lowest free number, so the timeline stays compact."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.free: list[int] = []
-        self.next = 1
-
-    def take(self) -> str:
-        if self.free:
-            self.free.sort()
-            n = self.free.pop(0)
-        else:
-            n = self.next
-            self.next += 1
-        return f"{self.prefix}{n}"
-
-    def give(self, name: str) -> None:
-        self.free.append(int(name[len(self.prefix):]))
-
-
-class Server:
-    """A server model: :meth:`start` creates its processes and threads and sets their
-    accept loops going; :meth:`Sim.serve` runs each accepted request's lifecycle."""
-
-    def __init__(self, sim: Sim) -> None:
-        self.sim = sim
-        self.costs = sim.costs
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def acceptor(self, th: Thread, handle: Any, ready: Any = None) -> Acceptor:
-        return Acceptor(self.sim, th, handle, ready)
-
-
-class Acceptor:
-    """A thread's accept loop: wait until the listener is readable, ``accept()`` (a little
-    CPU, so it needs the GIL), then ``handle(thread, request)``. ``ready()``, if given, says
-    whether the thread may accept now; when it says no, the owner calls :meth:`wait` again
-    later. Several acceptors may wake for one connection: the losers find the queue empty
-    (EAGAIN) and wait again, like gunicorn workers on a shared socket."""
-
-    __slots__ = ("sim", "th", "handle", "ready", "listen", "steps")
-
-    def __init__(self, sim: Sim, th: Thread, handle: Any, ready: Any = None) -> None:
-        self.sim = sim
-        self.th = th
-        self.handle = handle
-        self.ready = ready
-        self.listen = sim.listen
-        cost = sim.costs["accept_ms"]
-        self.steps: list[Step] | None = [(CPU, cost, None)] if cost > 0 else None
-
-    def wait(self, _: Any = None) -> None:
-        if not self.th.proc.alive:
-            return
-        if self.ready is not None and not self.ready():
-            return
-        self.listen.wait_readable(self.woken)
-
-    def woken(self) -> None:
-        if self.th.proc.alive:
-            if self.steps is None:
-                self.accepted(self.th)
-            else:
-                self.th.run(self.steps, None, self.accepted)
-
-    def accepted(self, _: Thread) -> None:
-        req = self.listen.take()
-        if req is None:  # another thread won the race
-            self.wait()
-            return
-        self.sim.accepted(req, self.th)
-        self.handle(self.th, req)
-
-
-class WerkzeugSingle(Server):
-    def start(self) -> None:
-        proc = Process(self.sim, "server", "dev server (1 process, 1 thread)")
-        th = Thread(self.sim, proc, "server/main")
-        self.sim.add_process(proc, [th])
-
-        def handle(th: Thread, req: Request) -> None:
-            self.sim.serve(th, req, acc.wait)
-
-        acc = self.acceptor(th, handle)
-        acc.wait()
-
-
-class WerkzeugThreaded(Server):
-    def start(self) -> None:
-        sim = self.sim
-        proc = Process(sim, "server", "dev server (threaded)")
-        main = Thread(sim, proc, "server/main")
-        sim.add_process(proc, [main])
-        slots = Slots("server/t")
-        idle: dict[str, Thread] = {}
-
-        def handle(th: Thread, req: Request) -> None:
-            def spawn(_: Thread) -> None:
-                key = slots.take()
-                worker = idle.pop(key, None) or Thread(sim, proc, key)
-                sim.add_process(proc, [worker])
-
-                def done(t: Thread) -> None:
-                    idle[t.key] = t
-                    slots.give(t.key)
-
-                sim.serve(worker, req, done)
-
-            # socketserver.ThreadingMixIn: Thread(target=...).start() in the main thread
-            main.run([(CPU, self.costs["thread_start_ms"], None), (CALL, spawn, None)], None,
-                     acc.wait)
-
-        acc = self.acceptor(main, handle)
-        acc.wait()
-
-
-class WerkzeugForking(Server):
-    def start(self) -> None:
-        sim = self.sim
-        n_max = sim.server["processes"]
-        parent = Process(sim, "server", f"dev server (fork per request, at most {n_max})")
-        main = Thread(sim, parent, "server/main")
-        sim.add_process(parent, [main])
-        slots = Slots("child")
-        children = {"alive": 0, "blocked": False}
-
-        def loop(_: Thread | None = None) -> None:
-            # ForkingMixIn.collect_children: at the cap, waitpid() blocks the accept loop.
-            if children["alive"] >= n_max:
-                children["blocked"] = True
-                main._set("io")  # blocked in waitpid (no GIL needed: it is alone)
-                return
-            acc.wait()
-
-        def child_exit(name: str) -> None:
-            children["alive"] -= 1
-            slots.give(name)
-            if children["blocked"]:
-                children["blocked"] = False
-                main._set("idle")
-                loop()
-
-        def handle(th: Thread, req: Request) -> None:
-            def fork(_: Thread) -> None:
-                name = slots.take()
-                child = Process(sim, name, f"forked child {name}")
-                cth = Thread(sim, child, f"{name}/main")
-                sim.add_process(child, [cth])
-                children["alive"] += 1
-
-                def done(t: Thread) -> None:
-                    t._set("dead")
-                    child.alive = False
-                    sim.rec.worker(name, "exit", "")
-                    child_exit(name)
-
-                sim.rec.worker(name, "boot", "fork")
-                sim.serve(cth, req, done)
-
-            main.run([(CPU, self.costs["fork_ms"], None), (CALL, fork, None)], None, loop)
-
-        acc = self.acceptor(main, handle)
-        loop()
-
-
-class _Gunicorn(Server):
+class Arbiter(Server):
     """The arbiter: spawns workers, replaces dead ones, kills silent ones.
 
     A worker is a dict: its process, threads, requests served, in-flight count, requests
@@ -305,7 +130,7 @@ class _Gunicorn(Server):
         return float(busy) if busy is not None else None
 
 
-class GunicornSync(_Gunicorn):
+class GunicornSync(Arbiter):
     def run_worker(self, key: str, w: dict[str, Any]) -> None:
         sim = self.sim
         th = Thread(sim, w["proc"], f"{key}/main")
@@ -327,7 +152,7 @@ class GunicornSync(_Gunicorn):
         acc.wait()
 
 
-class GunicornGthread(_Gunicorn):
+class GunicornGthread(Arbiter):
     def kills_on_timeout(self) -> bool:
         # The heartbeat comes from the main thread, which keeps running: never killed.
         return False
@@ -375,7 +200,7 @@ class GunicornGthread(_Gunicorn):
         acc.wait()
 
 
-class GunicornGevent(_Gunicorn):
+class GunicornGevent(Arbiter):
     cooperative = True
 
     def silent_since(self, w: dict[str, Any]) -> float | None:
@@ -421,11 +246,14 @@ class GunicornGevent(_Gunicorn):
         acc.wait()
 
 
-def make_server(sim: Sim) -> Server:
-    s = sim.server
-    if s["kind"] == "werkzeug":
-        if s["processes"] > 1:
-            return WerkzeugForking(sim)
-        return WerkzeugThreaded(sim) if s["threaded"] else WerkzeugSingle(sim)
-    cls = {"sync": GunicornSync, "gthread": GunicornGthread, "gevent": GunicornGevent}
-    return cls[s["worker_class"]](sim)
+#: ``worker_class`` -> its model
+WORKERS: dict[str, type[Arbiter]] = {
+    "sync": GunicornSync,
+    "gthread": GunicornGthread,
+    "gevent": GunicornGevent,
+}
+
+
+def model_for(server: dict[str, Any]) -> type[Server]:
+    """The model for a ``kind: gunicorn`` server section."""
+    return WORKERS[server["worker_class"]]
