@@ -6,11 +6,22 @@ problem raises :class:`ScenarioError` naming the field and what is allowed.
 
 Every default below is the real tool's default (werkzeug 3.1, gunicorn, Linux, CPython)
 unless the comment says otherwise.
+
+Validation is total: whatever JSON value (or Python data) comes in, :func:`load_scenario`
+either returns a :class:`Scenario` or raises :class:`ScenarioError` whose message is one
+line, ``"<field path>: <what is wrong and what is allowed>"``. Numbers must be finite and
+in range, every field has one type, paths are plain URL paths (:data:`PATH_CHARS`), and
+nesting is bounded (:data:`MAX_DEPTH`). Text from a user (a file, a form, a socket) should
+go through :func:`parse_scenario_text`, which also bounds the size and rejects the
+non-JSON literals ``NaN`` and ``Infinity``.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +29,29 @@ from typing import Any
 MAX_REQUESTS = 200_000
 MAX_WORKERS = 256
 MAX_THREADS = 1024
+MAX_ENDPOINTS = 100
+MAX_WORKLOAD_ITEMS = 1000
+
+#: A scenario's ``seed`` is a whole number from 0 to ``SEED_MAX`` (2**32 - 1): every seed
+#: fits an unsigned 32-bit field and a JavaScript number exactly.
+SEED_MAX = 2**32 - 1
+
+#: Deepest nesting of objects and lists a scenario may have (a valid one needs 6).
+MAX_DEPTH = 16
+#: Most values (objects, lists, numbers, strings) a scenario may hold in all.
+MAX_NODES = 1_000_000
+#: Default cap on the size of scenario text, in bytes (UTF-8).
+MAX_TEXT_BYTES = 1_000_000
+
+#: The characters of an endpoint path after its leading ``/``, as a regular expression
+#: class: letters, digits and ``. _ ~ / -`` (RFC 3986 unreserved characters and ``/``).
+PATH_CHARS = "A-Za-z0-9._~/-"
+PATH_MAX = 100
+_PATH_RE = re.compile(rf"/[{PATH_CHARS}]{{0,{PATH_MAX - 1}}}")
+PATH_RULE = (
+    f"a plain URL path: start with '/', then at most {PATH_MAX - 1} of the characters "
+    "A-Z a-z 0-9 . _ ~ / - (no '.' or '..' segment, no '//')"
+)
 
 
 class ScenarioError(ValueError):
@@ -29,6 +63,51 @@ class ScenarioError(ValueError):
         self.message = message
 
 
+def show(value: Any) -> str:
+    """A short, one-line, safe description of any value for an error message (never
+    recursive, never huge: a 5,000-digit integer or a nested list is summarised)."""
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        if -(10**15) < value < 10**15:
+            return repr(value)
+        return f"a number of about {max(1, int(value.bit_length() * 0.30103))} digits"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "an infinite or oversized number"
+        return f"{value:g}"
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return repr(text)
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, dict):
+        return f"an object with {len(value)} field{'' if len(value) == 1 else 's'}"
+    return f"a {type(value).__name__}"
+
+
+def _key(key: Any) -> str:
+    """An object key as it appears in a field path: as written when plain, quoted otherwise."""
+    if isinstance(key, str) and len(key) <= 60 and key.isprintable():
+        return key
+    return show(key)
+
+
+def _fmt(x: float) -> str:
+    """A bound as people write it: 4294967295, 0.001, 1e+09 only when not whole."""
+    if x == int(x) and abs(x) < 1e16:
+        return str(int(x))
+    return f"{x:g}"
+
+
+def check_seed(value: Any, field: str = "seed") -> int:
+    """A seed from anywhere (scenario, command line, socket message): a whole number from
+    0 to :data:`SEED_MAX`, else :class:`ScenarioError` naming ``field``."""
+    return int(_num(0, SEED_MAX, True)(field, value))
+
+
 # --- field specifications ------------------------------------------------------------------
 # Each spec: (default, checker). Checkers take (field_path, value) and return the clean value.
 
@@ -36,13 +115,16 @@ class ScenarioError(ValueError):
 def _num(lo: float, hi: float, integer: bool = False, why: str = "") -> Any:
     def check(path: str, value: Any) -> float | int:
         kind = "a whole number" if integer else "a number"
+        span = f"between {_fmt(lo)} and {_fmt(hi)}"
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ScenarioError(path, f"must be {kind} between {lo:g} and {hi:g} (got {value!r})")
+            raise ScenarioError(path, f"must be {kind} {span} (got {show(value)})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ScenarioError(path, f"must be a finite number {span} (got {show(value)})")
         if integer and value != int(value):
-            raise ScenarioError(path, f"must be {kind} between {lo:g} and {hi:g} (got {value!r})")
+            raise ScenarioError(path, f"must be {kind} {span} (got {show(value)})")
         if not lo <= value <= hi:
             tail = f": {why}" if why else ""
-            raise ScenarioError(path, f"must be between {lo:g} and {hi:g} (got {value!r}){tail}")
+            raise ScenarioError(path, f"must be {span} (got {show(value)}){tail}")
         return int(value) if integer else float(value)
 
     return check
@@ -50,16 +132,16 @@ def _num(lo: float, hi: float, integer: bool = False, why: str = "") -> Any:
 
 def _bool(path: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ScenarioError(path, f"must be true or false (got {value!r})")
+        raise ScenarioError(path, f"must be true or false (got {show(value)})")
     return value
 
 
 def _choice(*options: str) -> Any:
     def check(path: str, value: Any) -> str:
-        if value not in options:
+        if not isinstance(value, str) or value not in options:
             allowed = ", ".join(repr(o) for o in options)
-            raise ScenarioError(path, f"must be one of {allowed} (got {value!r})")
-        return str(value)
+            raise ScenarioError(path, f"must be one of {allowed} (got {show(value)})")
+        return value
 
     return check
 
@@ -67,10 +149,105 @@ def _choice(*options: str) -> Any:
 def _text(max_len: int) -> Any:
     def check(path: str, value: Any) -> str:
         if not isinstance(value, str) or len(value) > max_len:
-            raise ScenarioError(path, f"must be text of at most {max_len} characters")
+            raise ScenarioError(
+                path, f"must be text of at most {max_len} characters (got {show(value)})"
+            )
         return value
 
     return check
+
+
+def _url_path(field: str, value: Any) -> str:
+    """An endpoint path: see :data:`PATH_RULE`."""
+    if not isinstance(value, str):
+        raise ScenarioError(field, f"must be {PATH_RULE} (got {show(value)})")
+    segments = value.split("/")[1:]
+    if (
+        _PATH_RE.fullmatch(value) is None
+        or "//" in value
+        or any(seg in (".", "..") for seg in segments)
+    ):
+        raise ScenarioError(field, f"must be {PATH_RULE} (got {show(value)})")
+    return value
+
+
+def check_depth(data: Any, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
+    """Raise :class:`ScenarioError` if ``data`` nests objects and lists deeper than
+    ``max_depth`` or holds more than ``max_nodes`` values. Iterative: it never recurses, and
+    it stops at the first level too deep, so it is safe on any input, cycles included."""
+    if not isinstance(data, dict | list | tuple):
+        return
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    seen = 0
+    while stack:
+        value, depth, where = stack.pop()
+        seen += 1
+        if seen > max_nodes:
+            raise ScenarioError("scenario", f"holds more than {max_nodes:,} values")
+        if depth >= max_depth:
+            raise ScenarioError(
+                where or "scenario",
+                f"nests objects and lists more than {max_depth} levels deep",
+            )
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in pairs:
+            if isinstance(child, dict | list | tuple):
+                if isinstance(value, dict):
+                    child_where = f"{where}.{_key(key)}" if where else _key(key)
+                else:
+                    child_where = f"{where or 'scenario'}[{key}]"
+                stack.append((child, depth + 1, child_where))
+            else:
+                seen += 1
+        if seen > max_nodes:
+            raise ScenarioError("scenario", f"holds more than {max_nodes:,} values")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ScenarioError(
+        "scenario", f"{name} is not a number JSON allows: every number must be finite"
+    )
+
+
+def _parse_int(text: str) -> int | float:
+    # Longer than any bound in a scenario: let the field's check say "out of range"
+    # instead of int() refusing a 5,000-digit literal (sys.get_int_max_str_digits).
+    return int(text) if len(text) <= 40 else float(text)
+
+
+def parse_scenario_text(text: str | bytes, max_bytes: int = MAX_TEXT_BYTES) -> Any:
+    """Parse scenario JSON text from a user safely; return the data for :func:`load_scenario`.
+
+    At most ``max_bytes`` bytes of UTF-8; ``NaN``, ``Infinity`` and ``-Infinity`` are
+    refused; nesting is bounded (:func:`check_depth`). Every problem -- too big, not UTF-8,
+    not JSON, too deep -- is a one-line :class:`ScenarioError` with field ``"scenario"``,
+    never another exception.
+    """
+    size = len(text)
+    if size <= max_bytes and isinstance(text, str):
+        size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise ScenarioError(
+            "scenario", f"is {size:,} bytes; a scenario may be at most {max_bytes:,} bytes"
+        )
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ScenarioError("scenario", f"is not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+    except RecursionError:
+        raise ScenarioError(
+            "scenario", f"nests objects and lists more than {MAX_DEPTH} levels deep"
+        ) from None
+    except ValueError as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        detail = " ".join(str(exc).split())[:200]
+        raise ScenarioError("scenario", f"is not valid JSON ({detail})") from None
+    check_depth(data)
+    return data
 
 
 WERKZEUG: dict[str, tuple[Any, Any]] = {
@@ -148,11 +325,13 @@ def _section(path: str, raw: Any, spec: dict[str, tuple[Any, Any]]) -> dict[str,
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ScenarioError(path, "must be an object")
+        raise ScenarioError(path, f"must be an object (got {show(raw)})")
     for key in raw:
         if key not in spec:
             allowed = ", ".join(spec)
-            raise ScenarioError(f"{path}.{key}", f"is not a known field (allowed: {allowed})")
+            raise ScenarioError(
+                f"{path}.{_key(key)}", f"is not a known field (allowed: {allowed})"
+            )
     out = {}
     for key, (default, check) in spec.items():
         out[key] = check(f"{path}.{key}", raw[key]) if key in raw else default
@@ -163,7 +342,7 @@ def _server(raw: Any) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ScenarioError("server", "must be an object")
+        raise ScenarioError("server", f"must be an object (got {show(raw)})")
     kind = _choice("werkzeug", "gunicorn")("server.kind", raw.get("kind", "werkzeug"))
     rest = {k: v for k, v in raw.items() if k != "kind"}
     spec = WERKZEUG if kind == "werkzeug" else GUNICORN
@@ -189,13 +368,15 @@ def _value(path: str, value: Any) -> Any:
             return {"exp": check(f"{path}.exp", arg)}
         if dist == "uniform":
             if not isinstance(arg, list) or len(arg) != 2:
-                raise ScenarioError(f"{path}.uniform", "must be a list [lo, hi]")
+                raise ScenarioError(f"{path}.uniform", f"must be a list [lo, hi] (got {show(arg)})")
             lo = check(f"{path}.uniform[0]", arg[0])
             hi = check(f"{path}.uniform[1]", arg[1])
             if hi < lo:
                 raise ScenarioError(f"{path}.uniform", f"needs lo <= hi (got [{lo:g}, {hi:g}])")
             return {"uniform": [lo, hi]}
-        raise ScenarioError(path, f'unknown distribution {dist!r} (allowed: "exp", "uniform")')
+        raise ScenarioError(
+            path, f'unknown distribution {show(dist)} (allowed: "exp", "uniform")'
+        )
     return check(path, value)
 
 
@@ -203,13 +384,18 @@ def _endpoints(raw: Any) -> dict[str, list[dict[str, Any]]]:
     if not isinstance(raw, dict) or not raw:
         raise ScenarioError("endpoints", 'must map at least one path to its segments, e.g. '
                             '{"/sleep": [{"io_ms": 1000}]}')
+    if len(raw) > MAX_ENDPOINTS:
+        raise ScenarioError(
+            "endpoints", f"has {len(raw):,} paths; a scenario may have at most {MAX_ENDPOINTS}"
+        )
     out: dict[str, list[dict[str, Any]]] = {}
     for path, segments in raw.items():
-        where = f"endpoints.{path}"
-        if not isinstance(path, str) or not path.startswith("/") or len(path) > 200:
-            raise ScenarioError(where, "a path must start with '/' (at most 200 characters)")
+        where = f"endpoints.{_key(path)}"
+        _url_path(where, path)
         if not isinstance(segments, list) or len(segments) > 100:
-            raise ScenarioError(where, "must be a list of at most 100 segments")
+            raise ScenarioError(
+                where, f"must be a list of at most 100 segments (got {show(segments)})"
+            )
         clean = []
         for i, seg in enumerate(segments):
             spath = f"{where}[{i}]"
@@ -224,7 +410,7 @@ def _endpoints(raw: Any) -> dict[str, list[dict[str, Any]]]:
                 clean.append({kind: _text(64)(f"{spath}.{kind}", value)})
             else:
                 raise ScenarioError(
-                    f"{spath}.{kind}",
+                    f"{spath}.{_key(kind)}",
                     "is not a segment kind (allowed: cpu_ms, io_ms, " + ", ".join(STORE_OPS) + ")",
                 )
         out[path] = clean
@@ -235,20 +421,24 @@ def _paths(where: str, item: dict[str, Any], endpoints: dict[str, Any]) -> dict[
     if "path" in item and "paths" in item:
         raise ScenarioError(where, 'give either "path" or "paths", not both')
     if "path" in item:
-        mix = {item["path"]: 1.0}
         field = f"{where}.path"
+        mix = {_url_path(field, item["path"]): 1.0}
     elif "paths" in item:
         mix = item["paths"]
         field = f"{where}.paths"
         if not isinstance(mix, dict) or not mix:
-            raise ScenarioError(field, 'must map paths to weights, e.g. {"/a": 0.9, "/b": 0.1}')
+            raise ScenarioError(
+                field,
+                f'must map paths to weights, e.g. {{"/a": 0.9, "/b": 0.1}} (got {show(mix)})',
+            )
     else:
         raise ScenarioError(where, 'needs "path" (one endpoint) or "paths" (a weighted mix)')
     clean = {}
     for path, weight in mix.items():
+        _url_path(f"{field}.{_key(path)}", path)
         if path not in endpoints:
             known = ", ".join(endpoints)
-            raise ScenarioError(field, f"{path!r} has no endpoint (known: {known})")
+            raise ScenarioError(field, f"{show(path)} has no endpoint (known: {known})")
         clean[path] = _num(0, 1e9)(f"{field}.{path}", weight)
     if sum(clean.values()) <= 0:
         raise ScenarioError(field, "weights must not all be zero")
@@ -258,12 +448,17 @@ def _paths(where: str, item: dict[str, Any], endpoints: dict[str, Any]) -> dict[
 def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     if not isinstance(raw, list) or not raw:
         raise ScenarioError("workload", "must be a non-empty list of bursts or arrival streams")
+    if len(raw) > MAX_WORKLOAD_ITEMS:
+        raise ScenarioError(
+            "workload",
+            f"has {len(raw):,} items; a scenario may have at most {MAX_WORKLOAD_ITEMS:,}",
+        )
     out = []
     expected = 0.0
     for i, item in enumerate(raw):
         where = f"workload[{i}]"
         if not isinstance(item, dict):
-            raise ScenarioError(where, "must be an object")
+            raise ScenarioError(where, f"must be an object (got {show(item)})")
         kinds = [k for k in ("poisson", "constant") if k in item]
         if len(kinds) > 1:
             raise ScenarioError(where, 'give one of "poisson" or "constant", not both')
@@ -299,7 +494,9 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
         for key in item:
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
-                raise ScenarioError(f"{where}.{key}", f"is not a known field (allowed: {known})")
+                raise ScenarioError(
+                    f"{where}.{_key(key)}", f"is not a known field (allowed: {known})"
+                )
         out.append(clean)
     if expected > MAX_REQUESTS:
         raise ScenarioError(
@@ -351,10 +548,11 @@ def load_scenario(data: Any) -> Scenario:
     if isinstance(data, Scenario):
         return data
     if not isinstance(data, dict):
-        raise ScenarioError("", "a scenario must be a JSON object")
+        raise ScenarioError("scenario", f"must be a JSON object (got {show(data)})")
+    check_depth(data)
     for key in data:
         if key not in TOP:
-            raise ScenarioError(key, f"is not a known field (allowed: {', '.join(TOP)})")
+            raise ScenarioError(_key(key), f"is not a known field (allowed: {', '.join(TOP)})")
     endpoints = _endpoints(data.get("endpoints"))
     workload, expected = _workload(data.get("workload"), endpoints)
     return Scenario(
@@ -366,6 +564,6 @@ def load_scenario(data: Any) -> Scenario:
         endpoints=endpoints,
         workload=workload,
         client=_section("client", data.get("client"), CLIENT),
-        seed=_num(0, 2**63 - 1, True)("seed", data.get("seed", 1)),
+        seed=check_seed(data.get("seed", 1)),
         expected_requests=expected,
     )
