@@ -7,14 +7,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1
 
-WORKDIR /srv/wsgiscope
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY simulator ./simulator
 COPY templates ./templates
 COPY static ./static
-# Editable install keeps templates/ and static/ beside the packages, where the app finds them.
-RUN pip install -e '.[lab]' && useradd --create-home wsgiscope
+# A regular install: the wheel carries the templates, static files and lessons, so the
+# sources are not needed once it is installed.
+RUN pip install '.[lab]' && rm -rf /src && useradd --create-home wsgiscope
+WORKDIR /home/wsgiscope
 USER wsgiscope
 
 EXPOSE 8000
