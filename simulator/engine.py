@@ -1,4 +1,9 @@
-"""Run a scenario: clients, the kernel, a server model, cores and GILs -> a :class:`Trace`."""
+"""Run a scenario: clients, the kernel, a server model, cores and GILs -> a :class:`Trace`.
+
+:class:`Sim` is the one run: it owns the clock, the recorder, the cores and the listen
+socket, plays the clients, and gives the server models what :class:`~.context.Sim` says
+they may use. Only the package's :func:`run` imports this module.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import gc
 import math
 import random
 from bisect import bisect
+from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
@@ -33,7 +39,8 @@ def _sampler(rng: random.Random, value: Any) -> Any:
 
 
 class Sim:
-    """Everything one run shares: clock, recorder, cores, listen socket, settings."""
+    """Everything one run shares: clock, recorder, cores, listen socket, settings
+    (it provides :class:`~.context.Sim`)."""
 
     def __init__(self, sc: Scenario, seed: int) -> None:
         self.sc = sc
@@ -275,7 +282,7 @@ class Sim:
         req.thread = th.key
         self.rec.req(req, "accept", th.key)
 
-    def serve(self, th: Thread, req: Request, on_done: Any) -> None:
+    def serve(self, th: Thread, req: Request, on_done: Callable[[Thread], None]) -> None:
         """Run the request's whole lifecycle on ``th``; then ``on_done(th)``."""
         req.started = self.env.now
         req.thread = th.key
