@@ -64,6 +64,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.config.setdefault("MAX_CONTENT_LENGTH", app.config["MAX_UPLOAD_BYTES"])
 
+    from .lessons import init_app as init_lessons
+
+    init_lessons(app)  # LESSONS: a teacher's lesson folders (default $WSGISCOPE_LESSONS)
+
     from .stream import sock
     from .web.exports import bp as exports_bp
     from .web.pages import bp as pages_bp

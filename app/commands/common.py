@@ -41,10 +41,34 @@ def _read_file(path: str, what: str) -> str:
         raise CliError(f"cannot read {what} file {path}: {exc}") from None
 
 
-def load_scenario_arg(text: str) -> dict[str, Any]:
+def add_lessons_flag(parser: Any) -> None:
+    """``--lessons DIR`` (repeatable): a teacher's folders of lesson files."""
+    parser.add_argument(
+        "--lessons", metavar="DIR", action="append", default=None,
+        help="a folder of your own <lesson-name>.json lesson files, shown beside the "
+        "built-in ones; may be given more than once (default: $WSGISCOPE_LESSONS, a path "
+        "list)",
+    )
+
+
+def load_lessons_arg(folders: list[str] | None) -> dict[str, Any]:
+    """The built-in lessons and those in ``--lessons`` folders (without the flag, in
+    ``$WSGISCOPE_LESSONS``). A bad lesson file is a ``CliError`` naming file and field."""
+    from wsgiscope.simulator.lesson import LessonError
+
+    from ..lessons import ENV, load_lessons
+
+    try:
+        return load_lessons(os.environ.get(ENV, "") if folders is None else folders)
+    except LessonError as exc:
+        raise CliError(str(exc)) from None
+
+
+def load_scenario_arg(text: str, lessons: dict[str, Any] | None = None) -> dict[str, Any]:
     """Scenario data from a command-line argument: ``-`` (standard input), a JSON file
-    path, or a preset name. Raises ``CliError`` with one clear line on any problem; the
-    data is not validated here (``simulator.load_scenario`` does that)."""
+    path, or a preset name (of ``lessons``, default the built-in ones). Raises
+    ``CliError`` with one clear line on any problem; the data is not validated here
+    (``simulator.load_scenario`` does that)."""
     from wsgiscope.simulator import presets
 
     if text == "-":
@@ -55,11 +79,11 @@ def load_scenario_arg(text: str) -> dict[str, Any]:
         where = text
     else:
         try:
-            preset = presets.get(text)
+            preset = presets.get(text, lessons)
         except KeyError:
             if text.endswith(".json") or os.sep in text:
                 raise CliError(f"scenario file not found: {text}") from None
-            names = ", ".join(sorted(presets.PRESETS)) or "none"
+            names = ", ".join(sorted(lessons or presets.PRESETS)) or "none"
             raise CliError(
                 f"{text!r} is neither a scenario file nor a preset (presets: {names})"
             ) from None
@@ -103,9 +127,10 @@ def render(trace: Any, fmt: str) -> str:
     return export.to_table(trace)
 
 
-def scenario_with_profile(scenario_arg: str, profile_path: str | None) -> dict[str, Any]:
+def scenario_with_profile(scenario_arg: str, profile_path: str | None,
+                          lessons: dict[str, Any] | None = None) -> dict[str, Any]:
     """The scenario named on the command line, with a ``--profile`` file laid over it."""
-    data = load_scenario_arg(scenario_arg)
+    data = load_scenario_arg(scenario_arg, lessons)
     if profile_path:
         profile = _parse_json(_read_file(profile_path, "profile"), profile_path)
         data = merge_profile(data, profile, profile_path)

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from .. import LOOPBACK_HOSTS
-from .common import CliError
+from .common import CliError, add_lessons_flag, load_lessons_arg
 
 
 def add_parser(subparsers: Any) -> None:
@@ -25,6 +25,7 @@ def add_parser(subparsers: Any) -> None:
                    help="let the page start real servers even when listening beyond loopback")
     p.add_argument("--threads", type=int, default=64,
                    help="gunicorn threads; each open page holds one for its WebSocket (default 64)")
+    add_lessons_flag(p)
     p.set_defaults(func=serve)
 
 
@@ -38,7 +39,10 @@ def serve(args: argparse.Namespace) -> int:
         raise CliError(f"--port must be between 1 and 65535 (got {args.port})")
     if not 1 <= args.threads <= 1000:
         raise CliError(f"--threads must be between 1 and 1000 (got {args.threads})")
-    config = {"LAB_ENABLED": lab_enabled(args.host, args.allow_lab)}
+    config: dict[str, Any] = {"LAB_ENABLED": lab_enabled(args.host, args.allow_lab)}
+    if getattr(args, "lessons", None) is not None:
+        config["LESSONS"] = args.lessons
+    load_lessons_arg(config.get("LESSONS"))  # a bad lesson file stops here, in one line
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
     if args.dev:
         from .. import create_app

@@ -11,7 +11,13 @@ import argparse
 import sys
 from typing import Any
 
-from .common import FORMATS, render, scenario_with_profile
+from .common import (
+    FORMATS,
+    add_lessons_flag,
+    load_lessons_arg,
+    render,
+    scenario_with_profile,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -42,6 +48,7 @@ def add_parser(subparsers: Any) -> None:
         help='calibration profile {"costs": {...}, "machine": {...}} measured on a machine; '
         "its values replace the scenario's",
     )
+    add_lessons_flag(p)
     p.set_defaults(func=cmd_simulate)
 
     q = subparsers.add_parser(
@@ -49,13 +56,14 @@ def add_parser(subparsers: Any) -> None:
         help="list the built-in scenarios",
         description="List the built-in scenarios: name, title and the lesson each teaches.",
     )
+    add_lessons_flag(q)
     q.set_defaults(func=cmd_presets)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from wsgiscope import simulator
 
-    data = scenario_with_profile(args.scenario, args.profile)
+    data = scenario_with_profile(args.scenario, args.profile, load_lessons_arg(args.lessons))
     scenario = simulator.load_scenario(data)  # ScenarioError -> one line, exit 2
     trace = simulator.run(scenario, seed=args.seed)
     sys.stdout.write(render(trace, args.format))
@@ -64,9 +72,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from wsgiscope.simulator import presets
-
-    items = list(presets.PRESETS.values())
+    items = list(load_lessons_arg(args.lessons).values())
     if not items:
         print("no presets")
         return 0

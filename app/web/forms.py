@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app
 from wsgiscope import simulator
 
+from ..lessons import current as current_lessons
 from ..runs import load_for_web
 
 #: The preset a teacher sees first.
@@ -67,7 +68,8 @@ ALL_FIELDS = {f[0]: f for f in WERKZEUG_FIELDS + GUNICORN_FIELDS + MACHINE_FIELD
 
 
 def all_presets() -> dict[str, Any]:
-    return dict(simulator.presets.PRESETS)
+    """The bundled lessons and the teacher's (the app's ``LESSONS`` folders)."""
+    return current_lessons()
 
 
 def default_scenario() -> dict[str, Any]:

@@ -101,7 +101,7 @@ def index() -> Any:
             preset = ""
         elif preset:
             try:
-                p = simulator.presets.get(preset)
+                p = simulator.presets.get(preset, all_presets())
             except KeyError:
                 raise simulator.ScenarioError(
                     "", f"there is no preset {preset!r} (known: {', '.join(all_presets())})"
@@ -137,7 +137,7 @@ def preset_fragment() -> Any:
     """The form filled with a preset, plus (out of band) its run and lesson."""
     name = request.args.get("preset", "")
     try:
-        p = simulator.presets.get(name)
+        p = simulator.presets.get(name, all_presets())
     except KeyError:
         return _invalid(form_values(default_scenario()), simulator.ScenarioError(
             "", f"there is no preset {name!r} (known: {', '.join(all_presets())})"))
