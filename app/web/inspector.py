@@ -35,7 +35,6 @@ STAGE_NOTES = {
 }
 
 
-
 def inspect_request(trace: Trace, rid: int) -> dict[str, Any]:
     """One request's life as waterfall rows: [{label, note, start, end, parts, marker}]."""
     rec = trace.requests[rid]
