@@ -191,8 +191,6 @@ def form_field_for(error_field: str) -> str:
     return ""
 
 
-
-
 def load_for_page(data: Any) -> simulator.Scenario:
     """Validate a scenario the page sent, within this server's ``MAX_REQUESTS``."""
     return load_for_web(data, current_app.config["MAX_REQUESTS"])
