@@ -8,7 +8,7 @@ JSON. Each reads only the Trace, so simulated and measured runs export the same 
 * :func:`to_chrome_trace` (:mod:`.export_chrome`) -- JSON for Perfetto (ui.perfetto.dev) or
   ``chrome://tracing``: a track per thread, the GIL holder per process and the backlog as a
   counter.
-* :func:`to_json` -- DESIGN.md's result format (:meth:`Trace.to_result`).
+* :func:`to_json` -- the result format of docs/ARCHITECTURE.md (:meth:`Trace.to_result`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .trace import RequestRecord, Trace
 
 
 def to_json(trace: Trace) -> dict[str, Any]:
-    """DESIGN.md's result format: ``{"requests": [...], "summary": {...}}``."""
+    """The result format (docs/ARCHITECTURE.md): ``{"requests": [...], "summary": {...}}``."""
     return trace.to_result()
 
 

@@ -64,13 +64,13 @@ STAGES = (
     "write",  # the server writes status, headers and body, closes the connection
 )
 
-#: The per-request fields of DESIGN.md's result format (a RequestRecord has more).
+#: The per-request fields of the result format (docs/ARCHITECTURE.md); a RequestRecord has more.
 RESULT_FIELDS = (
     "id", "path", "sent_ms", "accepted_ms", "started_ms", "finished_ms", "status",
     "http_status", "worker", "thread", "syn_retries", "queue_ms", "gil_wait_ms", "cpu_ms",
 )
 
-#: Request statuses (DESIGN.md result format).
+#: Request statuses (the result format, docs/ARCHITECTURE.md).
 STATUSES = ("ok", "error", "reset", "timeout")
 
 
@@ -143,7 +143,7 @@ class Trace:
         ]
 
     def to_result(self) -> dict[str, Any]:
-        """DESIGN.md's result format: ``{"requests": [...], "summary": {...}}``."""
+        """The result format (docs/ARCHITECTURE.md): ``{"requests": [...], "summary": {...}}``."""
         return {
             "source": self.source,
             "scenario": self.scenario.get("name", ""),

@@ -1,6 +1,6 @@
 """Server models: how each WSGI server accepts connections and hands them to threads.
 
-One module per server family, each following the real server's source (see DESIGN.md):
+One module per server family, each following the real server's source (see docs/ARCHITECTURE.md):
 :mod:`.werkzeug` (the dev server: single, threaded, forking) and :mod:`.gunicorn` (the
 arbiter and its sync, gthread and gevent workers). :mod:`.base` holds what they share.
 A family module offers ``model_for(server_section) -> Server subclass``; adding a server is

@@ -10,8 +10,8 @@ CPU_MS = 60.0
 
 @pytest.mark.lab
 def test_cpu_bound_threads_take_turns_on_the_gil() -> None:
-    # DESIGN.md: four simultaneous GET /cpu on the threaded dev server; each request's own
-    # CPU time is its work, the rest of its wall time is waiting for the GIL.
+    # docs/ARCHITECTURE.md: four simultaneous GET /cpu on the threaded dev server; each
+    # request's own CPU time is its work, the rest of its wall time is waiting for the GIL.
     sc = {
         "name": "four CPU-bound requests on threads",
         "server": {"kind": "werkzeug", "threaded": True},

@@ -1,4 +1,5 @@
-"""DESIGN.md's measured table, measured again on this machine (1 s sleeps scaled to 0.5 s).
+"""The measured table of docs/ARCHITECTURE.md, measured again on this machine (1 s sleeps
+scaled to 0.5 s).
 
 Ten simultaneous clients each ``GET /sleep``: the staircase (one thread), all at once (a
 thread each, or greenlets), and waves (4 processes, 2 sync workers, 1 worker x 4 threads).

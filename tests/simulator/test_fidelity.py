@@ -1,4 +1,4 @@
-"""The facts of DESIGN.md, reproduced by the engine from its mechanisms."""
+"""The facts of docs/ARCHITECTURE.md, reproduced by the engine from its mechanisms."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def close(got: float, want: float) -> bool:
     return abs(got - want) <= max(0.03 * want, 0.030)
 
 
-# DESIGN.md "Measured on a 2-core machine": ten clients, GET /sleep (1 s).
+# docs/ARCHITECTURE.md, "The first rows of the fidelity table": ten clients, GET /sleep (1 s).
 MEASURED = [
     ("dev-single-thread", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
     ("dev-threaded", [1.01] * 10),
