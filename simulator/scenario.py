@@ -90,7 +90,7 @@ def show(value: Any) -> str:
 
 def _key(key: Any) -> str:
     """An object key as it appears in a field path: as written when plain, quoted otherwise."""
-    if isinstance(key, str) and len(key) <= 60 and key.isprintable():
+    if isinstance(key, str) and 0 < len(key) <= 60 and key.isprintable() and key.strip() == key:
         return key
     return show(key)
 
@@ -549,10 +549,10 @@ def load_scenario(data: Any) -> Scenario:
         return data
     if not isinstance(data, dict):
         raise ScenarioError("scenario", f"must be a JSON object (got {show(data)})")
-    check_depth(data)
     for key in data:
         if key not in TOP:
             raise ScenarioError(_key(key), f"is not a known field (allowed: {', '.join(TOP)})")
+    check_depth(data)
     endpoints = _endpoints(data.get("endpoints"))
     workload, expected = _workload(data.get("workload"), endpoints)
     return Scenario(
