@@ -1,8 +1,7 @@
 """Cores, processes, and threads that run programs of CPU and I/O steps.
 
-* :class:`Cores` -- every thread that is running bytecode (it holds its process's GIL, or
-  there is no GIL) shares the machine's cores: with more runnable threads than cores each
-  gets ``cores / n`` of a core (processor sharing), less a context-switch cost.
+* :class:`~.cores.Cores` (in :mod:`.cores`) -- the machine's cores, shared by every thread
+  running bytecode.
 * :class:`Process` -- a lane with its own :class:`~.gil.Gil` (or none when free-threaded)
   and its own module globals.
 * :class:`Thread` -- runs a list of steps: ``(CPU, ms, stage)``, ``(IO, ms, stage)`` or
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .core import URGENT, Env
+from .cores import Cores
 from .gil import Gil
 from .request import Recorder, Request
 
@@ -34,58 +34,6 @@ class Host(Protocol):
     rec: Recorder
     machine: dict[str, Any]
     cores: Cores
-
-
-class Cores:
-    """Processor sharing of ``cores`` among the threads running bytecode."""
-
-    __slots__ = ("env", "cores", "switch_ms", "running", "rate")
-
-    def __init__(self, env: Env, cores: int, context_switch_ms: float) -> None:
-        self.env = env
-        self.cores = cores
-        self.switch_ms = context_switch_ms
-        self.running: list[Thread] = []
-        self.rate = 1.0
-
-    def _rate_for(self, n: int) -> float:
-        if n <= self.cores:
-            return 1.0
-        # Linux CFS: a time slice of 6 ms shared by the runnable threads of a core,
-        # at least 0.75 ms; every slice costs one context switch.
-        per_core = n / self.cores
-        slice_ms = max(0.75, 6.0 / per_core)
-        return (self.cores / n) * slice_ms / (slice_ms + self.switch_ms)
-
-    def _account(self) -> None:
-        """Charge every running thread for the work done since it was last charged."""
-        now = self.env.now
-        rate = self.rate
-        for th in self.running:
-            th.work -= (now - th.since) * rate
-            th.since = now
-
-    def add(self, th: Thread) -> None:
-        self._account()
-        self.running.append(th)
-        th.since = self.env.now
-        self._rerate(th)
-
-    def remove(self, th: Thread) -> None:
-        self._account()
-        self.running.remove(th)
-        th.token += 1  # cancels its pending completion
-        self._rerate(None)
-
-    def _rerate(self, new: Thread | None) -> None:
-        rate = self._rate_for(len(self.running))
-        if rate == self.rate:
-            if new is not None:
-                new.schedule_cpu_done(rate)
-            return
-        self.rate = rate
-        for th in self.running:
-            th.schedule_cpu_done(rate)
 
 
 class Process:

@@ -16,7 +16,8 @@ from itertools import accumulate
 from typing import Any
 
 from .core import NORMAL, URGENT, Env
-from .cpu import CALL, CPU, IO, Cores, Process, Step, Thread
+from .cores import Cores
+from .cpu import CALL, CPU, IO, Process, Step, Thread
 from .kernel import ListenSocket, ack_retry_offsets_ms, syn_offsets_ms
 from .request import Recorder, Request
 from .scenario import MAX_REQUESTS, Scenario, load_scenario
