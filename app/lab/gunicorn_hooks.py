@@ -4,10 +4,13 @@ Loaded with ``gunicorn -c python:wsgiscope.app.lab.gunicorn_hooks``; everything 
 workers, threads, backlog, timeout ...) comes from the command line the launcher builds.
 
 * ``when_ready`` (arbiter): a ``ready`` record with the port the kernel picked.
-* ``post_fork`` (worker): a ``boot`` record; wraps the worker's connection hand-off so the
-  accept time of each connection is stamped (sync and gevent: ``handle`` right after
-  ``accept()``; gthread: ``enqueue_req`` right after ``accept()`` in the main thread, and
-  ``handle`` when a pool thread picks the connection up).
+* ``post_fork`` (worker): first of all, the worker dies with the arbiter
+  (:func:`~wsgiscope.app.lab.launcher.die_with_parent`: a worker busy in a long request
+  would otherwise outlive a killed arbiter, and keep the port open); then a ``boot``
+  record; wraps the worker's connection hand-off so the accept time of each connection is
+  stamped (sync and gevent: ``handle`` right after ``accept()``; gthread: ``enqueue_req``
+  right after ``accept()`` in the main thread, and ``handle`` when a pool thread picks the
+  connection up).
 * ``post_worker_init``: a worker ``ready`` record.
 * ``pre_request`` / ``post_request``: the request's parse-done and written times, thread,
   CPU time and status, merged with what the Flask app recorded; one line per request.
@@ -22,6 +25,7 @@ import threading
 from typing import Any
 
 from wsgiscope.app.lab.demo_app import ENVIRON_KEY
+from wsgiscope.app.lab.launcher import die_with_parent
 from wsgiscope.app.lab.recorder import RecordSink, load_config, now_ms, thread_cpu_ms
 
 _cfg = load_config()
@@ -41,6 +45,7 @@ def when_ready(server: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
+    die_with_parent(worker.ppid)
     _sink.write({"kind": "boot", "t": now_ms(), "age": worker.age})
     worker_class = type(worker).__name__
     if worker_class == "ThreadWorker":

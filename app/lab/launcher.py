@@ -6,6 +6,12 @@ gunicorn (``sync``, ``gthread``, ``gevent``, with the hooks of
 session and process group, waits until it listens (and, for gunicorn, until every worker
 has booted), and always stops it: a polite signal first, then SIGKILL to the whole group,
 then the group is checked empty. Use it as a context manager.
+
+No orphans, ever: every process the lab starts dies when its parent dies, however the
+parent goes (Linux ``PR_SET_PDEATHSIG``: :func:`die_with_parent`, set in the launched server
+and driver, in each gunicorn worker by the ``post_fork`` hook, and in each child werkzeug
+forks). A run's scratch directory (:func:`make_run_dir`) records its owner's pid; one left
+behind by a crash is removed at the next lab start (:func:`remove_stale_run_dirs`).
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,11 +37,84 @@ _PR_SET_PDEATHSIG = 1
 _LIVE: set[Server] = set()
 
 
-def die_with_parent() -> None:
-    """``preexec_fn``: the child gets SIGKILL if the thread that started it goes away
-    (Linux ``PR_SET_PDEATHSIG``), so even a lab process killed outright leaves no server."""
+#: Prefix of a lab run's scratch directory in the temporary directory.
+RUN_DIR_PREFIX = "wsgiscope-lab-"
+#: The file in a run directory that names the process owning it.
+OWNER_FILE = "owner.json"
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Make the calling process get SIGKILL when its parent goes away (Linux
+    ``PR_SET_PDEATHSIG``), so even a lab process killed outright leaves nothing running.
+
+    Call it in a new child (a ``preexec_fn``, a gunicorn ``post_fork`` hook, an
+    ``os.register_at_fork`` child hook). With ``parent_pid``, the pid the parent had before
+    the fork, it then checks that the parent is still that process: a parent that died
+    between the fork and the ``prctl`` would never send the signal, so the child kills
+    itself as the signal would have.
+    """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def child_of_this_process() -> functools.partial[None]:
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child dies with this process."""
+    return functools.partial(die_with_parent, os.getpid())
+
+
+def _start_time(pid: int) -> int | None:
+    """When a process started (clock ticks since boot), or None if there is no such process:
+    with the pid it tells a live owner from a new process that reuses a dead one's pid."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+    if not fields or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def make_run_dir() -> Path:
+    """A new scratch directory for a lab run, owned by this process (see
+    :func:`remove_stale_run_dirs`); stale ones from crashed runs are removed first."""
+    remove_stale_run_dirs()
+    run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
+    owner = {"pid": os.getpid(), "start": _start_time(os.getpid())}
+    (run_dir / OWNER_FILE).write_text(json.dumps(owner))
+    return run_dir
+
+
+def remove_stale_run_dirs(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove run directories whose owner is gone (a lab process killed before it could
+    clean up); return them. A directory is stale when the pid in its owner file is not
+    alive, or is alive but started at another time (the pid was reused). One with no
+    owner file yet is left alone unless it is more than an hour old."""
+    base = Path(root if root is not None else tempfile.gettempdir())
+    removed = []
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(RUN_DIR_PREFIX)]
+    except OSError:
+        return []
+    for path in candidates:
+        try:
+            if not path.is_dir() or path.is_symlink() or path.stat().st_uid != os.getuid():
+                continue
+            try:
+                owner = json.loads((path / OWNER_FILE).read_text())
+                pid, start = int(owner["pid"]), owner.get("start")
+                alive = _start_time(pid)
+                stale = alive is None or (start is not None and alive != start)
+            except (OSError, ValueError, KeyError, TypeError):
+                stale = time.time() - path.stat().st_mtime > 3600
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 @atexit.register
@@ -174,7 +256,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=child_of_this_process(),
             )
         finally:
             log.close()

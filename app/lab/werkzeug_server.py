@@ -12,10 +12,14 @@ connection (keyed by the client's address; a forked child inherits the stamp), a
 (in the new thread or child process), when the request line has been read, when the
 environ is built and when the response has been written, then writes the request's
 record.
+
+With ``processes=N`` every forked child dies with the server (``PR_SET_PDEATHSIG``, set
+right after the fork), so a killed server leaves no child serving, or holding the port.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Any
@@ -23,6 +27,7 @@ from typing import Any
 from werkzeug import serving
 
 from .demo_app import ENVIRON_KEY, create_app
+from .launcher import die_with_parent
 from .recorder import RecordSink, load_config, now_ms, thread_cpu_ms
 
 _ACCEPTED: dict[Any, float] = {}
@@ -67,6 +72,8 @@ class LabRequestHandler(serving.WSGIRequestHandler):
 
 
 def main() -> None:
+    # werkzeug forks a child per connection (processes > 1): each dies with this server.
+    os.register_at_fork(after_in_child=functools.partial(die_with_parent, os.getpid()))
     cfg = load_config()
     sink = RecordSink(cfg["record_dir"])
     server_cfg = cfg["scenario"]["server"]
