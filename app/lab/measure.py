@@ -8,8 +8,13 @@ then merge what the clients saw (connect, connected, first byte, finished, statu
 the server recorded (accept, thread, stages, CPU time) into the same :class:`Trace` the
 simulator produces, with ``source = "measured"``.
 
-Everything the lab starts is stopped and reaped before :func:`measure` returns or raises,
-whatever happens (an error, a timeout, a killed driver, Ctrl-C).
+Everything the lab starts is stopped and reaped, and the run's scratch directory removed,
+before :func:`measure` returns or raises, whatever happens (an error, a timeout, a killed
+driver, Ctrl-C). Run in the main thread (``wsgiscope measure``), SIGTERM and SIGHUP stop a
+run the same way; once it has cleaned up, the signal does what it would have done (by
+default the process ends, killed by that signal: exit status 128 + n), and Ctrl-C raises
+``KeyboardInterrupt``. If the process is killed outright (SIGKILL), every process of the
+run dies with it (see :mod:`.launcher`), and its scratch directory goes at the next start.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +40,10 @@ from wsgiscope.simulator.trace import Event, RequestRecord, Trace, summarise
 from .launcher import (
     LabError,
     Server,
-    die_with_parent,
+    child_of_this_process,
     group_members,
     machine_cpu_s,
+    make_run_dir,
 )
 from .recorder import read_records
 from .sampler import BacklogSampler
@@ -105,32 +111,125 @@ def measure(
     plan = lab_plan(scenario, seed)
     norm = plan["scenario"]
     report = progress or (lambda _f, _m: None)
-    run_dir = Path(tempfile.mkdtemp(prefix="wsgiscope-lab-"))
+    scope = _RunScope()
+    with _signals_stop_the_run(scope):
+        try:
+            scope.run_dir = run_dir = make_run_dir()
+            report(0.0, "starting the server")
+            server = Server(norm, run_dir, plan["seed"])
+            scope.servers.append(server)
+            with server:
+                load = _LoadMeter(server)
+                sampler = BacklogSampler(server.port).start()
+                try:
+                    results = _drive(server, plan, run_dir, report, scope)
+                finally:
+                    sampler.stop()
+                    load.stop(sampler.cpu_s)
+            report(0.99, "building the trace")
+            records = list(read_records(server.record_dir))
+            trace = build_trace(plan, results, records, sampler.samples)
+            trace.summary["lab"]["backlog_polls"] = sampler.polls
+            trace.summary["lab"]["port"] = server.port
+            trace.summary["lab"].update(load.figures())
+            report(1.0, "done")
+            return trace
+        finally:
+            if keep_dir is not None and scope.run_dir is not None:
+                shutil.copytree(scope.run_dir, keep_dir, dirs_exist_ok=True)
+            scope.sweep()
+
+
+class LabInterrupted(BaseException):
+    """A signal (SIGTERM, SIGHUP) stopped a lab run. Raised in the main thread, like
+    ``KeyboardInterrupt`` for Ctrl-C, so that the run unwinds and cleans up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"the lab run was stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class _RunScope:
+    """What one :func:`measure` run has started, and how to take it all down (idempotent)."""
+
+    def __init__(self) -> None:
+        self.run_dir: Path | None = None
+        self.servers: list[Server] = []
+        self.driver: subprocess.Popen[bytes] | None = None
+
+    def sweep(self) -> None:
+        driver, self.driver = self.driver, None
+        if driver is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+            _reap_group(driver.pid)
+        for server in self.servers:
+            server.stop()
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+#: Signals that stop a run (in the main thread) the way Ctrl-C does.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _signals_stop_the_run(scope: _RunScope) -> Iterator[None]:
+    """SIGTERM, SIGHUP and SIGINT stop the run and clean up, then act as they would have.
+
+    Only the main thread can handle signals: a run in another thread (the web lab) relies
+    on its processes dying with the parent and on the stale-directory sweep instead. A
+    signal that is ignored, or that someone else handles, is left alone. Only the first
+    signal interrupts: one arriving during the clean-up waits until the clean-up is done.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        if fired:
+            return  # already stopping: let the clean-up finish
+        fired.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise LabInterrupted(signum)
+
+    previous: dict[int, Any] = {}
+    for sig in _STOP_SIGNALS:
+        handler = signal.getsignal(sig)
+        default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        if handler is default:
+            previous[sig] = signal.signal(sig, stop)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
     try:
-        report(0.0, "starting the server")
-        with Server(norm, run_dir, plan["seed"]) as server:
-            load = _LoadMeter(server)
-            sampler = BacklogSampler(server.port).start()
-            try:
-                results = _drive(server, plan, run_dir, report)
-            finally:
-                sampler.stop()
-                load.stop(sampler.cpu_s)
-        report(0.99, "building the trace")
-        trace = build_trace(plan, results, list(read_records(server.record_dir)), sampler.samples)
-        trace.summary["lab"]["backlog_polls"] = sampler.polls
-        trace.summary["lab"]["port"] = server.port
-        trace.summary["lab"].update(load.figures())
-        report(1.0, "done")
-        return trace
+        yield
+    except KeyboardInterrupt:
+        scope.sweep()  # again: the signal may have cut the first clean-up short
+        restore()
+        raise
+    except LabInterrupted as exc:
+        scope.sweep()
+        restore()
+        # Clean now: end the way the signal would have ended the process (status 128 + n).
+        os.kill(os.getpid(), exc.signum)
+        time.sleep(1.0)
+        raise SystemExit(128 + exc.signum) from None
     finally:
-        if keep_dir is not None:
-            shutil.copytree(run_dir, keep_dir, dirs_exist_ok=True)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        restore()
 
 
 def _drive(
-    server: Server, plan: dict[str, Any], run_dir: Path, report: Progress
+    server: Server,
+    plan: dict[str, Any],
+    run_dir: Path,
+    report: Progress,
+    scope: _RunScope | None = None,
 ) -> list[dict[str, Any]]:
     """Run the load driver to completion; return its per-request results."""
     sc = plan["scenario"]
@@ -154,8 +253,10 @@ def _drive(
         proc = subprocess.Popen(
             [sys.executable, "-m", "wsgiscope.app.lab.driver", str(plan_path), str(out_path)],
             cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent,
+            start_new_session=True, preexec_fn=child_of_this_process(),
         )  # fmt: skip
+    if scope is not None:
+        scope.driver = proc
     try:
         while proc.poll() is None:
             if time.monotonic() > deadline:
@@ -171,6 +272,8 @@ def _drive(
                 os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         _reap_group(proc.pid)
+        if scope is not None:
+            scope.driver = None
     if proc.returncode != 0:
         how = (
             f"was killed by signal {-proc.returncode}"
