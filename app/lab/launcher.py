@@ -46,6 +46,8 @@ OWNER_FILE = "owner.json"
 def die_with_parent(parent_pid: int | None = None) -> None:
     """Make the calling process get SIGKILL when its parent goes away (Linux
     ``PR_SET_PDEATHSIG``), so even a lab process killed outright leaves nothing running.
+    (Strictly, when the parent *thread* that forked it ends: the lab starts and stops each
+    server from one thread.)
 
     Call it in a new child (a ``preexec_fn``, a gunicorn ``post_fork`` hook, an
     ``os.register_at_fork`` child hook). With ``parent_pid``, the pid the parent had before
