@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -28,12 +29,13 @@ Step = tuple[int, Any, str | None]
 
 class Host(Protocol):
     """What processes and threads use of a run: the clock, the recorder, the machine's
-    settings and its cores (the engine's ``Sim`` provides them)."""
+    settings, its cores and the run's random numbers (the engine's ``Sim`` provides them)."""
 
     env: Env
     rec: Recorder
     machine: dict[str, Any]
     cores: Cores
+    rng: random.Random
 
 
 class Process:
@@ -48,7 +50,10 @@ class Process:
         if cooperative:
             self.gil: Gil | None = Gil(sim.env, sim.rec, key, 0.0, preemptive=False)
         elif m["gil"]:
-            self.gil = Gil(sim.env, sim.rec, key, m["switch_interval_ms"], preemptive=True)
+            # A thread signalled for the GIL runs a context switch later; which waiter a
+            # signal wakes is the run's (seeded) draw.
+            self.gil = Gil(sim.env, sim.rec, key, m["switch_interval_ms"], preemptive=True,
+                           wake_ms=m["context_switch_ms"], pick=sim.rng.randrange)
         else:
             self.gil = None
         self.globals: dict[str, int] = {}
@@ -59,7 +64,7 @@ class Thread:
     """A thread (or greenlet) that runs a program of steps for a request or a loop."""
 
     __slots__ = ("sim", "key", "proc", "req", "steps", "i", "on_done", "work", "since",
-                 "token", "state", "stage", "wait_from", "cpu_scale")
+                 "token", "state", "stage", "wait_from", "cpu_scale", "gil_ticket", "gil_saved")
 
     def __init__(self, sim: Host, proc: Process, key: str) -> None:
         self.sim = sim
@@ -77,6 +82,8 @@ class Thread:
         self.wait_from = 0.0
         self.cpu_scale = 1.0 if (proc.gil is not None or sim.machine["gil"]) else \
             sim.machine["nogil_slowdown"]
+        self.gil_ticket = 0  # kept by the GIL (gil.Waiter)
+        self.gil_saved = 0
         sim.rec.thread(key, "idle", None)
 
     # -- state --------------------------------------------------------------------------
@@ -178,8 +185,8 @@ class Thread:
         self._set("gil")
 
     def gil_granted(self) -> None:
-        # The OS has to wake this thread up: one context switch.
-        self.work += self.sim.machine["context_switch_ms"]
+        """It has taken the GIL it waited for (the OS's wake-up came before, as time the
+        GIL was free, not as work): back on a core."""
         self._on_core()
 
     # -- being killed -----------------------------------------------------------------------

@@ -1,98 +1,235 @@
-"""CPython's GIL, one per process (and, non-preemptive, a gevent worker's hub).
+"""CPython's GIL, one per process (``Python/ceval_gil.c``), and gevent's hub.
 
-A thread that wants it while another holds it waits; if the holder has not let go within
-the switch interval, a drop request forces the holder to hand it over at its next check,
-and the holder queues behind (CPython's ``FORCE_SWITCHING``). A thread lets go of it at
-every blocking call. Non-preemptive, it also models gevent's hub: a greenlet runs until it
-blocks.
+The GIL, as ``take_gil`` and ``drop_gil`` run it (CPython 3.11):
+
+* A thread that wants the GIL takes it at once if it is free -- even while a thread that
+  was signalled for it is still waking up (a thread back from I/O *barges* in).
+* Otherwise it waits on a condition variable, each waiter with its *own* timed wait of the
+  switch interval. When that wait times out, the GIL is still held and no switch happened
+  during the wait (``switch_number`` unchanged), it sets the drop request; either way it
+  waits again, a fresh interval from then. A wait that ends to find the GIL free takes it.
+* The holder lets go at every blocking call, and at its next eval-breaker check once a
+  drop request is set (at once, here). Letting go signals the condition variable: *one*
+  waiter wakes, whichever the OS picks (here a seeded uniform choice, never the one that
+  waited longest), and it takes the GIL only once the OS has run it, a context switch
+  later. A thread that barged in meanwhile keeps it, and the woken thread waits again.
+* A forced drop (``FORCE_SWITCHING``): the thread that let go waits until another thread
+  has taken the GIL, and only then asks for it again, as a new waiter with a fresh timed
+  wait. Its own signal never wakes it.
+* ``switch_number`` counts takes by a thread other than the last holder; a take resets a
+  pending drop request.
+
+So beside one CPU-bound thread an I/O thread gets the GIL back about one interval after
+each blocking call, but with two CPU-bound threads handing it to each other every interval,
+the I/O thread's own timer always sees a switch and it gets the GIL only when the OS's pick
+falls on it: its wait is a run of coin flips, many intervals long now and then.
+
+Non-preemptive (``preemptive=False``), the same class is gevent's hub: a greenlet runs
+until it blocks, and the greenlets ready to run get their turn in order.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from .core import URGENT, Env
 from .request import Recorder
 
+#: ``timer_at`` while :meth:`Gil._expire` runs: it schedules the next timer itself.
+_EXPIRING = float("inf")
+
 
 class Waiter(Protocol):
-    """What the GIL needs of a thread: its name, and two callbacks."""
+    """What the GIL needs of a thread: its name, two fields the GIL keeps on it, and two
+    callbacks."""
 
     @property
     def key(self) -> str: ...
 
+    #: bumped whenever the thread's timed wait or wake-up is over (stale timers check it)
+    gil_ticket: int
+    #: ``switch_number`` when its current timed wait began
+    gil_saved: int
+
     def preempt(self) -> None:
-        """The GIL was taken away mid-burst."""
+        """The GIL was taken away mid-burst (a drop request)."""
 
     def gil_granted(self) -> None:
-        """The GIL was handed to this waiting thread."""
+        """This waiting thread has taken the GIL."""
 
 
 class Gil:
-    """One process's GIL (or, with ``preemptive=False``, a gevent worker's hub)."""
+    """One process's GIL (or, with ``preemptive=False``, a gevent worker's hub).
 
-    __slots__ = ("env", "rec", "proc_key", "holder", "waiters", "switches", "_timer_for",
-                 "preemptive", "interval", "granted_at")
+    ``wake_ms`` is how long a signalled thread takes to run (a context switch); ``pick(n)``
+    chooses which of ``n`` waiters a signal wakes.
+    """
+
+    __slots__ = ("env", "rec", "proc_key", "holder", "last_holder", "switches", "waiters",
+                 "timers", "timer_at", "switch_waiter", "preemptive", "interval", "wake_ms",
+                 "pick", "granted_at", "ready")
 
     def __init__(self, env: Env, rec: Recorder, proc_key: str, interval: float,
-                 preemptive: bool) -> None:
+                 preemptive: bool, wake_ms: float = 0.0,
+                 pick: Callable[[int], int] | None = None) -> None:
         self.env = env
         self.rec = rec
         self.proc_key = proc_key
         self.holder: Waiter | None = None
-        self.waiters: deque[Waiter] = deque()
-        self.switches = 0
-        self._timer_for = -1
+        self.last_holder: Waiter | None = None
+        self.switches = 0  # switch_number
+        #: threads in their timed wait on the condition variable (a signal wakes one)
+        self.waiters: list[Waiter] = []
+        #: (deadline, thread, its ticket) of every timed wait, in deadline order
+        self.timers: deque[tuple[float, Waiter, int]] = deque()
+        self.timer_at = -1.0  # when the one pending timer event fires (-1: none)
+        #: the thread that was made to let go and waits for the switch (FORCE_SWITCHING)
+        self.switch_waiter: Waiter | None = None
         self.preemptive = preemptive
         self.interval = interval
+        self.wake_ms = wake_ms
+        self.pick = pick
         self.granted_at = 0.0
+        #: gevent: greenlets ready to run, in order
+        self.ready: deque[Waiter] = deque()
 
+    # -- take_gil --------------------------------------------------------------------------
     def acquire(self, th: Waiter) -> bool:
-        """Take the GIL if free (True); otherwise queue and return False."""
+        """Take the GIL if it is free (True); otherwise start waiting and return False
+        (``th.gil_granted()`` is called when it gets it)."""
         if self.holder is None:
-            self._grant(th)
+            self._take(th)
             return True
-        self.waiters.append(th)
-        self._arm()
+        if self.preemptive:
+            self.waiters.append(th)
+            self._timed_wait(th)
+        else:
+            self.ready.append(th)
         return False
 
-    def _grant(self, th: Waiter) -> None:
+    def _take(self, th: Waiter) -> None:
         self.holder = th
-        self.switches += 1
         self.granted_at = self.env.now
+        if th is not self.last_holder:
+            self.last_holder = th
+            self.switches += 1
         self.rec.gil(self.proc_key, th.key)
-        if self.waiters:
-            self._arm()
+        sw = self.switch_waiter
+        if sw is not None:
+            # The thread forced to let go sees the switch and asks for the GIL again.
+            self.switch_waiter = None
+            self.waiters.append(sw)
+            self._timed_wait(sw)
 
-    def _arm(self) -> None:
-        if self.preemptive and self._timer_for != self.switches:
-            self._timer_for = self.switches
-            self.env.after(self.interval, self._timeout, self.switches, URGENT)
+    def _timed_wait(self, th: Waiter) -> None:
+        """``th`` (already in ``waiters``) starts a timed wait of one interval."""
+        th.gil_saved = self.switches
+        th.gil_ticket += 1
+        deadline = self.env.now + self.interval
+        self.timers.append((deadline, th, th.gil_ticket))
+        if self.timer_at < 0:
+            # Deadlines come in the order the waits began: one pending event, for the
+            # earliest, is enough.
+            self.timer_at = deadline
+            self.env.at(deadline, self._expire, None, URGENT)
 
-    def _timeout(self, switches: int) -> None:
-        # A waiter waited a whole interval without seeing a switch: drop request.
-        if switches != self.switches or self.holder is None or not self.waiters:
-            return
-        old = self.holder
+    def _expire(self, _: object) -> None:
+        """Timed waits end: each one due takes a free GIL, or sets the drop request if no
+        switch happened during its wait, and waits again."""
+        self.timer_at = _EXPIRING
+        timers = self.timers
+        now = self.env.now
+        while timers and timers[0][0] <= now:
+            _, th, ticket = timers.popleft()
+            if ticket != th.gil_ticket:
+                continue  # that wait ended early (signalled, or the thread died)
+            holder = self.holder
+            if holder is None:
+                # Free while a signalled thread is still waking up: this one takes it.
+                self._leave(th)
+                self._take(th)
+                th.gil_granted()
+            elif th.gil_saved == self.switches:
+                # Drop request. The waiter waits again at once, so the signal may wake it.
+                self._timed_wait(th)
+                self._force(holder)
+            else:
+                self._timed_wait(th)
+        while timers and timers[0][2] != timers[0][1].gil_ticket:
+            timers.popleft()
+        if timers:
+            self.timer_at = timers[0][0]
+            self.env.at(self.timer_at, self._expire, None, URGENT)
+        else:
+            self.timer_at = -1.0
+
+    def _force(self, old: Waiter) -> None:
+        """The holder saw the drop request: it lets go and waits for the switch."""
         old.preempt()
-        self.waiters.append(old)
         self.holder = None
-        self._grant_next(forced=True)
+        self.rec.gil(self.proc_key, "")
+        self.switch_waiter = old
+        self._signal()
 
+    # -- drop_gil --------------------------------------------------------------------------
     def release(self, th: Waiter) -> None:
-        """The holder lets go (a blocking call, or the thread is done)."""
+        """``th`` lets go (a blocking call, or it is done); a thread that does not hold it
+        (it died while waiting) stops waiting."""
         if self.holder is not th:
-            if th in self.waiters:
-                self.waiters.remove(th)
+            self._forget(th)
             return
         self.holder = None
-        if self.waiters:
-            self._grant_next(forced=False)
+        if self.preemptive:
+            self.rec.gil(self.proc_key, "")
+            if self.waiters:
+                self._signal()
+        elif self.ready:
+            nxt = self.ready.popleft()
+            self._take(nxt)
+            nxt.gil_granted()
         else:
             self.rec.gil(self.proc_key, "")
 
-    def _grant_next(self, forced: bool) -> None:
-        th = self.waiters.popleft()
-        self._grant(th)
-        th.gil_granted()
+    def _signal(self) -> None:
+        """COND_SIGNAL: the OS wakes one waiter, which takes the GIL once it runs."""
+        waiters = self.waiters
+        n = len(waiters)
+        i = self.pick(n) if n > 1 and self.pick is not None else 0
+        th = waiters[i]
+        waiters[i] = waiters[-1]
+        waiters.pop()
+        th.gil_ticket += 1  # its timed wait is over
+        if self.wake_ms > 0:
+            self.env.after(self.wake_ms, self._woken, (th, th.gil_ticket), URGENT)
+        else:
+            self._woken((th, th.gil_ticket))
+
+    def _woken(self, arg: tuple[Waiter, int]) -> None:
+        th, ticket = arg
+        if ticket != th.gil_ticket:
+            return  # it died meanwhile
+        if self.holder is None:
+            self._take(th)
+            th.gil_granted()
+        else:
+            # Another thread barged in: wait again.
+            self.waiters.append(th)
+            self._timed_wait(th)
+
+    def _leave(self, th: Waiter) -> None:
+        waiters = self.waiters
+        i = waiters.index(th)
+        waiters[i] = waiters[-1]
+        waiters.pop()
+        th.gil_ticket += 1
+
+    def _forget(self, th: Waiter) -> None:
+        th.gil_ticket += 1  # cancels its timer and any wake-up under way
+        if th in self.waiters:
+            self._leave(th)
+        if self.switch_waiter is th:
+            self.switch_waiter = None
+        if th in self.ready:
+            self.ready.remove(th)
