@@ -10,7 +10,7 @@ unless the comment says otherwise.
 Validation is total: whatever JSON value (or Python data) comes in, :func:`load_scenario`
 either returns a :class:`Scenario` or raises :class:`ScenarioError` whose message is one
 line, ``"<field path>: <what is wrong and what is allowed>"``. Numbers must be finite and
-in range, every field has one type, paths are plain URL paths (:data:`PATH_CHARS`), and
+in range, every field has one type, paths are plain URL paths (:data:`PATH_RULE`), and
 nesting is bounded (:data:`MAX_DEPTH`). Text from a user (a file, a form, a socket) should
 go through :func:`parse_scenario_text`, which also bounds the size and rejects the
 non-JSON literals ``NaN`` and ``Infinity``.
@@ -19,11 +19,18 @@ non-JSON literals ``NaN`` and ``Infinity``.
 from __future__ import annotations
 
 import copy
-import json
-import math
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from .validation import MAX_DEPTH as MAX_DEPTH
+from .validation import MAX_TEXT_BYTES as MAX_TEXT_BYTES
+from .validation import PATH_RULE as PATH_RULE
+from .validation import SEED_MAX as SEED_MAX
+from .validation import ScenarioError as ScenarioError
+from .validation import boolean, choice, field_key, number, short_text, show, url_path
+from .validation import check_depth as check_depth
+from .validation import check_seed as check_seed
+from .validation import parse_scenario_text as parse_scenario_text
 
 #: Bounds that keep a run finite.
 MAX_REQUESTS = 200_000
@@ -32,289 +39,81 @@ MAX_THREADS = 1024
 MAX_ENDPOINTS = 100
 MAX_WORKLOAD_ITEMS = 1000
 
-#: A scenario's ``seed`` is a whole number from 0 to ``SEED_MAX`` (2**32 - 1): every seed
-#: fits an unsigned 32-bit field and a JavaScript number exactly.
-SEED_MAX = 2**32 - 1
-
-#: Deepest nesting of objects and lists a scenario may have (a valid one needs 6).
-MAX_DEPTH = 16
-#: Most values (objects, lists, numbers, strings) a scenario may hold in all.
-MAX_NODES = 1_000_000
-#: Default cap on the size of scenario text, in bytes (UTF-8).
-MAX_TEXT_BYTES = 1_000_000
-
-#: The characters of an endpoint path after its leading ``/``, as a regular expression
-#: class: letters, digits and ``. _ ~ / -`` (RFC 3986 unreserved characters and ``/``).
-PATH_CHARS = "A-Za-z0-9._~/-"
-PATH_MAX = 100
-_PATH_RE = re.compile(rf"/[{PATH_CHARS}]{{0,{PATH_MAX - 1}}}")
-PATH_RULE = (
-    f"a plain URL path: start with '/', then at most {PATH_MAX - 1} of the characters "
-    "A-Z a-z 0-9 . _ ~ / - (no '.' or '..' segment, no '//')"
-)
-
-
-class ScenarioError(ValueError):
-    """A scenario field is missing, unknown, of the wrong type or out of range."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
-
-
-def show(value: Any) -> str:
-    """A short, one-line, safe description of any value for an error message (never
-    recursive, never huge: a 5,000-digit integer or a nested list is summarised)."""
-    if value is None or isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, int):
-        if -(10**15) < value < 10**15:
-            return repr(value)
-        return f"a number of about {max(1, int(value.bit_length() * 0.30103))} digits"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "an infinite or oversized number"
-        return f"{value:g}"
-    if isinstance(value, str):
-        text = value if len(value) <= 40 else value[:37] + "..."
-        return repr(text)
-    if isinstance(value, list | tuple):
-        return f"a list of {len(value)} item{'' if len(value) == 1 else 's'}"
-    if isinstance(value, dict):
-        return f"an object with {len(value)} field{'' if len(value) == 1 else 's'}"
-    return f"a {type(value).__name__}"
-
-
-def _key(key: Any) -> str:
-    """An object key as it appears in a field path: as written when plain, quoted otherwise."""
-    if isinstance(key, str) and 0 < len(key) <= 60 and key.isprintable() and key.strip() == key:
-        return key
-    return show(key)
-
-
-def _fmt(x: float) -> str:
-    """A bound as people write it: 4294967295, 0.001, 1e+09 only when not whole."""
-    if x == int(x) and abs(x) < 1e16:
-        return str(int(x))
-    return f"{x:g}"
-
-
-def check_seed(value: Any, field: str = "seed") -> int:
-    """A seed from anywhere (scenario, command line, socket message): a whole number from
-    0 to :data:`SEED_MAX`, else :class:`ScenarioError` naming ``field``."""
-    return int(_num(0, SEED_MAX, True)(field, value))
-
-
 # --- field specifications ------------------------------------------------------------------
 # Each spec: (default, checker). Checkers take (field_path, value) and return the clean value.
 
 
-def _num(lo: float, hi: float, integer: bool = False, why: str = "") -> Any:
-    def check(path: str, value: Any) -> float | int:
-        kind = "a whole number" if integer else "a number"
-        span = f"between {_fmt(lo)} and {_fmt(hi)}"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ScenarioError(path, f"must be {kind} {span} (got {show(value)})")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ScenarioError(path, f"must be a finite number {span} (got {show(value)})")
-        if integer and value != int(value):
-            raise ScenarioError(path, f"must be {kind} {span} (got {show(value)})")
-        if not lo <= value <= hi:
-            tail = f": {why}" if why else ""
-            raise ScenarioError(path, f"must be {span} (got {show(value)}){tail}")
-        return int(value) if integer else float(value)
-
-    return check
-
-
-def _bool(path: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ScenarioError(path, f"must be true or false (got {show(value)})")
-    return value
-
-
-def _choice(*options: str) -> Any:
-    def check(path: str, value: Any) -> str:
-        if not isinstance(value, str) or value not in options:
-            allowed = ", ".join(repr(o) for o in options)
-            raise ScenarioError(path, f"must be one of {allowed} (got {show(value)})")
-        return value
-
-    return check
-
-
-def _text(max_len: int) -> Any:
-    def check(path: str, value: Any) -> str:
-        if not isinstance(value, str) or len(value) > max_len:
-            raise ScenarioError(
-                path, f"must be text of at most {max_len} characters (got {show(value)})"
-            )
-        return value
-
-    return check
-
-
-def _url_path(field: str, value: Any) -> str:
-    """An endpoint path: see :data:`PATH_RULE`."""
-    if not isinstance(value, str):
-        raise ScenarioError(field, f"must be {PATH_RULE} (got {show(value)})")
-    segments = value.split("/")[1:]
-    if (
-        _PATH_RE.fullmatch(value) is None
-        or "//" in value
-        or any(seg in (".", "..") for seg in segments)
-    ):
-        raise ScenarioError(field, f"must be {PATH_RULE} (got {show(value)})")
-    return value
-
-
-def check_depth(data: Any, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
-    """Raise :class:`ScenarioError` if ``data`` nests objects and lists deeper than
-    ``max_depth`` or holds more than ``max_nodes`` values. Iterative: it never recurses, and
-    it stops at the first level too deep, so it is safe on any input, cycles included."""
-    if not isinstance(data, dict | list | tuple):
-        return
-    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
-    seen = 0
-    while stack:
-        value, depth, where = stack.pop()
-        seen += 1
-        if seen > max_nodes:
-            raise ScenarioError("scenario", f"holds more than {max_nodes:,} values")
-        if depth >= max_depth:
-            raise ScenarioError(
-                where or "scenario",
-                f"nests objects and lists more than {max_depth} levels deep",
-            )
-        pairs = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, child in pairs:
-            if isinstance(child, dict | list | tuple):
-                if isinstance(value, dict):
-                    child_where = f"{where}.{_key(key)}" if where else _key(key)
-                else:
-                    child_where = f"{where or 'scenario'}[{key}]"
-                stack.append((child, depth + 1, child_where))
-            else:
-                seen += 1
-        if seen > max_nodes:
-            raise ScenarioError("scenario", f"holds more than {max_nodes:,} values")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ScenarioError(
-        "scenario", f"{name} is not a number JSON allows: every number must be finite"
-    )
-
-
-def _parse_int(text: str) -> int | float:
-    # Longer than any bound in a scenario: let the field's check say "out of range"
-    # instead of int() refusing a 5,000-digit literal (sys.get_int_max_str_digits).
-    return int(text) if len(text) <= 40 else float(text)
-
-
-def parse_scenario_text(text: str | bytes, max_bytes: int = MAX_TEXT_BYTES) -> Any:
-    """Parse scenario JSON text from a user safely; return the data for :func:`load_scenario`.
-
-    At most ``max_bytes`` bytes of UTF-8; ``NaN``, ``Infinity`` and ``-Infinity`` are
-    refused; nesting is bounded (:func:`check_depth`). Every problem -- too big, not UTF-8,
-    not JSON, too deep -- is a one-line :class:`ScenarioError` with field ``"scenario"``,
-    never another exception.
-    """
-    size = len(text)
-    if size <= max_bytes and isinstance(text, str):
-        size = len(text.encode("utf-8", "surrogatepass"))
-    if size > max_bytes:
-        raise ScenarioError(
-            "scenario", f"is {size:,} bytes; a scenario may be at most {max_bytes:,} bytes"
-        )
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ScenarioError("scenario", f"is not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
-    except RecursionError:
-        raise ScenarioError(
-            "scenario", f"nests objects and lists more than {MAX_DEPTH} levels deep"
-        ) from None
-    except ValueError as exc:
-        if isinstance(exc, ScenarioError):
-            raise
-        detail = " ".join(str(exc).split())[:200]
-        raise ScenarioError("scenario", f"is not valid JSON ({detail})") from None
-    check_depth(data)
-    return data
-
-
 WERKZEUG: dict[str, tuple[Any, Any]] = {
     # Flask's app.run() passes threaded=True by default since Flask 1.0.
-    "threaded": (True, _bool),
-    "processes": (1, _num(1, MAX_WORKERS, True)),
+    "threaded": (True, boolean),
+    "processes": (1, number(1, MAX_WORKERS, True)),
     # werkzeug.serving.LISTEN_QUEUE
-    "backlog": (128, _num(0, 65535, True)),
+    "backlog": (128, number(0, 65535, True)),
 }
 
 GUNICORN: dict[str, tuple[Any, Any]] = {
-    "worker_class": ("sync", _choice("sync", "gthread", "gevent")),
-    "workers": (1, _num(1, MAX_WORKERS, True, "gunicorn needs at least one worker")),
-    "threads": (1, _num(1, MAX_THREADS, True)),
-    "worker_connections": (1000, _num(1, 100_000, True)),
-    "backlog": (2048, _num(0, 65535, True)),
-    "timeout_s": (30.0, _num(0, 3600)),  # 0 disables the worker timeout
-    "keepalive_s": (2.0, _num(0, 3600)),
-    "max_requests": (0, _num(0, 10_000_000, True)),  # 0 disables recycling
+    "worker_class": ("sync", choice("sync", "gthread", "gevent")),
+    "workers": (1, number(1, MAX_WORKERS, True, "gunicorn needs at least one worker")),
+    "threads": (1, number(1, MAX_THREADS, True)),
+    "worker_connections": (1000, number(1, 100_000, True)),
+    "backlog": (2048, number(0, 65535, True)),
+    "timeout_s": (30.0, number(0, 3600)),  # 0 disables the worker timeout
+    "keepalive_s": (2.0, number(0, 3600)),
+    "max_requests": (0, number(0, 10_000_000, True)),  # 0 disables recycling
     # Not a gunicorn setting: how long a new worker takes to fork and import the app.
-    "boot_ms": (250.0, _num(0, 60_000)),
+    "boot_ms": (250.0, number(0, 60_000)),
 }
 
 MACHINE: dict[str, tuple[Any, Any]] = {
-    "cores": (2, _num(1, 256, True)),
-    "switch_interval_ms": (5.0, _num(0.001, 1000)),  # sys.getswitchinterval()
-    "gil": (True, _bool),
-    "somaxconn": (4096, _num(1, 65535, True)),  # net.core.somaxconn since Linux 5.4
+    "cores": (2, number(1, 256, True)),
+    "switch_interval_ms": (5.0, number(0.001, 1000)),  # sys.getswitchinterval()
+    "gil": (True, boolean),
+    "somaxconn": (4096, number(1, 65535, True)),  # net.core.somaxconn since Linux 5.4
     # "linear": Linux >= 6.5 (tcp_syn_linear_timeouts = 4); "exponential": older kernels.
-    "syn_schedule": ("linear", _choice("linear", "exponential")),
+    "syn_schedule": ("linear", choice("linear", "exponential")),
     # Loopback round trip: SYN -> SYN-ACK -> ACK. The accept queue is checked twice: when
     # the SYN arrives (full: dropped) and when the final ACK arrives (full: ACK dropped).
-    "rtt_ms": (0.05, _num(0, 1000)),
+    "rtt_ms": (0.05, number(0, 1000)),
     # Kernel timers (retransmits) fire on jiffies: 4 ms at Debian's HZ=250; 0 = exact.
-    "timer_tick_ms": (4.0, _num(0, 100)),
-    "rto_min_ms": (200.0, _num(1, 10_000)),  # TCP_RTO_MIN: first data retransmit
-    "synack_retries": (5, _num(0, 20, True)),  # net.ipv4.tcp_synack_retries
+    "timer_tick_ms": (4.0, number(0, 100)),
+    "rto_min_ms": (200.0, number(1, 10_000)),  # TCP_RTO_MIN: first data retransmit
+    "synack_retries": (5, number(0, 20, True)),  # net.ipv4.tcp_synack_retries
     # Direct plus cache cost of switching a core between threads of different processes.
-    "context_switch_ms": (0.005, _num(0, 10)),
+    "context_switch_ms": (0.005, number(0, 10)),
     # CPU-bound slowdown of free-threaded CPython (gil: false) against the default build.
-    "nogil_slowdown": (1.1, _num(1, 5)),
+    "nogil_slowdown": (1.1, number(1, 5)),
 }
 
 #: Per-request overheads of the server and Flask, in ms. CPU costs need the GIL and a core;
 #: ``recv_ms`` and ``write_ms`` are blocking socket calls that release the GIL.
 COSTS: dict[str, tuple[Any, Any]] = {
-    "accept_ms": (0.03, _num(0, 10_000)),
-    "thread_start_ms": (0.08, _num(0, 10_000)),
-    "fork_ms": (2.0, _num(0, 10_000)),
-    "recv_ms": (0.02, _num(0, 10_000)),
-    "parse_ms": (0.15, _num(0, 10_000)),
-    "context_ms": (0.03, _num(0, 10_000)),
-    "match_ms": (0.02, _num(0, 10_000)),
-    "before_request_ms": (0.01, _num(0, 10_000)),
-    "after_request_ms": (0.04, _num(0, 10_000)),
-    "teardown_ms": (0.01, _num(0, 10_000)),
-    "write_ms": (0.05, _num(0, 10_000)),
+    "accept_ms": (0.03, number(0, 10_000)),
+    "thread_start_ms": (0.08, number(0, 10_000)),
+    "fork_ms": (2.0, number(0, 10_000)),
+    "recv_ms": (0.02, number(0, 10_000)),
+    "parse_ms": (0.15, number(0, 10_000)),
+    "context_ms": (0.03, number(0, 10_000)),
+    "match_ms": (0.02, number(0, 10_000)),
+    "before_request_ms": (0.01, number(0, 10_000)),
+    "after_request_ms": (0.04, number(0, 10_000)),
+    "teardown_ms": (0.01, number(0, 10_000)),
+    "write_ms": (0.05, number(0, 10_000)),
     # werkzeug only: after the response, serving.py waits up to 10 ms (select timeout 0.01)
     # for leftover request data before it closes the connection.
-    "werkzeug_drain_ms": (10.0, _num(0, 10_000)),
+    "werkzeug_drain_ms": (10.0, number(0, 10_000)),
+    # gunicorn gthread only: the main thread wraps an accepted connection and submits it to
+    # the pool; the pool thread's done-callback queues finish_request for the main thread;
+    # the main thread runs it (closes the connection).
+    "gthread_submit_ms": (0.02, number(0, 10_000)),
+    "gthread_defer_ms": (0.01, number(0, 10_000)),
+    "gthread_finish_ms": (0.03, number(0, 10_000)),
 }
 
 CLIENT: dict[str, tuple[Any, Any]] = {
-    "timeout_s": (60.0, _num(0.001, 3600)),
-    "syn_retries": (6, _num(0, 20, True)),  # net.ipv4.tcp_syn_retries
+    "timeout_s": (60.0, number(0.001, 3600)),
+    "syn_retries": (6, number(0, 20, True)),  # net.ipv4.tcp_syn_retries
     # A load tool opens "simultaneous" connections one after another; this is the gap.
-    "launch_gap_ms": (0.05, _num(0, 1000)),
+    "launch_gap_ms": (0.05, number(0, 1000)),
 }
 
 SEGMENT_MAX_MS = 600_000.0
@@ -330,7 +129,7 @@ def _section(path: str, raw: Any, spec: dict[str, tuple[Any, Any]]) -> dict[str,
         if key not in spec:
             allowed = ", ".join(spec)
             raise ScenarioError(
-                f"{path}.{_key(key)}", f"is not a known field (allowed: {allowed})"
+                f"{path}.{field_key(key)}", f"is not a known field (allowed: {allowed})"
             )
     out = {}
     for key, (default, check) in spec.items():
@@ -343,7 +142,7 @@ def _server(raw: Any) -> dict[str, Any]:
         raw = {}
     if not isinstance(raw, dict):
         raise ScenarioError("server", f"must be an object (got {show(raw)})")
-    kind = _choice("werkzeug", "gunicorn")("server.kind", raw.get("kind", "werkzeug"))
+    kind = choice("werkzeug", "gunicorn")("server.kind", raw.get("kind", "werkzeug"))
     rest = {k: v for k, v in raw.items() if k != "kind"}
     spec = WERKZEUG if kind == "werkzeug" else GUNICORN
     out = {"kind": kind, **_section("server", rest, spec)}
@@ -359,7 +158,7 @@ def _server(raw: Any) -> dict[str, Any]:
 
 
 def _value(path: str, value: Any) -> Any:
-    check = _num(0, SEGMENT_MAX_MS)
+    check = number(0, SEGMENT_MAX_MS)
     if isinstance(value, dict):
         if len(value) != 1:
             raise ScenarioError(path, 'must be a number, {"exp": mean} or {"uniform": [lo, hi]}')
@@ -390,8 +189,8 @@ def _endpoints(raw: Any) -> dict[str, list[dict[str, Any]]]:
         )
     out: dict[str, list[dict[str, Any]]] = {}
     for path, segments in raw.items():
-        where = f"endpoints.{_key(path)}"
-        _url_path(where, path)
+        where = f"endpoints.{field_key(path)}"
+        url_path(where, path)
         if not isinstance(segments, list) or len(segments) > 100:
             raise ScenarioError(
                 where, f"must be a list of at most 100 segments (got {show(segments)})"
@@ -407,10 +206,10 @@ def _endpoints(raw: Any) -> dict[str, list[dict[str, Any]]]:
             if kind in ("cpu_ms", "io_ms"):
                 clean.append({kind: _value(f"{spath}.{kind}", value)})
             elif kind in STORE_OPS:
-                clean.append({kind: _text(64)(f"{spath}.{kind}", value)})
+                clean.append({kind: short_text(64)(f"{spath}.{kind}", value)})
             else:
                 raise ScenarioError(
-                    f"{spath}.{_key(kind)}",
+                    f"{spath}.{field_key(kind)}",
                     "is not a segment kind (allowed: cpu_ms, io_ms, " + ", ".join(STORE_OPS) + ")",
                 )
         out[path] = clean
@@ -422,7 +221,7 @@ def _paths(where: str, item: dict[str, Any], endpoints: dict[str, Any]) -> dict[
         raise ScenarioError(where, 'give either "path" or "paths", not both')
     if "path" in item:
         field = f"{where}.path"
-        mix = {_url_path(field, item["path"]): 1.0}
+        mix = {url_path(field, item["path"]): 1.0}
     elif "paths" in item:
         mix = item["paths"]
         field = f"{where}.paths"
@@ -435,11 +234,11 @@ def _paths(where: str, item: dict[str, Any], endpoints: dict[str, Any]) -> dict[
         raise ScenarioError(where, 'needs "path" (one endpoint) or "paths" (a weighted mix)')
     clean = {}
     for path, weight in mix.items():
-        _url_path(f"{field}.{_key(path)}", path)
+        url_path(f"{field}.{field_key(path)}", path)
         if path not in endpoints:
             known = ", ".join(endpoints)
             raise ScenarioError(field, f"{show(path)} has no endpoint (known: {known})")
-        clean[path] = _num(0, 1e9)(f"{field}.{path}", weight)
+        clean[path] = number(0, 1e9)(f"{field}.{path}", weight)
     if sum(clean.values()) <= 0:
         raise ScenarioError(field, "weights must not all be zero")
     return clean
@@ -466,8 +265,8 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
             kind = kinds[0]
             allowed = {kind, "path", "paths", "start_ms", "send_ms"}
             stream = _section(f"{where}.{kind}", item[kind], {
-                "rate_per_s": (None, _num(0.001, 100_000)),
-                "duration_s": (None, _num(0.001, 86_400)),
+                "rate_per_s": (None, number(0.001, 100_000)),
+                "duration_s": (None, number(0.001, 86_400)),
             })
             for key in ("rate_per_s", "duration_s"):
                 if stream[key] is None:
@@ -475,16 +274,18 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
             clean = {
                 kind: stream,
                 "paths": _paths(where, item, endpoints),
-                "start_ms": _num(0, 86_400_000)(f"{where}.start_ms", item.get("start_ms", 0)),
+                "start_ms": number(0, 86_400_000)(f"{where}.start_ms", item.get("start_ms", 0)),
                 "send_ms": _value(f"{where}.send_ms", item.get("send_ms", 0)),
             }
             expected += stream["rate_per_s"] * stream["duration_s"]
         else:
             allowed = {"at_ms", "count", "path", "paths", "spacing_ms", "send_ms"}
             clean = {
-                "at_ms": _num(0, 86_400_000)(f"{where}.at_ms", item.get("at_ms", 0)),
-                "count": _num(1, MAX_REQUESTS, True)(f"{where}.count", item.get("count", 1)),
-                "spacing_ms": _num(0, 86_400_000)(f"{where}.spacing_ms", item.get("spacing_ms", 0)),
+                "at_ms": number(0, 86_400_000)(f"{where}.at_ms", item.get("at_ms", 0)),
+                "count": number(1, MAX_REQUESTS, True)(f"{where}.count", item.get("count", 1)),
+                "spacing_ms": number(0, 86_400_000)(
+                    f"{where}.spacing_ms", item.get("spacing_ms", 0)
+                ),
                 "paths": _paths(where, item, endpoints),
                 # How long each client takes to send its request once connected: a slow
                 # client (or a Slowloris) holds whatever reads from it.
@@ -495,7 +296,7 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
                 raise ScenarioError(
-                    f"{where}.{_key(key)}", f"is not a known field (allowed: {known})"
+                    f"{where}.{field_key(key)}", f"is not a known field (allowed: {known})"
                 )
         out.append(clean)
     if expected > MAX_REQUESTS:
@@ -551,13 +352,13 @@ def load_scenario(data: Any) -> Scenario:
         raise ScenarioError("scenario", f"must be a JSON object (got {show(data)})")
     for key in data:
         if key not in TOP:
-            raise ScenarioError(_key(key), f"is not a known field (allowed: {', '.join(TOP)})")
+            raise ScenarioError(field_key(key), f"is not a known field (allowed: {', '.join(TOP)})")
     check_depth(data)
     endpoints = _endpoints(data.get("endpoints"))
     workload, expected = _workload(data.get("workload"), endpoints)
     return Scenario(
-        name=_text(200)("name", data.get("name", "untitled scenario")),
-        description=_text(2000)("description", data.get("description", "")),
+        name=short_text(200)("name", data.get("name", "untitled scenario")),
+        description=short_text(2000)("description", data.get("description", "")),
         server=_server(data.get("server")),
         machine=_section("machine", data.get("machine"), MACHINE),
         costs=_section("costs", data.get("costs"), COSTS),
