@@ -105,6 +105,7 @@ COSTS: dict[str, tuple[Any, Any]] = {
     # the pool; the pool thread's done-callback queues finish_request for the main thread;
     # the main thread runs it (closes the connection).
     "gthread_submit_ms": (0.02, number(0, 10_000)),
+    "gthread_handle_ms": (0.03, number(0, 10_000)),
     "gthread_defer_ms": (0.01, number(0, 10_000)),
     "gthread_finish_ms": (0.03, number(0, 10_000)),
 }

@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..context import Sim
 from ..core import NORMAL
-from ..cpu import Process, Thread
+from ..cpu import CPU, Process, Step, Thread
 from ..request import Request
 from .base import Server, Slots
 
@@ -153,6 +154,24 @@ class GunicornSync(Arbiter):
 
 
 class GunicornGthread(Arbiter):
+    """gthread (``gunicorn/workers/gthread.py``): each worker's main thread runs the poller
+    loop and a ``ThreadPoolExecutor(threads)`` serves the requests.
+
+    Each of the main thread's steps is Python code, so it needs the worker's GIL, and each
+    comes back from a blocking call (``select``, ``accept``), so it may wait for it:
+
+    * the listener is readable: ``accept()`` (``accept_ms``), then the connection is wrapped
+      and submitted to the pool (``gthread_submit_ms``, on the request's behalf);
+    * a pool thread takes the work item and starts ``handle()`` (``gthread_handle_ms``: the
+      future's state, ``wait_for_data``'s selector), then serves the request; when it is done
+      the future's done-callback, in that thread, queues ``finish_request`` for the main
+      thread (``gthread_defer_ms``);
+    * the main thread runs ``finish_request``: closes the connection and counts it
+      (``gthread_finish_ms``).
+
+    The main thread handles what its ``select()`` returned one at a time, in order.
+    """
+
     def kills_on_timeout(self) -> bool:
         # The heartbeat comes from the main thread, which keeps running: never killed.
         return False
@@ -160,6 +179,8 @@ class GunicornGthread(Arbiter):
     def run_worker(self, key: str, w: dict[str, Any]) -> None:
         sim = self.sim
         proc = w["proc"]
+        costs = sim.costs
+        listen = sim.listen
         main = Thread(sim, proc, f"{key}/main")
         pool = [Thread(sim, proc, f"{key}/t{i}") for i in range(1, sim.server["threads"] + 1)]
         sim.add_process(proc, [main, *pool])
@@ -167,37 +188,110 @@ class GunicornGthread(Arbiter):
         idle: deque[Thread] = deque(pool)
         queued: deque[Request] = w["queued"]
 
-        def ready() -> bool:
-            return self.may_accept(w)
+        def steps(cost_key: str) -> list[Step] | None:
+            cost = costs[cost_key]
+            return [(CPU, cost, None)] if cost > 0 else None
 
-        def handle(_main: Thread, req: Request) -> None:
+        accept_steps = steps("accept_ms")
+        submit_steps = steps("gthread_submit_ms")
+        handle_steps = steps("gthread_handle_ms")
+        defer_steps = steps("gthread_defer_ms")
+        finish_steps = steps("gthread_finish_ms")
+        # What the main thread's select() returned that it has not handled yet.
+        events: deque[Callable[[], None]] = deque()
+        loop_state = {"busy": True, "armed": False}
+
+        def post(event: Callable[[], None]) -> None:
+            if loop_state["busy"]:
+                events.append(event)
+            else:
+                loop_state["busy"] = True
+                event()
+
+        def loop(_: Thread | None = None) -> None:
+            """The main thread is back in its poller loop."""
+            if not proc.alive:
+                return
+            if not loop_state["armed"] and self.may_accept(w):
+                loop_state["armed"] = True
+                listen.wait_readable(readable)
+            if events:
+                events.popleft()()
+            else:
+                loop_state["busy"] = False
+
+        def readable() -> None:
+            loop_state["armed"] = False
+            if proc.alive:
+                post(accept)
+
+        def accept() -> None:
+            if accept_steps is None:
+                accepted(main)
+            else:
+                main.run(accept_steps, None, accepted)
+
+        def accepted(_: Thread) -> None:
+            req = listen.take()
+            if req is None:  # EAGAIN: another worker took it
+                loop()
+                return
+            sim.accepted(req, main)
             w["conns"] += 1
+            if submit_steps is None:
+                submitted(req)
+            else:
+                main.run(submit_steps, req, lambda _th: submitted(req))
+
+        def submitted(req: Request) -> None:
+            if not proc.alive:
+                return
             if idle:
-                sim.serve(idle.popleft(), req, finished)
+                handle(idle.popleft(), req)
             else:
                 # ThreadPoolExecutor's queue is unbounded: the request waits in this worker.
                 queued.append(req)
                 req.pool_from = sim.env.now
                 sim.rec.req(req, "pool", f"all {len(pool)} threads of {key} are busy")
-            acc.wait()
+            loop()
+
+        def handle(th: Thread, req: Request) -> None:
+            if handle_steps is None:
+                sim.serve(th, req, finished)
+            else:
+                th.run(handle_steps, req, lambda _th: sim.serve(th, req, finished))
 
         def finished(th: Thread) -> None:
-            retiring = self.done_one(key, w)
             if not proc.alive:
                 return
+            if defer_steps is None:
+                deferred(th)
+            else:
+                th.run(defer_steps, None, deferred)
+
+        def deferred(th: Thread) -> None:
+            if not proc.alive:
+                return
+            post(finish)
             if queued:
                 req = queued.popleft()
                 req.pool_wait_ms += sim.env.now - req.pool_from
-                sim.serve(th, req, finished)
+                handle(th, req)
             else:
                 idle.append(th)
-            if not retiring and not w["accepting"]:
-                w["accepting"] = True
-                acc.wait()
 
-        acc = self.acceptor(main, handle, ready)
+        def finish() -> None:
+            if finish_steps is None:
+                closed(main)
+            else:
+                main.run(finish_steps, None, closed)
+
+        def closed(_: Thread) -> None:
+            self.done_one(key, w)
+            loop()
+
         w["accepting"] = True
-        acc.wait()
+        loop()
 
 
 class GunicornGevent(Arbiter):
