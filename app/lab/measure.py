@@ -27,9 +27,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,13 @@ from .launcher import (
     LabError,
     Server,
     child_of_this_process,
-    group_members,
     machine_cpu_s,
     make_run_dir,
 )
 from .recorder import read_records
 from .sampler import BacklogSampler
+from .stopping import LabInterrupted as LabInterrupted
+from .stopping import RunScope, reap_group, stop_on_signals
 
 #: A lab run is bounded: at most this many requests ...
 MAX_REQUESTS = 2000
@@ -111,8 +111,8 @@ def measure(
     plan = lab_plan(scenario, seed)
     norm = plan["scenario"]
     report = progress or (lambda _f, _m: None)
-    scope = _RunScope()
-    with _signals_stop_the_run(scope):
+    scope = RunScope()
+    with stop_on_signals(scope):
         try:
             scope.run_dir = run_dir = make_run_dir()
             report(0.0, "starting the server")
@@ -140,96 +140,12 @@ def measure(
             scope.sweep()
 
 
-class LabInterrupted(BaseException):
-    """A signal (SIGTERM, SIGHUP) stopped a lab run. Raised in the main thread, like
-    ``KeyboardInterrupt`` for Ctrl-C, so that the run unwinds and cleans up."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"the lab run was stopped by {signal.Signals(signum).name}")
-        self.signum = signum
-
-
-class _RunScope:
-    """What one :func:`measure` run has started, and how to take it all down (idempotent)."""
-
-    def __init__(self) -> None:
-        self.run_dir: Path | None = None
-        self.servers: list[Server] = []
-        self.driver: subprocess.Popen[bytes] | None = None
-
-    def sweep(self) -> None:
-        driver, self.driver = self.driver, None
-        if driver is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-            _reap_group(driver.pid)
-        for server in self.servers:
-            server.stop()
-        if self.run_dir is not None:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-
-
-#: Signals that stop a run (in the main thread) the way Ctrl-C does.
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-
-
-@contextlib.contextmanager
-def _signals_stop_the_run(scope: _RunScope) -> Iterator[None]:
-    """SIGTERM, SIGHUP and SIGINT stop the run and clean up, then act as they would have.
-
-    Only the main thread can handle signals: a run in another thread (the web lab) relies
-    on its processes dying with the parent and on the stale-directory sweep instead. A
-    signal that is ignored, or that someone else handles, is left alone. Only the first
-    signal interrupts: one arriving during the clean-up waits until the clean-up is done.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired: list[int] = []
-
-    def stop(signum: int, frame: Any) -> None:
-        if fired:
-            return  # already stopping: let the clean-up finish
-        fired.append(signum)
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise LabInterrupted(signum)
-
-    previous: dict[int, Any] = {}
-    for sig in _STOP_SIGNALS:
-        handler = signal.getsignal(sig)
-        default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
-        if handler is default:
-            previous[sig] = signal.signal(sig, stop)
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    try:
-        yield
-    except KeyboardInterrupt:
-        scope.sweep()  # again: the signal may have cut the first clean-up short
-        restore()
-        raise
-    except LabInterrupted as exc:
-        scope.sweep()
-        restore()
-        # Clean now: end the way the signal would have ended the process (status 128 + n).
-        os.kill(os.getpid(), exc.signum)
-        time.sleep(1.0)
-        raise SystemExit(128 + exc.signum) from None
-    finally:
-        restore()
-
-
 def _drive(
     server: Server,
     plan: dict[str, Any],
     run_dir: Path,
     report: Progress,
-    scope: _RunScope | None = None,
+    scope: RunScope | None = None,
 ) -> list[dict[str, Any]]:
     """Run the load driver to completion; return its per-request results."""
     sc = plan["scenario"]
@@ -271,7 +187,7 @@ def _drive(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        _reap_group(proc.pid)
+        reap_group(proc.pid)
         if scope is not None:
             scope.driver = None
     if proc.returncode != 0:
@@ -338,17 +254,6 @@ def _count_lines(path: Path) -> int:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(65536), b""))
     except OSError:
         return 0
-
-
-def _reap_group(pgid: int) -> None:
-    for _ in range(100):
-        if not group_members(pgid):
-            return
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
 
 
 # --- building the Trace --------------------------------------------------------------------
