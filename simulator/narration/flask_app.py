@@ -1,0 +1,71 @@
+"""Flask's request lifecycle and its globals: the stages of the first request, and what a
+view reads back from a module global (shared by every thread) or from ``g`` (one request's)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from .base import DETAIL, FINE, LESSON, Handler, Rule, Story, lane_name, user
+
+_STAGE_WORDS = {
+    "recv": "reads the request from the socket (a blocking call: the GIL is let go)",
+    "parse": "parses the request line and headers into the WSGI environ",
+    "context": "Flask pushes the app and request contexts, so `request` and `g` work",
+    "match": "Flask matches the URL to a view function",
+    "before_request": "the before_request functions run",
+    "view": "the view function runs",
+    "after_request": "the response is built and the after_request functions run",
+    "teardown": "the context pops and teardown functions run, before the body is sent",
+    "write": "the server writes status, headers and body, then closes the connection",
+}
+
+
+class FlaskApp(Rule):
+    """Walks through the first request's stages; tells reads of globals and ``g``."""
+
+    def __init__(self, story: Story) -> None:
+        super().__init__(story)
+        self.words = _STAGE_WORDS
+        if not story.gil:
+            self.words = {
+                k: v.replace(" (a blocking call: the GIL is let go)", "")
+                for k, v in _STAGE_WORDS.items()
+            }
+
+    def listens(self) -> Iterable[tuple[str, str | None, Handler]]:
+        return [("req", "stage", self.stage), ("req", "read", self.read)]
+
+    def stage(self, t: float, who: Any, what: Any, ref: Any) -> None:
+        r = int(who)
+        if r != 0 or str(ref) not in self.words:
+            return
+        rec = self.story.records.get(r)
+        where = self.world.on_thread.get(r) or (rec.thread if rec is not None else None)
+        on = f", on {lane_name(self.story.scenario, where)}" if where else ""
+        self.story.say(FINE, t, f"{user(r)}{on}: {self.words[str(ref)]}")
+
+    def read(self, t: float, who: Any, what: Any, ref: Any) -> None:
+        """A view read a value it stored earlier (``global.name = ...`` or ``g.name = ...``)."""
+        r = int(who)
+        where, _, value = str(ref).partition(" = ")
+        scope, _, name = where.partition(".")
+        own = value.startswith("its own")
+        other = re.match(r"request (\d+)'s value", value)
+        if other:
+            value = f"{user(other.group(1))}'s value"
+        if scope == "global":
+            thing = f"the module global `{name}`"
+            why = (
+                "every thread of a process shares its module globals, and another request "
+                "overwrote it in between"
+                if not own
+                else "no other request wrote it in between, this time"
+            )
+        else:
+            thing = f"`g.{name}`"
+            why = "flask.g belongs to one request, so no other request can touch it"
+        text = f"{user(r)} reads {thing} and gets {value}: {why}"
+        key = f"read:{scope}:{own}"
+        self.story.tell(key, t, r, text, level=LESSON if not own or scope != "global" else DETAIL)

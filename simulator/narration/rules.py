@@ -1,0 +1,37 @@
+"""The registry: every mechanism's rules, in the order they hear about one event.
+
+To narrate a new mechanism, write a module with a :class:`base.Rule` subclass and add it
+here. The order matters where two rules listen to the same event (their lines at one
+instant come out in this order): ``Threads`` keeps the thread facts that ``Cores`` and
+``Gil`` read on the same event; ``Accept`` explains a backlog wait before ``Client`` tells
+how that request ended; ``Client`` tells a slow client before ``FlaskApp`` tells the stage
+it is in. The closing summary's clauses come in this order too: ``Overview``'s tally,
+``Kernel``'s backlog peak, ``Gil``'s forced switches.
+"""
+
+from __future__ import annotations
+
+from .accept import Accept
+from .base import Rule
+from .client import Client
+from .cores import Cores
+from .flask_app import FlaskApp
+from .gil import Gil
+from .kernel import Kernel
+from .lifecycle import Lifecycle
+from .overview import Overview
+from .pool import Pool
+from .threads import Threads
+
+RULES: tuple[type[Rule], ...] = (
+    Overview,
+    Threads,
+    Kernel,
+    Accept,
+    Pool,
+    Cores,
+    Gil,
+    Lifecycle,
+    Client,
+    FlaskApp,
+)
