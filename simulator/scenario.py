@@ -91,7 +91,7 @@ COSTS: dict[str, tuple[Any, Any]] = {
     "accept_ms": (0.03, number(0, 10_000)),
     # A thread asleep in select/epoll on the listener: from a connection's arrival to the
     # thread running (a seeded jitter around it; more when every core is busy).
-    "wakeup_ms": (0.05, number(0, 10_000)),
+    "wakeup_ms": (0.03, number(0, 10_000)),
     "thread_start_ms": (0.08, number(0, 10_000)),
     "fork_ms": (2.0, number(0, 10_000)),
     # gunicorn: from a worker's exit to the arbiter reaping it (the exiting interpreter's
