@@ -142,7 +142,7 @@ def _r(v: float | None) -> float | None:
 def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     """Encode a Trace for the wire: frames, spans, finished requests, narration."""
     from wsgiscope.simulator import frames as sim_frames
-    from wsgiscope.simulator import narrate as sim_narrate
+    from wsgiscope.simulator import narration as sim_narrate
 
     procs, keys = _thread_keys(trace)
     index = {k: i for i, k in enumerate(keys)}

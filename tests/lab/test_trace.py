@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from wsgiscope.app.lab.measure import measure
 from wsgiscope.simulator import frames
-from wsgiscope.simulator.narrate import narrate
+from wsgiscope.simulator.narration import narrate
 from wsgiscope.simulator.trace import Trace
 
 ORDER = ("syn", "drop", "backlog", "accept", "pool", "stage", "done")

@@ -7,7 +7,7 @@ import re
 import pytest
 from handmade import dropped_syn, gil_pair, single_thread
 from wsgiscope import simulator
-from wsgiscope.simulator.narrate import DEFAULT_MAX_LINES, fmt_dur, fmt_t, narrate
+from wsgiscope.simulator.narration import DEFAULT_MAX_LINES, fmt_dur, fmt_t, narrate
 
 LINE = re.compile(r"^T=\d+\.\d{3} s — \S")
 

@@ -85,7 +85,7 @@ def test_frames_on_the_wire_match_the_engine(name):
     assert sorted(spans) == want
     assert sorted(r[0] for c in chunks for r in c["done"]) == list(range(len(trace.requests)))
     lines = [line[1] for c in chunks for line in c["n"]]
-    assert lines == [text for _, text in simulator.narrate.narrate(trace)]
+    assert lines == [text for _, text in simulator.narration.narrate(trace)]
 
 
 def test_the_ten_users_finish_one_second_apart():
