@@ -1,73 +1,268 @@
-"""The machine's cores, shared by every thread that is running bytecode (it holds its
-process's GIL, or there is no GIL): with more runnable threads than cores each gets
-``cores / n`` of a core (processor sharing), less a context-switch cost.
+"""The machine's cores: a run queue per core, shared within the core, balanced between cores.
+
+Every thread that is running bytecode (it holds its process's GIL, or there is no GIL) sits
+on one core's run queue, as Linux's scheduler keeps it (``kernel/sched/fair.c``):
+
+* **Placement** (``select_task_rq_fair``): a thread that keeps running (one CPU step after
+  another, no blocking call between) stays on its core. A thread that wakes goes to its
+  previous core if that core is idle, else to an idle core. With no core idle the kernel
+  does not look for the shortest queue at a wake-up: it picks the waker's core or the
+  thread's previous one (``wake_affine``); the waker is not modelled, so that is a seeded
+  draw among the cores. A thread that never ran (a forked child) goes to the shortest
+  queue (``sched_balance_find_dst_cpu``; ties drawn from the seed).
+* **Sharing within a core**: the ``k`` threads of a core each run at ``1/k`` of it, less a
+  context switch per time slice (CFS: a 6 ms period shared by the core's threads, at least
+  0.75 ms each).
+* **Balancing** (``sched_balance_newidle``, ``sched_balance_rq``): a core that goes idle
+  pulls a thread at once from the longest queue; while more threads are runnable than there
+  are cores, a busy core balances only every ``BALANCE_MS`` ms (the domain's interval,
+  ``sd->balance_interval``, times ``sd->busy_factor``), moving threads from the longest to
+  the shortest queue while they differ by 2 or more. Until then the queues can stay uneven:
+  with more CPU-bound workers than cores the threads that had a core to themselves finish
+  well before the others, though the last one finishes when even sharing would have.
+
+Each core keeps a virtual clock that advances at the rate each of its threads gets, so a
+thread's burst ends at a fixed virtual time (``vfin``) that no later arrival or departure
+changes: a core has one pending completion event, its earliest, and a change on one core
+reschedules only that core.
 """
 
 from __future__ import annotations
 
+import random
+from heapq import heappop, heappush
 from typing import Protocol
 
-from .core import Env
+from .core import URGENT, Env
+from .request import Recorder
+from .trace import Event
+
+#: How often a busy core balances its queue against the others, in ms: the scheduling
+#: domain's interval (its size in ms, 2 for two cores) times its ``busy_factor`` (16).
+BUSY_FACTOR = 16
 
 
 class Runner(Protocol):
-    """What the cores need of a thread: the CPU work it still has to do, since when it was
-    last charged, and a way to (re)schedule the end of its burst."""
+    """What the cores need of a thread; the cores keep ``core``, ``seat``, ``vfin``,
+    ``last_core`` and ``left_at`` for it. ``work`` is the CPU time (ms) its burst still
+    needs: set before :meth:`Cores.add`, brought up to date by :meth:`Cores.remove`."""
 
+    key: str
     work: float
-    since: float
-    token: int
+    core: Core | None
+    last_core: Core | None
+    left_at: float
+    seat: int
+    vfin: float
 
-    def schedule_cpu_done(self, rate: float) -> None: ...
+    def cpu_done(self) -> None:
+        """Its burst is done (it has already left the core)."""
+
+
+class Core:
+    """One core: its run queue, virtual clock and pending completion."""
+
+    __slots__ = ("index", "run", "heap", "v", "t", "rate", "token", "firing")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.run: list[Runner] = []
+        self.heap: list[tuple[float, int, Runner]] = []  # (vfin, seat, thread), lazily pruned
+        self.v = 0.0  # virtual time: CPU ms each thread of this core has had
+        self.t = 0.0  # when v was last brought up to date
+        self.rate = 1.0  # CPU ms per ms each of its threads gets
+        self.token = 0  # the pending completion event that still counts
+        self.firing = False  # completing bursts: reschedule once, at the end
 
 
 class Cores:
-    """Processor sharing of ``cores`` among the threads running bytecode."""
+    """The machine's ``cores``, each with its run queue (see the module docstring)."""
 
-    __slots__ = ("env", "cores", "switch_ms", "running", "rate")
+    __slots__ = ("env", "rec", "core", "cores", "switch_ms", "rng", "balance_ms", "n", "idle",
+                 "_seat", "_balance_token", "_balancing")
 
-    def __init__(self, env: Env, cores: int, context_switch_ms: float) -> None:
+    def __init__(self, env: Env, cores: int, context_switch_ms: float,
+                 rng: random.Random, rec: Recorder | None = None) -> None:
         self.env = env
+        self.rec = rec
+        self.core = [Core(i) for i in range(cores)]
         self.cores = cores
         self.switch_ms = context_switch_ms
-        self.running: list[Runner] = []
-        self.rate = 1.0
+        self.rng = rng
+        self.balance_ms = float(max(2, cores) * BUSY_FACTOR)
+        self.n = 0  # threads on cores
+        self.idle = cores  # cores with nothing to run
+        self._seat = 0
+        self._balance_token = 0
+        self._balancing = False
 
-    def _rate_for(self, n: int) -> float:
-        if n <= self.cores:
+    def _rate_for(self, k: int) -> float:
+        if k <= 1:
             return 1.0
         # Linux CFS: a time slice of 6 ms shared by the runnable threads of a core,
         # at least 0.75 ms; every slice costs one context switch.
-        per_core = n / self.cores
-        slice_ms = max(0.75, 6.0 / per_core)
-        return (self.cores / n) * slice_ms / (slice_ms + self.switch_ms)
+        slice_ms = max(0.75, 6.0 / k)
+        return slice_ms / (k * (slice_ms + self.switch_ms))
 
-    def _account(self) -> None:
-        """Charge every running thread for the work done since it was last charged."""
+    # -- one core ---------------------------------------------------------------------------
+    def _sync(self, c: Core) -> None:
         now = self.env.now
-        rate = self.rate
-        for th in self.running:
-            th.work -= (now - th.since) * rate
-            th.since = now
+        c.v += (now - c.t) * c.rate
+        c.t = now
 
+    def _join(self, c: Core, th: Runner) -> None:
+        """Put ``th`` (with ``th.work`` left to do) on ``c``; ``c`` must be up to date."""
+        if not c.run:
+            self.idle -= 1
+        c.run.append(th)
+        self.n += 1
+        th.core = c
+        self._seat += 1
+        th.seat = self._seat
+        th.vfin = c.v + (th.work if th.work > 0.0 else 0.0)
+        heappush(c.heap, (th.vfin, th.seat, th))
+        c.rate = self._rate_for(len(c.run))
+
+    def _leave(self, c: Core, th: Runner) -> None:
+        """Take ``th`` off ``c`` (its heap entry goes stale); ``c`` must be up to date."""
+        c.run.remove(th)
+        self.n -= 1
+        if not c.run:
+            self.idle += 1
+        th.core = None
+        th.last_core = c
+        th.left_at = self.env.now
+        th.work = th.vfin - c.v
+        c.rate = self._rate_for(len(c.run))
+
+    def _schedule(self, c: Core) -> None:
+        """(Re)schedule ``c``'s one completion event: its earliest burst's end."""
+        heap = c.heap
+        while heap:
+            vfin, seat, th = heap[0]
+            if th.core is c and th.seat == seat:
+                c.token += 1
+                delay = (vfin - c.v) / c.rate
+                self.env.at(c.t + (delay if delay > 0.0 else 0.0), self._fire,
+                            (c, c.token), URGENT)
+                return
+            heappop(heap)
+        c.token += 1  # nothing to run: no completion counts
+
+    def _fire(self, arg: tuple[Core, int]) -> None:
+        c, token = arg
+        if token != c.token:
+            return
+        self._sync(c)
+        heap = c.heap
+        done: list[Runner] = []
+        limit = c.v
+        while heap:
+            vfin, seat, th = heap[0]
+            if th.core is not c or th.seat != seat:
+                heappop(heap)
+                continue
+            if done and vfin > limit + 1e-9:
+                break
+            heappop(heap)
+            if vfin > limit:  # the earliest is due now, whatever rounding says
+                limit = c.v = vfin
+            done.append(th)
+        for th in done:
+            self._leave(c, th)
+            th.work = 0.0
+        c.firing = True
+        for th in done:
+            th.cpu_done()  # it may come straight back, to this same core
+        c.firing = False
+        self._settle(c)
+
+    def _settle(self, c: Core) -> None:
+        """After a change on ``c``: reschedule it, let idle cores pull, watch the balance."""
+        if not c.run and self.n > self.cores - self.idle:
+            self._pull(c)
+        if not c.firing:
+            self._schedule(c)
+        if self.n > self.cores and not self._balancing:
+            self._balancing = True
+            self._balance_token += 1
+            self.env.after(self.balance_ms, self._balance, self._balance_token, URGENT)
+
+    # -- the scheduler's entry points ---------------------------------------------------------
     def add(self, th: Runner) -> None:
-        self._account()
-        self.running.append(th)
-        th.since = self.env.now
-        self._rerate(th)
+        """``th`` starts a CPU burst of ``th.work`` ms."""
+        last = th.last_core
+        stayed = last is not None and th.left_at == self.env.now
+        if last is not None and (stayed or not last.run):
+            c = last  # it never left (a CPU step right after another), or its core is idle
+        elif self.idle:
+            c = next(x for x in self.core if not x.run)
+        elif last is not None:
+            # No idle core: the kernel wakes it on its waker's core or its own previous
+            # one, whichever wake_affine prefers, without comparing queue lengths; the
+            # waker is not modelled, so the core is a seeded draw.
+            c = self.core[self.rng.randrange(self.cores)]
+        else:
+            c = self._shortest()
+        self._sync(c)
+        self._join(c, th)
+        if len(c.run) > 1 and not stayed and self.rec is not None:
+            self._record(th, c, ",".join(x.key for x in c.run if x is not th))
+        self._settle(c)
 
     def remove(self, th: Runner) -> None:
-        self._account()
-        self.running.remove(th)
-        th.token += 1  # cancels its pending completion
-        self._rerate(None)
-
-    def _rerate(self, new: Runner | None) -> None:
-        rate = self._rate_for(len(self.running))
-        if rate == self.rate:
-            if new is not None:
-                new.schedule_cpu_done(rate)
+        """``th`` leaves its core before its burst is done (it lost the GIL, or died);
+        ``th.work`` is what it still had to do."""
+        c = th.core
+        if c is None:
             return
-        self.rate = rate
-        for th in self.running:
-            th.schedule_cpu_done(rate)
+        self._sync(c)
+        self._leave(c, th)
+        self._settle(c)
+
+    # -- balancing ------------------------------------------------------------------------------
+    def _shortest(self) -> Core:
+        best = min(len(x.run) for x in self.core)
+        ties = [x for x in self.core if len(x.run) == best]
+        return ties[self.rng.randrange(len(ties))] if len(ties) > 1 else ties[0]
+
+    def _move(self, src: Core, dst: Core) -> None:
+        """Migrate one thread (a seeded pick) from ``src`` to ``dst``."""
+        th = src.run[self.rng.randrange(len(src.run))] if len(src.run) > 1 else src.run[0]
+        self._sync(src)
+        self._sync(dst)
+        self._leave(src, th)
+        self._join(dst, th)
+        if self.rec is not None:
+            self._record(th, dst, f"moved from core {src.index}")
+        if not src.firing:
+            self._schedule(src)
+        if not dst.firing:
+            self._schedule(dst)
+
+    def _pull(self, idle: Core) -> None:
+        """``idle`` has nothing to run: it pulls a thread from the longest queue."""
+        busiest = max(self.core, key=lambda x: len(x.run))
+        if len(busiest.run) >= 2:
+            self._move(busiest, idle)
+
+    def _balance(self, token: int) -> None:
+        if token != self._balance_token:
+            return
+        self._balancing = False
+        while True:
+            longest = max(self.core, key=lambda x: len(x.run))
+            shortest = min(self.core, key=lambda x: len(x.run))
+            if len(longest.run) - len(shortest.run) < 2:
+                break
+            self._move(longest, shortest)
+        if self.n > self.cores:
+            self._balancing = True
+            self._balance_token += 1
+            self.env.after(self.balance_ms, self._balance, self._balance_token, URGENT)
+
+    def _record(self, th: Runner, c: Core, ref: str) -> None:
+        """A ``core`` event: ``th`` now shares core ``c`` with ``ref`` (the other threads'
+        keys, comma-separated), or was moved there (``"moved from core i"``)."""
+        assert self.rec is not None
+        self.rec.events.append(Event(self.env.now, "core", th.key, c.index, ref))

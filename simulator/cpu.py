@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .core import URGENT, Env
-from .cores import Cores
+from .cores import Core, Cores
 from .gil import Gil
 from .request import Recorder, Request
 
@@ -63,8 +63,9 @@ class Process:
 class Thread:
     """A thread (or greenlet) that runs a program of steps for a request or a loop."""
 
-    __slots__ = ("sim", "key", "proc", "req", "steps", "i", "on_done", "work", "since",
-                 "token", "state", "stage", "wait_from", "cpu_scale", "gil_ticket", "gil_saved")
+    __slots__ = ("sim", "key", "proc", "req", "steps", "i", "on_done", "work", "token",
+                 "state", "stage", "wait_from", "cpu_scale", "gil_ticket", "gil_saved",
+                 "core", "last_core", "left_at", "seat", "vfin")
 
     def __init__(self, sim: Host, proc: Process, key: str) -> None:
         self.sim = sim
@@ -75,7 +76,6 @@ class Thread:
         self.i = 0
         self.on_done: Callable[[Thread], None] | None = None
         self.work = 0.0
-        self.since = 0.0
         self.token = 0
         self.state = ""
         self.stage: str | None = None
@@ -84,6 +84,12 @@ class Thread:
             sim.machine["nogil_slowdown"]
         self.gil_ticket = 0  # kept by the GIL (gil.Waiter)
         self.gil_saved = 0
+        # kept by the cores (cores.Runner)
+        self.core: Core | None = None
+        self.last_core: Core | None = None
+        self.left_at = -1.0
+        self.seat = 0
+        self.vfin = 0.0
         sim.rec.thread(key, "idle", None)
 
     # -- state --------------------------------------------------------------------------
@@ -162,14 +168,8 @@ class Thread:
         self._set("cpu")
         self.sim.cores.add(self)
 
-    def schedule_cpu_done(self, rate: float) -> None:
-        self.token += 1
-        self.sim.env.after(max(self.work, 0.0) / rate, self._cpu_done, self.token, URGENT)
-
-    def _cpu_done(self, token: int) -> None:
-        if token != self.token:
-            return
-        self.sim.cores.remove(self)
+    def cpu_done(self) -> None:
+        """The cores say its CPU step is done (it is off its core already)."""
         self.i += 1
         self._advance()
 

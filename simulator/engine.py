@@ -52,7 +52,10 @@ class Sim:
         self.machine = sc.machine
         self.costs = sc.costs
         self.client = sc.client
-        self.cores = Cores(self.env, sc.machine["cores"], sc.machine["context_switch_ms"])
+        # The cores draw their own numbers (placement ties, migrations) from the seed, so
+        # contention for cores does not shift the run's other draws.
+        self.cores = Cores(self.env, sc.machine["cores"], sc.machine["context_switch_ms"],
+                           random.Random(f"cores-{seed}"), self.rec)
         self.listen = ListenSocket(sc.server["backlog"], sc.machine["somaxconn"],
                                    self.rec.backlog, self.rng.randrange)
         self.lanes: dict[str, dict[str, Any]] = {}

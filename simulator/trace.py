@@ -17,7 +17,12 @@ A Trace holds:
   backlog    listener key ``"listen"``    accept-queue depth (int)         -1
   req        request id (int)             phase (see :data:`REQ_PHASES`)   detail (str)
   worker     process key                  boot, ready, killed, exit        detail (str)
+  core       thread key                   core index (int, from 0)         detail (str)
   ========== ============================ ================================ =====================
+
+  ``core`` events are written only when threads share a core: a thread joined a core that
+  runs others (detail: their keys, comma-separated) or the scheduler's load balancing moved
+  it there (detail: ``moved from core i``).
 
   Request phases: ``syn`` (a SYN was sent; detail is the attempt number), ``drop`` (the SYN
   found the accept queue full and was dropped), ``overflow`` (the handshake completed but

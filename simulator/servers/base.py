@@ -6,11 +6,32 @@ from collections.abc import Callable
 from typing import Any
 
 from ..context import Sim
+from ..core import URGENT
 from ..cpu import CPU, Step, Thread
 from ..request import Request
 
+#: Linux's base slice (``sysctl_sched_base_slice``) in ms, before it is scaled by
+#: 1 + log2 of the CPUs (at most 8): 1.5 ms on two cores.
+BASE_SLICE_MS = 0.75
+
 #: ``handle(thread, request)``: what a thread does with a connection it has accepted.
 Handler = Callable[[Thread, Request], None]
+
+
+def wake_delay(sim: Sim) -> float:
+    """How long a thread asleep in ``select``/``epoll`` takes to run once a connection wakes
+    it, in ms: ``costs.wakeup_ms`` (a context switch and the return to Python) times a
+    seeded jitter (0.5x, then an exponential tail; 1x on average), plus, when every core is
+    busy, a wait for a core of up to one scheduler slice (then the running thread is
+    preempted)."""
+    base: float = sim.costs["wakeup_ms"]
+    rng = sim.rng
+    delay = base * (0.5 + rng.expovariate(2.0)) if base > 0.0 else 0.0
+    cores = sim.cores
+    if not cores.idle:
+        slice_ms = BASE_SLICE_MS * (1 + (min(cores.cores, 8).bit_length() - 1))
+        delay += rng.uniform(0.0, slice_ms)
+    return delay
 
 
 class Slots:
@@ -55,8 +76,15 @@ class Acceptor:
     """A thread's accept loop: wait until the listener is readable, ``accept()`` (a little
     CPU, so it needs the GIL), then ``handle(thread, request)``. ``ready()``, if given, says
     whether the thread may accept now; when it says no, the owner calls :meth:`wait` again
-    later. Several acceptors may wake for one connection: the losers find the queue empty
-    (EAGAIN) and wait again, like gunicorn workers on a shared socket."""
+    later.
+
+    Who wins a connection is a race. A thread that comes back to the loop while a
+    connection is queued (it just finished a request, or a gthread main thread just handed
+    one to its pool) is running already and calls ``accept()`` at once. A thread asleep in
+    ``select``/``epoll`` is woken with every other sleeper on the listener (no
+    ``EPOLLEXCLUSIVE``) and runs only after its :func:`wake_delay`. The losers find the
+    queue empty (EAGAIN) and sleep again, so a running worker takes most of a burst while
+    its siblings are still waking up."""
 
     __slots__ = ("sim", "th", "handle", "ready", "listen", "steps")
 
@@ -75,14 +103,28 @@ class Acceptor:
             return
         if self.ready is not None and not self.ready():
             return
-        self.listen.wait_readable(self.woken)
+        if self.listen.queue:
+            self._accept()  # running already: accept() before any sleeper wakes
+        else:
+            self.listen.wait_readable(self.woken)
 
     def woken(self) -> None:
+        """The kernel wakes this sleeping thread: it runs after its wake-up latency."""
+        delay = wake_delay(self.sim)
+        if delay > 0.0:
+            self.sim.env.after(delay, self._awake, None, URGENT)
+        else:
+            self._awake(None)
+
+    def _awake(self, _: Any) -> None:
         if self.th.proc.alive:
-            if self.steps is None:
-                self.accepted(self.th)
-            else:
-                self.th.run(self.steps, None, self.accepted)
+            self._accept()
+
+    def _accept(self) -> None:
+        if self.steps is None:
+            self.accepted(self.th)
+        else:
+            self.th.run(self.steps, None, self.accepted)
 
     def accepted(self, _: Thread) -> None:
         req = self.listen.take()
