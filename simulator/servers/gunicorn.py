@@ -17,10 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..context import Sim
-from ..core import NORMAL
+from ..core import NORMAL, URGENT
 from ..cpu import CPU, Process, Step, Thread
 from ..request import Request
-from .base import Server, Slots
+from .base import Server, Slots, wake_delay
 
 ARBITER_TICK_MS = 1000.0  # gunicorn's arbiter sleeps up to 1 s between checks
 
@@ -222,8 +222,18 @@ class GunicornGthread(Arbiter):
 
         def readable() -> None:
             loop_state["armed"] = False
+            if not proc.alive:
+                return
+            if loop_state["busy"]:
+                events.append(accept)  # running: it accepts when back in its loop
+            else:
+                # asleep in select(): it runs after a wake-up (base.Acceptor says why)
+                loop_state["busy"] = True
+                sim.env.after(wake_delay(sim), woken, None, URGENT)
+
+        def woken(_: Any) -> None:
             if proc.alive:
-                post(accept)
+                accept()
 
         def accept() -> None:
             if accept_steps is None:
