@@ -43,6 +43,11 @@ RUN_DIR_PREFIX = "wsgiscope-lab-"
 OWNER_FILE = "owner.json"
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def die_with_parent(parent_pid: int | None = None) -> None:
     """Make the calling process get SIGKILL when its parent goes away (Linux
     ``PR_SET_PDEATHSIG``), so even a lab process killed outright leaves nothing running.
@@ -56,7 +61,7 @@ def die_with_parent(parent_pid: int | None = None) -> None:
     itself as the signal would have.
     """
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if parent_pid is not None and os.getppid() != parent_pid:
         os.kill(os.getpid(), signal.SIGKILL)
 
