@@ -37,6 +37,36 @@ def lab_processes(root: Path) -> list[tuple[int, str]]:
     return found
 
 
+def listening_ports_of(pids: list[int]) -> set[int]:
+    """TCP ports on which these processes hold a listening socket (the machine is shared:
+    a port that opened meanwhile may be anyone's)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+        except OSError:
+            continue
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as fh:
+            fh.readline()
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@pytest.fixture
+def lab_ports(lab_root: Path) -> Callable[[], set[int]]:
+    """A function listing the ports this test's runs are listening on."""
+    return lambda: listening_ports_of([pid for pid, _cmd in lab_processes(lab_root)])
+
+
 @pytest.fixture
 def lab_procs(lab_root: Path) -> Callable[[], list[tuple[int, str]]]:
     """A function listing the live processes of this test's runs."""
