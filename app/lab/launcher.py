@@ -154,15 +154,16 @@ def gunicorn_args(server: dict[str, Any]) -> list[str]:
     return args
 
 
-def server_command(scenario: dict[str, Any]) -> list[str]:
-    """The argv that starts the scenario's server."""
+def server_command(scenario: dict[str, Any], python: str | None = None) -> list[str]:
+    """The argv that starts the scenario's server (on ``python``, default this one)."""
     server = scenario.get("server", {})
     kind = server.get("kind", "werkzeug")
+    exe = python or sys.executable
     if kind == "werkzeug":
-        return [sys.executable, "-m", "wsgiscope.app.lab.werkzeug_server"]
+        return [exe, "-m", "wsgiscope.app.lab.werkzeug_server"]
     if kind == "gunicorn":
         return [
-            sys.executable, "-m", "gunicorn",
+            exe, "-m", "gunicorn",
             "--config", "python:wsgiscope.app.lab.gunicorn_hooks",
             *gunicorn_args(server),
             "wsgiscope.app.lab.demo_app:from_env()",
@@ -218,9 +219,14 @@ class Server:
     """A lab server for one run (see the module docstring)."""
 
     def __init__(
-        self, scenario: dict[str, Any], run_dir: str | os.PathLike[str], seed: int | None = None
+        self,
+        scenario: dict[str, Any],
+        run_dir: str | os.PathLike[str],
+        seed: int | None = None,
+        python: str | None = None,
     ) -> None:
         self.scenario = scenario
+        self.python = python
         self.run_dir = Path(run_dir)
         self.record_dir = self.run_dir / "records"
         self.seed = seed
@@ -256,7 +262,7 @@ class Server:
         log = open(self.run_dir / "server.log", "wb")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
-                server_command(self.scenario),
+                server_command(self.scenario, self.python),
                 cwd=self.run_dir,
                 env=env,
                 stdin=subprocess.DEVNULL,

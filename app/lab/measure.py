@@ -36,6 +36,7 @@ from wsgiscope import simulator
 from wsgiscope.simulator.kernel import syn_offsets_ms
 from wsgiscope.simulator.trace import Event, RequestRecord, Trace, summarise
 
+from . import interpreter
 from .launcher import (
     LabError,
     Server,
@@ -100,23 +101,28 @@ def measure(
     progress: Progress | None = None,
     seed: int | None = None,
     keep_dir: str | os.PathLike[str] | None = None,
+    python: str | None = None,
 ) -> Trace:
     """Run ``scenario`` on the real server it describes and return the measured Trace.
 
     ``progress(fraction, message)`` is called now and then. ``keep_dir`` keeps the raw
     records (config, server log, per-process record files, driver output) there.
-    Raises ``simulator.ScenarioError`` for a bad scenario (nothing started) and
-    :class:`LabError` when the run fails; either way nothing is left running.
+    ``python`` is the interpreter that runs the server (default: this one); it must be the
+    kind the scenario describes (``machine.gil``, see :mod:`.interpreter`).
+    Raises ``simulator.ScenarioError`` for a bad scenario or an interpreter that cannot run
+    it (nothing started) and :class:`LabError` when the run fails; either way nothing is
+    left running.
     """
     plan = lab_plan(scenario, seed)
     norm = plan["scenario"]
+    interpreter.check(norm, python)
     report = progress or (lambda _f, _m: None)
     scope = RunScope()
     with stop_on_signals(scope):
         try:
             scope.run_dir = run_dir = make_run_dir()
             report(0.0, "starting the server")
-            server = Server(norm, run_dir, plan["seed"])
+            server = Server(norm, run_dir, plan["seed"], python=python)
             scope.servers.append(server)
             with server:
                 load = _LoadMeter(server)
