@@ -17,6 +17,7 @@ from .client import Client
 from .cores import Cores
 from .flask_app import FlaskApp
 from .gil import Gil
+from .gil_contention import GilContention
 from .kernel import Kernel
 from .lifecycle import Lifecycle
 from .overview import Overview
@@ -31,6 +32,7 @@ RULES: tuple[type[Rule], ...] = (
     Pool,
     Cores,
     Gil,
+    GilContention,
     Lifecycle,
     Client,
     FlaskApp,
