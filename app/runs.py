@@ -5,9 +5,16 @@ Shared by the WebSocket stream (:mod:`.stream`, which plays a run) and the pages
 Trace for ``/api/timeline``). It reads only the Trace, so simulated and measured runs
 encode the same way.
 
-Frames go out columnar: :meth:`Prepared.chunk` gives a run of consecutive frames plus every
-request span, finished request and narration line that starts at or before the chunk's
-last frame.
+Frames go out columnar: :meth:`Prepared.chunk_text` gives a run of consecutive frames plus
+every request span, finished request and narration line that starts at or before the
+chunk's last frame, as the JSON text of one ``frames`` message.
+
+A :class:`Prepared` run is compact on purpose: frame columns are typed arrays, spans,
+records and narration lines are JSON text encoded once, and the request inspector's data is
+kept per batch of requests as JSON text. It travels from a simulation process to the
+serving process, and through a shared cache, as :meth:`Prepared.to_bytes` (no pickle), and
+decoding it costs the serving process a few milliseconds even for a large run, so that
+one viewer's run never stalls the frames of everyone else.
 """
 
 from __future__ import annotations
@@ -16,11 +23,14 @@ import bisect
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+import struct
+import sys
+from array import array
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from wsgiscope import simulator
-from wsgiscope.simulator.trace import Trace
+from wsgiscope.simulator.trace import Event, RequestRecord, Trace
 
 #: Request states, as numbered on the wire (``simulator.frames.REQUEST_STATES`` order).
 REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write")
@@ -28,8 +38,17 @@ REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write")
 THREAD_STATES = ("idle", "gil", "cpu", "io", "dead", "absent")
 #: Request outcomes on the wire.
 STATUSES = ("ok", "error", "reset", "timeout")
+#: The per-frame counters, by their name on the wire and in ``simulator.frames.sample``.
+COUNTERS = (("b", "backlog"), ("c", "busy_cores"), ("q", "in_flight"), ("d", "completed"),
+            ("x", "failed"), ("k", "connecting"))
+#: Requests per batch of inspector data (decoded together when one of them is inspected).
+INSPECT_BATCH = 64
+#: The version of :meth:`Prepared.to_bytes`; part of every cache key.
+WIRE_FORMAT = 1
+_MAGIC = b"WSGISCOPE-RUN"
 
 _NICE = (1.0, 2.0, 5.0)
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def pick_tick(end_ms: float, max_frames: int) -> float:
@@ -50,6 +69,21 @@ def run_key(scenario: dict[str, Any], seed: int | None) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def cache_key(scenario: dict[str, Any], seed: int | None, max_frames: int,
+              max_requests: int) -> str:
+    """The content hash a prepared run is cached under: the canonical scenario, the seed,
+    the page's limits and the wire format, so equal requests share one simulation."""
+    from importlib.metadata import version
+
+    try:
+        ours = version("wsgiscope")
+    except Exception:  # pragma: no cover - running from a checkout without metadata
+        ours = "0"
+    text = json.dumps([WIRE_FORMAT, ours, scenario, seed, max_frames, max_requests],
+                      sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _thread_keys(trace: Trace) -> tuple[list[dict[str, Any]], list[str]]:
     procs: list[dict[str, Any]] = []
     keys: list[str] = []
@@ -63,39 +97,63 @@ def _thread_keys(trace: Trace) -> tuple[list[dict[str, Any]], list[str]]:
     return procs, keys
 
 
+def _ints(values: list[Any]) -> array[Any]:
+    """A typed array: 32-bit integers where they fit, else 64-bit, else doubles."""
+    if not all(type(v) is int for v in values):
+        return array("d", values)  # pragma: no cover - the engine's counters are ints
+    try:
+        return array("i", values)
+    except OverflowError:  # pragma: no cover - a request number beyond 2**31
+        return array("q", values)
+
+
+class _OneRequest:
+    """What the request inspector reads of a Trace, for one request only."""
+
+    def __init__(self, rid: int, record: RequestRecord, events: list[Event],
+                 end_ms: float) -> None:
+        self.requests = {rid: record}
+        self._events = events
+        self.end_ms = end_ms
+
+    def request_events(self, req_id: int) -> list[Event]:
+        return self._events
+
+
 @dataclass
 class Prepared:
-    """Everything one run sends, encoded once, in time order."""
+    """Everything one run sends, encoded once, in time order (see the module docstring)."""
 
-    trace: Trace
     key: str
     tick_ms: float
+    end_ms: float
     meta: dict[str, Any]
-    times: list[float]
-    # per frame: [backlog, busy, in_flight, completed, failed, connecting, threads, gil]
-    frames: list[list[Any]]
-    req_spans: list[tuple[float, list[Any]]]  # (start, [req, start, end, state])
-    done: list[tuple[float, list[Any]]]  # (time known, encoded record)
-    narration: list[tuple[float, str]]
-    span_starts: list[float] = field(default_factory=list)
-    done_times: list[float] = field(default_factory=list)
-    line_times: list[float] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.span_starts = [s for s, _ in self.req_spans]
-        self.done_times = [s for s, _ in self.done]
-        self.line_times = [t for t, _ in self.narration]
+    times: array[float]
+    counters: dict[str, array[Any]]  # wire name -> one value per frame
+    th: array[int]  # per frame: [state, request] per thread
+    g: array[int]  # per frame: the GIL holder's thread index per process, or -1
+    span_starts: array[float]
+    spans: list[str]  # "request,start,end,state" for the flat ``rs`` list
+    done_times: array[float]
+    done: list[str]  # one finished-request record as JSON
+    line_times: array[float]
+    narration: list[str]  # one ``[t, text]`` as JSON
+    inspect: list[str] = field(default_factory=list)  # JSON batches of INSPECT_BATCH requests
 
     @property
     def n(self) -> int:
         return len(self.times)
+
+    @property
+    def n_requests(self) -> int:
+        return int(self.meta["n_requests"])
 
     def cursor(self, have: int) -> list[int]:
         """Positions in the span/record/narration lists once ``have`` frames are out."""
         if have <= 0:
             return [0, 0, 0]
         if have >= self.n:
-            return [len(self.req_spans), len(self.done), len(self.narration)]
+            return [len(self.spans), len(self.done), len(self.narration)]
         t = self.times[have - 1] + 1e-9
         return [
             bisect.bisect_right(self.span_starts, t),
@@ -103,40 +161,99 @@ class Prepared:
             bisect.bisect_right(self.line_times, t),
         ]
 
-    def chunk(self, a: int, b: int) -> dict[str, Any]:
-        """The ``frames`` message for frames ``a`` to ``b`` (exclusive)."""
+    def chunk_text(self, a: int, b: int) -> str:
+        """The JSON text of the ``frames`` message for frames ``a`` to ``b`` (exclusive)."""
         ca, cb = self.cursor(a), self.cursor(b)
-        rows = self.frames[a:b]
-        th: list[int] = []
-        gil: list[int] = []
-        for row in rows:
-            th.extend(row[6])
-            gil.extend(row[7])
-        return {
-            "type": "frames",
-            "i": a,
-            "t": self.times[a:b],
-            "b": [r[0] for r in rows],
-            "c": [r[1] for r in rows],
-            "q": [r[2] for r in rows],
-            "d": [r[3] for r in rows],
-            "x": [r[4] for r in rows],
-            "k": [r[5] for r in rows],
-            "th": th,
-            "g": gil,
-            "rs": [v for _, s in self.req_spans[ca[0]:cb[0]] for v in s],
-            "done": [r for _, r in self.done[ca[1]:cb[1]]],
-            "n": [[round(t, 3), text] for t, text in self.narration[ca[2]:cb[2]]],
-            "last": b >= self.n,
-        }
+        dump = _JSON.encode
+        wt, wg = len(self.th) // max(self.n, 1), len(self.g) // max(self.n, 1)
+        parts = ['{"type":"frames","i":', str(a), ',"t":', dump(self.times[a:b].tolist())]
+        for name, column in self.counters.items():
+            parts += [',"', name, '":', dump(column[a:b].tolist())]
+        parts += [',"th":', dump(self.th[a * wt:b * wt].tolist()),
+                  ',"g":', dump(self.g[a * wg:b * wg].tolist()),
+                  ',"rs":[', ",".join(self.spans[ca[0]:cb[0]]),
+                  '],"done":[', ",".join(self.done[ca[1]:cb[1]]),
+                  '],"n":[', ",".join(self.narration[ca[2]:cb[2]]),
+                  '],"last":', "true" if b >= self.n else "false", "}"]
+        return "".join(parts)
+
+    def chunk(self, a: int, b: int) -> dict[str, Any]:
+        """The ``frames`` message for frames ``a`` to ``b`` (exclusive), as an object."""
+        return json.loads(self.chunk_text(a, b))  # type: ignore[no-any-return]
 
     def whole(self) -> dict[str, Any]:
         """Meta and every frame in one object (for a measured trace drawn all at once)."""
         return {"meta": self.meta, "frames": self.chunk(0, self.n)}
 
+    def inspect_view(self, rid: int) -> _OneRequest:
+        """What the request inspector needs of request ``rid`` (0 <= rid < n_requests)."""
+        batch = json.loads(self.inspect[rid // INSPECT_BATCH])
+        j = rid % INSPECT_BATCH
+        record = RequestRecord(**batch["records"][j])
+        events = [Event(*e) for e in batch["events"][j]]
+        return _OneRequest(rid, record, events, self.end_ms)
+
+    # -- bytes, for a pipe or a shared cache (no pickle: nothing in it is code) ----------
+    def _arrays(self) -> list[tuple[str, array[Any]]]:
+        named = [("times", self.times), ("th", self.th), ("g", self.g),
+                 ("span_starts", self.span_starts), ("done_times", self.done_times),
+                 ("line_times", self.line_times)]
+        return named + [(f"counter:{k}", v) for k, v in self.counters.items()]
+
+    def to_bytes(self) -> bytes:
+        arrays = self._arrays()
+        head = {"format": WIRE_FORMAT, "byteorder": sys.byteorder, "key": self.key,
+                "tick_ms": self.tick_ms, "end_ms": self.end_ms, "meta": self.meta,
+                "arrays": [[name, a.typecode, len(a)] for name, a in arrays],
+                "spans": self.spans, "done": self.done, "narration": self.narration,
+                "inspect": self.inspect}
+        text = _JSON.encode(head).encode()
+        return b"".join([_MAGIC, struct.pack("<Q", len(text)), text,
+                         *(a.tobytes() for _, a in arrays)])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Prepared:
+        """The run :meth:`to_bytes` wrote; ValueError if it is not one (or another format)."""
+        if not data.startswith(_MAGIC):
+            raise ValueError("not a prepared run")
+        at = len(_MAGIC) + 8
+        (size,) = struct.unpack_from("<Q", data, len(_MAGIC))
+        head = json.loads(data[at:at + size])
+        if head.get("format") != WIRE_FORMAT or head.get("byteorder") != sys.byteorder:
+            raise ValueError("a prepared run of another format")
+        at += size
+        arrays: dict[str, array[Any]] = {}
+        for name, typecode, length in head["arrays"]:
+            a = array(typecode)
+            end = at + length * a.itemsize
+            a.frombytes(data[at:end])
+            arrays[name] = a
+            at = end
+        counters = {k[len("counter:"):]: v for k, v in arrays.items()
+                    if k.startswith("counter:")}
+        return cls(head["key"], head["tick_ms"], head["end_ms"], head["meta"],
+                   arrays["times"], counters, arrays["th"], arrays["g"],
+                   arrays["span_starts"], head["spans"], arrays["done_times"], head["done"],
+                   arrays["line_times"], head["narration"], head["inspect"])
+
 
 def _r(v: float | None) -> float | None:
     return None if v is None else round(float(v), 3)
+
+
+def _inspect_batches(trace: Trace) -> list[str]:
+    """The inspector's data (each request's record and events), as JSON per batch."""
+    n = len(trace.requests)
+    events: list[list[Any]] = [[] for _ in range(n)]
+    for e in trace.events:  # one pass: what Trace.request_events picks, for every request
+        rid = e.who if e.kind == "req" else e.ref if e.kind == "thread" else None
+        if type(rid) is int and 0 <= rid < n:
+            events[rid].append(list(e))
+    out = []
+    for a in range(0, n, INSPECT_BATCH):
+        records = [asdict(r) for r in trace.requests[a:a + INSPECT_BATCH]]
+        out.append(_JSON.encode({"records": records, "events": events[a:a + INSPECT_BATCH]}))
+    return out
 
 
 def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
@@ -153,23 +270,27 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     absent = THREAD_STATES.index("absent")
     tcode = {s: i for i, s in enumerate(THREAD_STATES)}
     times: list[float] = []
-    rows: list[list[Any]] = []
+    th: list[int] = []
+    gil: list[int] = []
+    counters: dict[str, list[Any]] = {wire: [] for wire, _ in COUNTERS}
     blank = [absent, -1] * len(keys)
     for f in raw:
-        th = blank.copy()
+        row = blank.copy()
         for k, (state, req) in f["threads"].items():
             i = index.get(k)
             if i is not None:
-                th[2 * i] = tcode.get(state, 0)
-                th[2 * i + 1] = req
-        gil = [-1] * len(procs)
+                row[2 * i] = tcode.get(state, 0)
+                row[2 * i + 1] = req
+        th.extend(row)
+        g = [-1] * len(procs)
         for pk, holder in f["gil"].items():
             pi = proc_index.get(pk)
             if pi is not None and holder:
-                gil[pi] = index.get(holder, -1)
+                g[pi] = index.get(holder, -1)
+        gil.extend(g)
         times.append(round(f["t"], 4))
-        rows.append([f["backlog"], f["busy_cores"], f["in_flight"], f["completed"],
-                     f.get("failed", 0), f.get("connecting", 0), th, gil])
+        for wire, name in COUNTERS:
+            counters[wire].append(f.get(name, 0))
 
     # Thread lanes are drawn from the frames (one state per tick); only request spans go out
     # as intervals, so a run with heavy GIL ping-pong does not flood the socket.
@@ -220,7 +341,16 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         "statuses": STATUSES,
         "summary": trace.summary,
     }
-    return Prepared(trace, key, tick, meta, times, rows, req_spans, done, narration)
+    return Prepared(
+        key, tick, end, meta, array("d", times),
+        {wire: _ints(values) for wire, values in counters.items()},
+        _ints(th), _ints(gil),
+        array("d", [a for a, _ in req_spans]), [_JSON.encode(s)[1:-1] for _, s in req_spans],
+        array("d", [k for k, _ in done]), [_JSON.encode(r) for _, r in done],
+        array("d", [t for t, _ in narration]),
+        [_JSON.encode([round(t, 3), text]) for t, text in narration],
+        _inspect_batches(trace),
+    )
 
 
 def load_for_web(scenario_data: Any, max_requests: int) -> simulator.Scenario:

@@ -96,7 +96,10 @@ class Session:
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, msg: dict[str, Any]) -> None:
-        self.ws.send(json.dumps(msg, separators=(",", ":")))
+        self.send_text(json.dumps(msg, separators=(",", ":")))
+
+    def send_text(self, text: str) -> None:
+        self.ws.send(text)
 
     def error(self, message: str, field: str = "") -> None:
         self.send({"type": "error", "error": message, "field": field})
@@ -108,7 +111,7 @@ class Session:
             return
         index = min(index, run.n, self.sent + limit)
         if index > self.sent:
-            self.send(run.chunk(self.sent, index))
+            self.send_text(run.chunk_text(self.sent, index))
             self.sent = index
         if self.sent >= run.n and not self.ended:
             self.ended = True
@@ -231,12 +234,13 @@ class Session:
         assert run is not None
         rid = msg.get("id")
         if isinstance(rid, bool) or not isinstance(rid, int) or not (
-            0 <= rid < len(run.trace.requests)
+            0 <= rid < run.n_requests
         ):
             raise ProtocolError(
-                f"id must be a request number from 0 to {len(run.trace.requests) - 1} "
+                f"id must be a request number from 0 to {run.n_requests - 1} "
                 f"(got {rid!r})", "id")
-        self.send({"type": "inspect", "id": rid, "html": render_inspector(run.trace, rid)})
+        html = render_inspector(run.inspect_view(rid), rid)  # type: ignore[arg-type]
+        self.send({"type": "inspect", "id": rid, "html": html})
 
 
 @sock.route("/ws")
