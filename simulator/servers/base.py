@@ -127,6 +127,8 @@ class Acceptor:
             self.th.run(self.steps, None, self.accepted)
 
     def accepted(self, _: Thread) -> None:
+        if self.ready is not None and not self.ready():
+            return  # it stopped accepting meanwhile (full, or leaving): the owner re-arms
         req = self.listen.take()
         if req is None:  # another thread won the race
             self.wait()

@@ -1,6 +1,6 @@
-"""gunicorn (``gunicorn/arbiter.py``, ``gunicorn/workers/*.py``): the arbiter and its workers.
+"""gunicorn's workers (``gunicorn/workers/*.py``); the arbiter that runs them is in
+:mod:`.arbiter`.
 
-* :class:`Arbiter` -- spawns the workers, replaces dead ones, kills silent ones.
 * :class:`GunicornSync` -- N worker processes accept from the shared socket, one request
   each, no keep-alive; the arbiter kills a worker silent for ``timeout``.
 * :class:`GunicornGthread` -- each worker's main thread accepts while it has fewer than
@@ -16,119 +16,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..context import Sim
-from ..core import NORMAL, URGENT
-from ..cpu import CPU, Process, Step, Thread
+from ..core import URGENT
+from ..cpu import CPU, Step, Thread
 from ..request import Request
+from .arbiter import Arbiter, CooperativeArbiter
 from .base import Server, Slots, wake_delay
-
-ARBITER_TICK_MS = 1000.0  # gunicorn's arbiter sleeps up to 1 s between checks
-
-
-class Arbiter(Server):
-    """The arbiter: spawns workers, replaces dead ones, kills silent ones.
-
-    A worker is a dict: its process, threads, requests served, in-flight count, requests
-    queued for its thread pool, and whether it is retiring (``max_requests`` reached: it
-    stops accepting, finishes what it has, exits, and the arbiter boots a replacement).
-    """
-
-    cooperative = False
-
-    def __init__(self, sim: Sim) -> None:
-        super().__init__(sim)
-        s = sim.server
-        self.n = s["workers"]
-        self.timeout_ms = s["timeout_s"] * 1000.0
-        self.boot_ms = s["boot_ms"]
-        self.max_requests = s["max_requests"]
-        self.workers: dict[str, dict[str, Any]] = {}
-
-    def start(self) -> None:
-        for i in range(1, self.n + 1):
-            self.spawn(f"w{i}", booted=True)
-        if self.timeout_ms > 0 and self.kills_on_timeout():
-            # The arbiter wakes about once a second, at no particular phase to the requests.
-            first = self.sim.rng.uniform(0.0, ARBITER_TICK_MS)
-            self.sim.env.at(first, self.tick, None, NORMAL)
-
-    def kills_on_timeout(self) -> bool:
-        return True
-
-    def spawn(self, key: str, booted: bool) -> None:
-        sim = self.sim
-        label = f"worker {key[1:]} ({sim.server['worker_class']})"
-        w: dict[str, Any] = {
-            "proc": Process(sim, key, label, cooperative=self.cooperative),
-            "served": 0, "busy_since": None, "threads": [], "queued": deque(),
-            "conns": 0, "retiring": False, "accepting": False,
-        }
-        self.workers[key] = w
-        if booted:
-            self.boot(key, w)
-        else:
-            sim.rec.worker(key, "boot", f"a new worker starts; ready in {self.boot_ms:g} ms")
-            sim.env.after(self.boot_ms, lambda _a: self.boot(key, w), None, NORMAL)
-
-    def boot(self, key: str, w: dict[str, Any]) -> None:
-        if self.workers.get(key) is not w:
-            return
-        self.sim.rec.worker(key, "ready", "")
-        self.run_worker(key, w)
-
-    def run_worker(self, key: str, w: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def done_one(self, key: str, w: dict[str, Any]) -> bool:
-        """Count a finished request. Returns True when the worker is retiring."""
-        w["served"] += 1
-        w["conns"] -= 1
-        if self.max_requests and w["served"] >= self.max_requests:
-            w["retiring"] = True
-        if w["retiring"] and w["conns"] == 0 and w["proc"].alive:
-            self.retire(key, w, "exit", f"max_requests ({self.max_requests}) reached")
-        return bool(w["retiring"])
-
-    def may_accept(self, w: dict[str, Any]) -> bool:
-        """gthread/gevent: accept while under worker_connections (and not retiring)."""
-        if not w["retiring"] and w["conns"] < self.sim.server["worker_connections"]:
-            return True
-        w["accepting"] = False
-        return False
-
-    def retire(self, key: str, w: dict[str, Any], how: str, why: str) -> None:
-        proc = w["proc"]
-        proc.alive = False
-        gil = proc.gil
-        for th in w["threads"]:
-            req = th.req
-            if req is not None:
-                running = gil is None or not self.cooperative or gil.holder is th
-                if th.stage == "write" or not running:
-                    self.sim.fail(req, "reset", None, why)
-                else:
-                    self.sim.fail(req, "error", 500, why)
-            th.kill()
-        for req in w["queued"]:
-            self.sim.fail(req, "reset", None, "the worker died before a thread took it")
-        w["queued"].clear()
-        self.sim.rec.worker(key, how, why)
-        self.spawn(key, booted=False)
-
-    def tick(self, _: Any) -> None:
-        now = self.sim.env.now
-        for key, w in list(self.workers.items()):
-            silent = self.silent_since(w)
-            if silent is not None and now - silent > self.timeout_ms and w["proc"].alive:
-                self.retire(key, w, "killed",
-                            f"worker timeout: silent for {(now - silent) / 1000:.1f} s, "
-                            f"over timeout {self.timeout_ms / 1000:g} s (SIGABRT)")
-        if self.sim.outstanding > 0:
-            self.sim.env.after(ARBITER_TICK_MS, self.tick, None, NORMAL)
-
-    def silent_since(self, w: dict[str, Any]) -> float | None:
-        busy = w["busy_since"]
-        return float(busy) if busy is not None else None
 
 
 class GunicornSync(Arbiter):
@@ -304,16 +196,7 @@ class GunicornGthread(Arbiter):
         loop()
 
 
-class GunicornGevent(Arbiter):
-    cooperative = True
-
-    def silent_since(self, w: dict[str, Any]) -> float | None:
-        # The heartbeat is a greenlet: it runs only when the running greenlet yields.
-        gil = w["proc"].gil
-        if gil is None or gil.holder is None:
-            return None
-        return float(gil.granted_at)
-
+class GunicornGevent(CooperativeArbiter):
     def run_worker(self, key: str, w: dict[str, Any]) -> None:
         sim = self.sim
         proc = w["proc"]

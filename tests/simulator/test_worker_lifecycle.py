@@ -1,0 +1,120 @@
+"""gunicorn workers killed and replaced: what the client sees, and how long the gap lasts."""
+
+from __future__ import annotations
+
+import pytest
+from wsgiscope import simulator
+
+
+def worker_events(trace: simulator.Trace) -> list[tuple[float, str, str]]:
+    return [(e.t, e.who, e.what) for e in trace.events if e.kind == "worker" and e.t > 0]
+
+
+def killed_at(trace: simulator.Trace) -> float:
+    return next(t for t, _, what in worker_events(trace) if what == "killed")
+
+
+def hog(worker_class: str, **server: float) -> simulator.Trace:
+    return simulator.run({
+        "server": {"kind": "gunicorn", "worker_class": worker_class, "timeout_s": 2,
+                   **server},
+        "endpoints": {"/crunch": [{"cpu_ms": 10_000}], "/ping": [{"io_ms": 5}]},
+        "workload": [
+            {"at_ms": 0, "count": 1, "path": "/crunch"},
+            {"at_ms": 100, "count": 1, "path": "/ping"},
+        ],
+    })
+
+
+def test_a_killed_sync_worker_answers_500_at_once() -> None:
+    """Measured: handle_abort's SystemExit reaches sync's handle(), handle_error writes a
+    500 two milliseconds after the SIGABRT."""
+    trace = hog("sync")
+    crunch, ping = trace.requests
+    assert crunch.status == "error" and crunch.http_status == 500
+    assert crunch.finished_ms == pytest.approx(killed_at(trace))
+    assert ping.status == "ok"
+
+
+@pytest.mark.parametrize("keepalive_s", [2, 5, 0])
+def test_a_killed_gevent_worker_closes_the_connection_without_a_response(
+        keepalive_s: float) -> None:
+    """Measured: gevent's handle_request swallows the SystemExit; the greenlet waits for a
+    next request on the connection until keepalive runs out, then closes it."""
+    trace = hog("gevent", keepalive_s=keepalive_s)
+    crunch, ping = trace.requests
+    assert crunch.status == "reset" and crunch.http_status is None
+    assert crunch.finished_ms == pytest.approx(killed_at(trace) + keepalive_s * 1000)
+    assert "no response" in crunch.note
+    # the aborted worker accepted nothing more: the replacement serves /ping
+    assert ping.status == "ok" and ping.accepted_ms > crunch.finished_ms
+
+
+def test_an_aborted_gevent_worker_finishes_its_other_greenlets() -> None:
+    trace = simulator.run({
+        "server": {"kind": "gunicorn", "worker_class": "gevent", "timeout_s": 2},
+        "endpoints": {"/crunch": [{"cpu_ms": 10_000}], "/wait": [{"io_ms": 4000}]},
+        "workload": [
+            {"at_ms": 0, "count": 1, "path": "/wait"},
+            {"at_ms": 10, "count": 1, "path": "/crunch"},
+        ],
+    })
+    wait, crunch = trace.requests
+    killed = killed_at(trace)
+    assert crunch.status == "reset"
+    assert wait.status == "ok" and wait.finished_ms > killed
+    # it exits at its loop's next one-second tick once both are done
+    last = max(wait.finished_ms, crunch.finished_ms)
+    exit_t = next(t for t, _, what in worker_events(trace) if what == "exit")
+    assert last <= exit_t <= last + 1000
+    assert (exit_t - killed) % 1000 == pytest.approx(0, abs=1e-6)
+
+
+def test_a_second_timeout_after_sigabrt_is_sigkill() -> None:
+    """The greenlet that ran before the hog takes the hub next and burns it too: the
+    arbiter's next check kills the worker outright, and its client gets nothing."""
+    trace = simulator.run({
+        "server": {"kind": "gunicorn", "worker_class": "gevent", "timeout_s": 2},
+        "endpoints": {"/crunch": [{"cpu_ms": 10_000}],
+                      "/later": [{"io_ms": 50}, {"cpu_ms": 10_000}]},
+        "workload": [
+            {"at_ms": 0, "count": 1, "path": "/later"},
+            {"at_ms": 10, "count": 1, "path": "/crunch"},
+        ],
+    })
+    later, crunch = trace.requests
+    kills = [(t, what) for t, _, what in worker_events(trace) if what == "killed"]
+    assert len(kills) == 2
+    assert later.status == "reset" and "SIGKILL" in later.note
+    assert later.finished_ms == pytest.approx(kills[1][0])
+
+
+def recycled(costs: dict[str, float] | None = None, **server: float) -> simulator.Trace:
+    return simulator.run({
+        "server": {"kind": "gunicorn", "workers": 1, "max_requests": 1, **server},
+        "costs": costs or {},
+        "endpoints": {"/a": [{"io_ms": 10}]},
+        "workload": [{"count": 3, "path": "/a"}],
+    })
+
+
+def test_a_recycled_worker_is_replaced_as_measured() -> None:
+    """Exit, reap (40 ms), fork (2 ms), import the app (80 ms): about 120 ms without a
+    worker, as measured here (gunicorn 27, --max-requests 1), not the old 250 ms."""
+    trace = recycled()
+    first, second, _ = trace.requests
+    gap = second.accepted_ms - first.finished_ms
+    assert 122 <= gap <= 123  # plus the new worker's wake-up and accept()
+    events = worker_events(trace)
+    exit_t = next(t for t, _, what in events if what == "exit")
+    boot_t = next(t for t, _, what in events if what == "boot")
+    ready_t = next(t for t, _, what in events if what == "ready")
+    assert exit_t == pytest.approx(first.finished_ms)
+    assert boot_t - exit_t == pytest.approx(42.0)
+    assert ready_t - boot_t == pytest.approx(80.0)
+
+
+def test_the_replacement_gap_comes_from_the_scenario() -> None:
+    trace = recycled({"reap_ms": 10, "fork_ms": 1}, boot_ms=20)
+    first, second, _ = trace.requests
+    assert 31 <= second.accepted_ms - first.finished_ms <= 32
