@@ -42,21 +42,45 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="keep the raw records (server log, per-process records, driver output) in DIR",
     )
+    _python_flag(m)
     m.set_defaults(func=cmd_measure)
 
     c = subparsers.add_parser(
         "compare",
-        help="simulate and measure a scenario; print completion times side by side",
+        help="simulate and measure a scenario; judge measured runs against simulated seeds",
         description=(
-            "Simulate the scenario, measure it on the real server, and print each request's "
-            "completion time in both with the error, then a summary: median and max "
-            "absolute error, makespan error, status mismatches. Exit status 1 when they "
-            "disagree (a request off by more than 10 percent and 30 ms, or a different status)."
+            "With --runs N and/or --seeds M: measure the scenario N times on the real "
+            "server and simulate it over M seeds, then judge distributions -- sorted "
+            "completion times, latency p50/p95/p99, each worker's share of requests, "
+            "statuses: every measured run must lie inside the simulated [min, max] (or the "
+            "--band quantile range), each edge of a time widened by max(30 ms, 10 %). "
+            "Without them (or with --per-request): one run against one seed, each "
+            "request's completion time side by side with the error; a request off by more "
+            "than 10 % and 30 ms, or with a different status, disagrees. "
+            "--suite DIR runs a folder of cases (see 'wsgiscope fidelity'). "
+            "Exit status 1 when they disagree."
         ),
     )
-    c.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    c.add_argument("scenario", metavar="SCENARIO", nargs="?", help=scenario_help)
     c.add_argument("--format", choices=("table", "json"), default="table")
-    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--seed", type=int, default=None,
+                   help="seed of the first run and seed (default: the scenario's own)")
+    c.add_argument("--runs", type=int, default=None, metavar="N",
+                   help="measured runs (1 to 50; default 1)")
+    c.add_argument("--seeds", type=int, default=None, metavar="M",
+                   help="simulated seeds (1 to 500; default 1, or 40 with --runs)")
+    c.add_argument("--band", type=float, default=0.0, metavar="Q",
+                   help="judge against the [Q, 1-Q] quantiles of the seeds instead of "
+                   "[min, max] (default 0)")
+    c.add_argument("--judge", default=None, metavar="LIST",
+                   help="comma-separated statistics to judge: done, p50, p95, p99 "
+                   "(optionally followed by a path, 'p95 /quick'), share, status "
+                   "(default: all that apply)")
+    c.add_argument("--per-request", action="store_true",
+                   help="the single-run view: each request side by side (N=1, M=1)")
+    c.add_argument("--suite", metavar="DIR", default=None,
+                   help="run every case of a fidelity suite folder instead of SCENARIO")
+    _python_flag(c)
     c.add_argument(
         "--profile",
         metavar="FILE",
@@ -65,6 +89,18 @@ def add_parser(subparsers: Any) -> None:
         "scenario before simulating",
     )
     c.set_defaults(func=cmd_compare)
+
+    f = subparsers.add_parser(
+        "fidelity",
+        help="run the fidelity suite: measured runs against simulated seeds, case by case",
+        description=(
+            "Run every case of a fidelity suite (a folder of case files: scenario, runs, "
+            "seeds, the statistics judged), judge each as 'compare --runs --seeds' does, "
+            "and write fidelity.md and fidelity.json. Exit status 1 when a case disagrees."
+        ),
+    )
+    _suite_flags(f)
+    f.set_defaults(func=cmd_fidelity)
 
     k = subparsers.add_parser(
         "calibrate",
@@ -82,6 +118,37 @@ def add_parser(subparsers: Any) -> None:
         help="write the profile to FILE (default: standard output)",
     )
     k.set_defaults(func=cmd_calibrate)
+
+
+def _python_flag(parser: Any) -> None:
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        default=None,
+        help="interpreter that runs the server (default: this one), e.g. a free-threaded "
+        "python3.13t for a machine.gil: false scenario; it needs wsgiscope installed",
+    )
+
+
+def _suite_flags(parser: Any) -> None:
+    parser.add_argument("--suite", metavar="DIR", default=DEFAULT_SUITE,
+                        help=f"folder of case files (default: {DEFAULT_SUITE})")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="where to write fidelity.md and fidelity.json (default: the "
+                        "suite folder)")
+    parser.add_argument("--only", metavar="CASE", action="append", default=[],
+                        help="run only this case (repeatable)")
+    parser.add_argument("--runs", type=int, default=None, metavar="N",
+                        help="measured runs per case (default: each case's own)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="M",
+                        help="simulated seeds per case (default: each case's own)")
+    parser.add_argument("--update", action="store_true",
+                        help="write each case's measured figures back into its file")
+    _python_flag(parser)
+
+
+#: Where the project keeps its fidelity suite (relative to the repository root).
+DEFAULT_SUITE = "tests/fidelity"
 
 
 def _scenario(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,7 +188,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     data = _scenario(args)
     try:
-        trace = measure(data, progress=_progress(), seed=args.seed, keep_dir=args.keep)
+        trace = measure(
+            data, progress=_progress(), seed=args.seed, keep_dir=args.keep, python=args.python
+        )
     except LabError as exc:
         raise _lab_error(exc) from None
     sys.stdout.write(render(trace, args.format))
@@ -130,12 +199,27 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from wsgiscope.app.commands.common import CliError
+
     from .compare import format_comparison, run_compare
     from .launcher import LabError
 
+    if args.suite:
+        if args.scenario:
+            raise CliError("give either SCENARIO or --suite DIR, not both")
+        args.out, args.only, args.update = None, [], False
+        return cmd_fidelity(args)
+    if not args.scenario:
+        raise CliError("compare needs a SCENARIO (or --suite DIR)")
+    if args.per_request and ((args.runs or 1) > 1 or (args.seeds or 1) > 1):
+        raise CliError("--per-request compares one run with one seed: drop --runs/--seeds")
+    if not args.per_request and (args.runs or args.seeds):
+        return _compare_distributions(args)
     data = _scenario(args)
     try:
-        _sim, _meas, result = run_compare(data, seed=args.seed, progress=_progress())
+        _sim, _meas, result = run_compare(
+            data, seed=args.seed, progress=_progress(), python=args.python
+        )
     except LabError as exc:
         raise _lab_error(exc) from None
     if args.format == "json":
@@ -144,6 +228,61 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sys.stdout.write(format_comparison(result))
     sys.stdout.flush()
     return 0 if result["summary"]["agrees"] else 1
+
+
+def _compare_distributions(args: argparse.Namespace) -> int:
+    from .distribution import check_families
+    from .fidelity import format_case, run_case
+    from .launcher import LabError
+
+    data = _scenario(args)
+    families = None
+    if args.judge:
+        try:
+            families = check_families([p.strip() for p in args.judge.split(",") if p.strip()])
+        except ValueError as exc:
+            from wsgiscope.app.commands.common import CliError
+
+            raise CliError(f"--{exc}") from None
+    runs = args.runs or 1
+    seeds = args.seeds or 40
+    try:
+        result = run_case(data, runs, seeds, families, q=args.band, python=args.python,
+                          seed=args.seed, progress=_progress())
+    except LabError as exc:
+        raise _lab_error(exc) from None
+    if args.format == "json":
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_case(result))
+    sys.stdout.flush()
+    return 0 if result["agrees"] else 1
+
+
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wsgiscope.app.commands.common import CliError
+
+    from .fidelity import CaseError, load_suite, run_suite, write_report
+
+    suite = Path(args.suite)
+    try:
+        cases = load_suite(suite, args.only)
+    except CaseError as exc:
+        raise CliError(str(exc)) from None
+    report = run_suite(
+        cases, runs=args.runs, seeds=args.seeds, python=args.python, update=args.update,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    md, js = write_report(report, Path(args.out) if args.out else suite)
+    print(f"{report['agree']} of {report['total']} cases agree; wrote {md} and {js}",
+          file=sys.stderr)
+    if getattr(args, "format", "table") == "json":
+        sys.stdout.write(js.read_text())
+    else:
+        sys.stdout.write(md.read_text())
+    return 0 if report["agree"] == report["total"] else 1
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

@@ -161,13 +161,15 @@ def run_compare(
     scenario: dict[str, Any] | simulator.Scenario,
     seed: int | None = None,
     progress: Callable[[float, str], None] | None = None,
+    python: str | None = None,
 ) -> tuple[Trace, Trace, dict[str, Any]]:
-    """Simulate and measure one scenario; return ``(simulated, measured, comparison)``."""
+    """Simulate and measure one scenario; return ``(simulated, measured, comparison)``.
+    ``python`` runs the server (see :func:`.measure.measure`)."""
     from .measure import measure
 
     sc = simulator.load_scenario(scenario)
     simulated = simulator.run(sc, seed)
-    measured = measure(sc, progress=progress, seed=seed)
+    measured = measure(sc, progress=progress, seed=seed, python=python)
     return simulated, measured, compare(simulated, measured)
 
 

@@ -1,0 +1,268 @@
+"""Measured runs against simulated seeds: statistics of each run, judged as distributions.
+
+A real server is not deterministic (the kernel decides which worker wins ``accept()``, the
+GIL wakes one waiter of several, the machine is shared), and neither is the simulator over
+its seeds. So one measured run against one seed says little; :func:`judge` compares the
+statistics of ``N`` measured runs with the spread of the same statistics over ``M`` seeds.
+
+**Statistics** (:func:`statistics_of`; each is one number per run):
+
+* ``done #k`` -- the k-th completion time (ms since the first request was sent), for every
+  k when a run has at most :data:`MAX_RANKS` requests, else ``done q`` at the positions
+  0, 10, ..., 100 % of the sorted completion times;
+* ``p50``, ``p95``, ``p99`` -- latency percentiles of the completed (``ok``) requests, as in
+  the Trace's summary; ``p50 /path`` etc. over one endpoint's requests;
+* ``share #k`` -- requests served by the k-th busiest worker (gunicorn with more than one
+  worker: which worker gets a connection is the kernel's race);
+* ``status ok`` / ``error`` / ``reset`` / ``timeout`` -- how many requests ended so.
+
+**The rule** (:func:`band`): take the statistic over the seeds, its range ``[lo, hi]`` (the
+minimum and maximum, or the ``q`` and ``1 - q`` quantiles), and widen each edge by the
+measurement floor: ``max(floor_ms, pct % of the edge)`` for a time (30 ms and 10 % by
+default: the timer and scheduling noise of a loaded machine), nothing for a count (a count
+is exact). A statistic agrees when *every* measured run lies inside the widened band. When
+every seed gives the same value (a deterministic outcome) this is the plain 10 % / 30 ms
+rule. A case agrees when all of its judged statistics agree.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics as stats
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from wsgiscope.simulator.trace import STATUSES, Trace, percentile
+
+#: Runs with at most this many requests are judged rank by rank; larger ones at deciles.
+MAX_RANKS = 12
+#: The default widening of a time band: this many ms ...
+FLOOR_MS = 30.0
+#: ... or this percentage of the band's edge, whichever is larger.
+FLOOR_PCT = 10.0
+
+#: Statistic families a case may name in its ``judge`` list.
+FAMILIES = ("done", "p50", "p95", "p99", "share", "status")
+
+
+def default_families(scenario: dict[str, Any]) -> list[str]:
+    """What is judged when a case does not say: everything that applies to the server."""
+    out = ["done", "p50", "p95", "p99"]
+    srv = scenario.get("server", {})
+    if srv.get("kind") == "gunicorn" and int(srv.get("workers", 1)) > 1:
+        out.append("share")
+    out.append("status")
+    return out
+
+
+def check_families(names: Sequence[str]) -> list[str]:
+    """Validate a ``judge`` list: each a family, optionally ``pNN /path``; one-line errors."""
+    out = []
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"judge: each entry must be a statistic name (got {name!r})")
+        head, _, path = name.partition(" ")
+        if head not in FAMILIES:
+            raise ValueError(
+                f"judge: {name!r} is not a statistic (allowed: {', '.join(FAMILIES)}, "
+                "or p50/p95/p99 followed by a path)"
+            )
+        if path and (head not in ("p50", "p95", "p99") or not path.startswith("/")):
+            raise ValueError(f"judge: {name!r}: only p50/p95/p99 take a path, like 'p95 /quick'")
+        out.append(name)
+    return out
+
+
+def _latency_pct(trace: Trace, q: float, path: str = "") -> float | None:
+    ok = sorted(
+        r.finished_ms - r.sent_ms
+        for r in trace.requests
+        if r.status == "ok" and r.finished_ms is not None and (not path or r.path == path)
+    )
+    return round(percentile(ok, q), 3) if ok else None
+
+
+def _ranks(n: int) -> list[tuple[str, float]]:
+    """Names and positions (fractions of the sorted list) of the completion statistics."""
+    if n <= MAX_RANKS:
+        return [(f"done #{k + 1}", k / max(n - 1, 1)) for k in range(n)]
+    return [(f"done {p}%", p / 100.0) for p in range(0, 101, 10)]
+
+
+def statistics_of(
+    trace: Trace, families: Sequence[str], n_requests: int, workers: int
+) -> dict[str, tuple[str, float | None]]:
+    """The named statistics of one run: ``{name: (kind, value)}``, kind ``time`` or
+    ``count``. ``n_requests`` and ``workers`` fix the names (the same for every run of a
+    case); a statistic the run cannot give (no request completed) is None."""
+    out: dict[str, tuple[str, float | None]] = {}
+    for fam in families:
+        head, _, path = fam.partition(" ")
+        if head == "done":
+            done = sorted(r.finished_ms for r in trace.requests if r.finished_ms is not None)
+            for name, frac in _ranks(n_requests):
+                if n_requests <= MAX_RANKS:
+                    k = round(frac * max(n_requests - 1, 0))
+                    value = done[k] if k < len(done) else None
+                else:
+                    value = done[round(frac * (len(done) - 1))] if done else None
+                out[name] = ("time", None if value is None else round(value, 3))
+        elif head in ("p50", "p95", "p99"):
+            out[fam] = ("time", _latency_pct(trace, float(head[1:]), path))
+        elif head == "share":
+            served = Counter(r.worker for r in trace.requests if r.worker)
+            counts = sorted(served.values(), reverse=True) + [0] * workers
+            for k in range(workers):
+                out[f"share #{k + 1}"] = ("count", float(counts[k]))
+        elif head == "status":
+            by = Counter(r.status for r in trace.requests)
+            for s in STATUSES:
+                out[f"status {s}"] = ("count", float(by.get(s, 0)))
+    return out
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return percentile(sorted(values), 100.0 * q)
+
+
+def band(
+    sim_values: Sequence[float | None],
+    kind: str,
+    q: float = 0.0,
+    floor_ms: float = FLOOR_MS,
+    pct: float = FLOOR_PCT,
+) -> dict[str, Any]:
+    """The simulated spread of one statistic and its widened band (see the module doc)."""
+    vals = [v for v in sim_values if v is not None]
+    missing = len(vals) < len(sim_values)
+    if not vals:
+        return {
+            "lo": None,
+            "hi": None,
+            "low": None,
+            "high": None,
+            "median": None,
+            "missing": missing,
+            "spread": 0.0,
+        }
+    lo, hi = (min(vals), max(vals)) if q <= 0 else (_quantile(vals, q), _quantile(vals, 1 - q))
+    if kind == "time":
+        low = lo - max(floor_ms, abs(lo) * pct / 100.0)
+        high = hi + max(floor_ms, abs(hi) * pct / 100.0)
+    else:
+        low, high = lo, hi
+    return {
+        "lo": round(lo, 3), "hi": round(hi, 3), "low": round(low, 3), "high": round(high, 3),
+        "median": round(stats.median(vals), 3), "missing": missing,
+        "spread": round(hi - lo, 3),
+    }  # fmt: skip
+
+
+def _inside(value: float | None, b: dict[str, Any]) -> bool:
+    if value is None:
+        return bool(b["missing"])
+    if b["low"] is None:
+        return False
+    return bool(b["low"] - 1e-9 <= value <= b["high"] + 1e-9)
+
+
+def judge(
+    measured: Sequence[Trace],
+    simulated: Sequence[Trace],
+    families: Sequence[str] | None = None,
+    q: float = 0.0,
+    floor_ms: float = FLOOR_MS,
+    pct: float = FLOOR_PCT,
+) -> dict[str, Any]:
+    """Judge measured runs against simulated seeds, statistic by statistic.
+
+    Returns ``{"statistics": [{"name", "kind", "measured": [per run], "sim": {band},
+    "outside": [run indices], "agrees"}], "agrees": bool, "rule": {...}}``.
+    """
+    if not measured or not simulated:
+        raise ValueError("judge needs at least one measured run and one simulated seed")
+    sc = simulated[0].scenario
+    fams = list(families) if families else default_families(sc)
+    srv = sc.get("server", {})
+    workers = int(srv.get("workers", 1)) if srv.get("kind") == "gunicorn" else 1
+    sizes = {len(t.requests) for t in [*measured, *simulated]}
+    n_requests = max(sizes) if len(sizes) == 1 else MAX_RANKS + 1
+    sim_stats = [statistics_of(t, fams, n_requests, workers) for t in simulated]
+    meas_stats = [statistics_of(t, fams, n_requests, workers) for t in measured]
+    rows = []
+    for name, (kind, _v) in sim_stats[0].items():
+        b = band([s[name][1] for s in sim_stats], kind, q, floor_ms, pct)
+        values = [m[name][1] for m in meas_stats]
+        outside = [i for i, v in enumerate(values) if not _inside(v, b)]
+        rows.append({
+            "name": name, "kind": kind, "measured": values, "sim": b,
+            "outside": outside, "agrees": not outside,
+        })  # fmt: skip
+    return {
+        "statistics": rows,
+        "agrees": all(r["agrees"] for r in rows),
+        "rule": {
+            "band": "min-max" if q <= 0 else f"{q:g}-{1 - q:g} quantiles",
+            "q": q,
+            "floor_ms": floor_ms,
+            "pct": pct,
+            "text": rule_text(q, floor_ms, pct),
+        },
+        "families": fams,
+    }
+
+
+def rule_text(q: float, floor_ms: float, pct: float) -> str:
+    what = "[min, max]" if q <= 0 else f"[{q:g}, {1 - q:g}] quantile range"
+    return (
+        f"every measured run must lie inside the {what} of the simulated seeds, each edge "
+        f"of a time widened by max({floor_ms:g} ms, {pct:g} %); counts are not widened"
+    )
+
+
+def _fmt(v: float | None, kind: str) -> str:
+    if v is None:
+        return "-"
+    if kind == "count":
+        return f"{v:g}"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}"
+
+
+def format_judgement(result: dict[str, Any], width: int = 46) -> str:
+    """The judgement as a plain-text table: one row per statistic."""
+    out = []
+    head = f"{'statistic':<16} {'measured runs':<{width}} {'simulated band':<30} verdict"
+    out.append(head)
+    out.append("-" * len(head))
+    for row in result["statistics"]:
+        kind, b = row["kind"], row["sim"]
+        runs = ", ".join(
+            _fmt(v, kind) + ("*" if i in row["outside"] else "")
+            for i, v in enumerate(row["measured"])
+        )
+        if len(runs) > width:
+            runs = runs[: width - 3] + "..."
+        if b["lo"] is None:
+            sim = "none"
+        elif kind == "time":
+            sim = (
+                f"{_fmt(b['lo'], kind)}..{_fmt(b['hi'], kind)} ({_fmt(b['low'], kind)}.."
+                f"{_fmt(b['high'], kind)})"
+            )
+        else:
+            sim = f"{_fmt(b['lo'], kind)}..{_fmt(b['hi'], kind)}"
+        verdict = "ok" if row["agrees"] else "DISAGREES"
+        out.append(f"{row['name']:<16} {runs:<{width}} {sim:<30} {verdict}")
+    out.append("")
+    out.append(f"rule: {result['rule']['text']} (times in ms; * = outside)")
+    return "\n".join(out) + "\n"
+
+
+def loadavg() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages (``/proc/loadavg``)."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            return [float(v) for v in fh.read().split()[:3]]
+    except (OSError, ValueError):
+        return [math.nan] * 3

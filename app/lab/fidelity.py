@@ -1,0 +1,434 @@
+"""Distributions, measured and simulated: one case (:func:`run_case`) and a suite of them.
+
+:func:`run_case` measures a scenario ``runs`` times on the real server (run ``i`` with seed
+``seed + i``, so Poisson arrivals differ from run to run as they do over the seeds),
+simulates it over ``seeds`` seeds (``seed``, ``seed + 1``, ...), and judges the
+statistics with :func:`.distribution.judge`. It records the conditions of every run: the
+load average before and after (``/proc/loadavg``), the CPU other programs used meanwhile,
+and the machine (date, kernel, cores, Python and server versions).
+
+A suite is a folder of case files (``*.json``, see :func:`load_case`); :func:`run_suite`
+runs them in name order and :func:`write_report` writes ``fidelity.md`` and
+``fidelity.json``. ``update=True`` writes each case's measured figures back into its file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics as stats
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from wsgiscope import simulator
+
+from . import interpreter
+from .distribution import FLOOR_MS, FLOOR_PCT, check_families, format_judgement, judge, loadavg
+
+Progress = Callable[[float, str], None]
+
+#: A run counts as taken on a busy machine when other programs used at least this many
+#: cores on average meanwhile, or the 1-minute load average was above the core count.
+BUSY_OTHER_CORES = 0.5
+
+CASE_KEYS = (
+    "case",
+    "title",
+    "mechanism",
+    "scenario",
+    "runs",
+    "seeds",
+    "judge",
+    "band_q",
+    "notes",
+    "measured",
+)
+
+
+def environment(info: dict[str, Any]) -> dict[str, Any]:
+    """Where and when: date, kernel (``uname -r``), cores, Python and server versions."""
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "kernel": platform.release(),
+        "cores": len(os.sched_getaffinity(0)),
+        "python": info.get("python"),
+        "implementation": info.get("implementation"),
+        "gil": info.get("gil"),
+        "werkzeug": info.get("werkzeug"),
+        "gunicorn": info.get("gunicorn"),
+        "gevent": info.get("gevent"),
+        "flask": info.get("flask"),
+    }
+
+
+def _busy(cond: dict[str, Any], cores: int) -> bool:
+    other = cond.get("other_cpu_cores") or 0.0
+    la = max(cond["loadavg_before"][0], cond["loadavg_after"][0])
+    return bool(other >= BUSY_OTHER_CORES or la > cores)
+
+
+def run_case(
+    scenario: dict[str, Any] | simulator.Scenario,
+    runs: int,
+    seeds: int,
+    families: Sequence[str] | None = None,
+    q: float = 0.0,
+    floor_ms: float = FLOOR_MS,
+    pct: float = FLOOR_PCT,
+    python: str | None = None,
+    seed: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Measure ``runs`` times, simulate ``seeds`` seeds, judge (see the module docstring)."""
+    from .measure import measure
+
+    if runs < 1 or runs > 50:
+        raise simulator.ScenarioError("--runs", f"must be between 1 and 50 (got {runs})")
+    if seeds < 1 or seeds > 500:
+        raise simulator.ScenarioError("--seeds", f"must be between 1 and 500 (got {seeds})")
+    if not 0.0 <= q < 0.5:
+        raise simulator.ScenarioError("--band", f"must be in [0, 0.5) (got {q:g})")
+    sc = simulator.load_scenario(scenario)
+    norm = sc.to_dict()
+    info = interpreter.check(norm, python)
+    base = sc.seed if seed is None else int(seed)
+    report = progress or (lambda _f, _m: None)
+    report(0.0, f"simulating {seeds} seeds")
+    sim_seeds = [base + i for i in range(seeds)]
+    simulated = [simulator.run(sc, s) for s in sim_seeds]
+    measured = []
+    conditions = []
+    cores = len(os.sched_getaffinity(0))
+    for i in range(runs):
+        report(0.05 + 0.95 * i / runs, f"measuring run {i + 1} of {runs}")
+        before = loadavg()
+        trace = measure(sc, seed=base + i, python=python)
+        after = loadavg()
+        lab = trace.summary.get("lab", {})
+        cond = {
+            "seed": base + i,
+            "loadavg_before": before,
+            "loadavg_after": after,
+            "other_cpu_cores": lab.get("other_cpu_cores"),
+            "lab_cpu_cores": lab.get("lab_cpu_cores"),
+            "send_late_ms_max": lab.get("send_late_ms_max"),
+            "makespan_ms": trace.summary.get("makespan_ms"),
+        }
+        cond["busy"] = _busy(cond, cores)
+        conditions.append(cond)
+        measured.append(trace)
+    report(1.0, "judging")
+    result = judge(measured, simulated, families, q, floor_ms, pct)
+    result.update({
+        "scenario": norm,
+        "name": sc.name,
+        "runs": runs,
+        "seeds": sim_seeds,
+        "environment": environment(info),
+        "conditions": conditions,
+        "busy_runs": sum(1 for c in conditions if c["busy"]),
+        "cautions": _cautions(norm, cores),
+    })  # fmt: skip
+    return result
+
+
+def _cautions(norm: dict[str, Any], cores: int) -> list[str]:
+    want = norm.get("machine", {}).get("cores")
+    if want and want != cores:
+        return [f"the scenario assumes {want} cores; this machine gives the lab {cores}"]
+    return []
+
+
+def format_case(result: dict[str, Any]) -> str:
+    """One case's judgement as text: the conditions, the table, the verdict."""
+    env = result["environment"]
+    out = [
+        f"{result['name']}: {result['runs']} measured runs against "
+        f"{len(result['seeds'])} simulated seeds",
+        f"machine: {env['date']}, Linux {env['kernel']}, {env['cores']} cores, Python "
+        f"{env['python']}, werkzeug {env['werkzeug']}, gunicorn {env['gunicorn']}, "
+        f"gevent {env['gevent']}",
+    ]
+    for i, c in enumerate(result["conditions"]):
+        out.append(
+            f"run {i + 1} (seed {c['seed']}): load average {c['loadavg_before'][0]:.2f} -> "
+            f"{c['loadavg_after'][0]:.2f}, other programs used {c['other_cpu_cores'] or 0:.2f} "
+            f"cores{' (busy machine)' if c['busy'] else ''}"
+        )
+    out.append("")
+    out.append(format_judgement(result).rstrip("\n"))
+    for caution in result.get("cautions", []):
+        out.append(f"caution: {caution}")
+    bad = [r["name"] for r in result["statistics"] if not r["agrees"]]
+    out.append(
+        "verdict: the measured runs fall inside the simulated spread"
+        if result["agrees"]
+        else f"verdict: DISAGREES on {', '.join(bad)}"
+    )
+    if result["busy_runs"] and not result["agrees"]:
+        out.append(
+            f"note: {result['busy_runs']} of {result['runs']} runs were taken on a busy machine"
+        )
+    return "\n".join(out) + "\n"
+
+
+# --- the suite --------------------------------------------------------------------------------
+
+
+class CaseError(ValueError):
+    """A case file is not a valid case; the message names the file and the field."""
+
+
+def load_case(path: Path) -> dict[str, Any]:
+    """Read and check one case file: ``{"case", "title", "mechanism", "scenario", "runs",
+    "seeds", "judge"?, "band_q"?, "notes"?, "measured"?}``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CaseError(f"{path.name}: not a readable JSON file ({exc})") from None
+    if not isinstance(data, dict):
+        raise CaseError(f"{path.name}: a case must be a JSON object")
+    for key in data:
+        if key not in CASE_KEYS:
+            raise CaseError(
+                f"{path.name}: {key} is not a case field (allowed: {', '.join(CASE_KEYS)})"
+            )
+    for key in ("case", "title", "mechanism", "scenario", "runs", "seeds"):
+        if key not in data:
+            raise CaseError(f"{path.name}: {key} is required")
+    try:
+        simulator.load_scenario(data["scenario"])
+        if data.get("judge") is not None:
+            check_families(data["judge"])
+    except (simulator.ScenarioError, ValueError) as exc:
+        raise CaseError(f"{path.name}: {exc}") from None
+    for key, hi in (("runs", 50), ("seeds", 500)):
+        if not isinstance(data[key], int) or not 1 <= data[key] <= hi:
+            raise CaseError(f"{path.name}: {key} must be an integer from 1 to {hi}")
+    return data
+
+
+def load_suite(folder: Path, only: Sequence[str] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """Every case of a suite folder, in file-name order (``only``: these case names)."""
+    if not folder.is_dir():
+        raise CaseError(f"{folder}: not a folder of case files")
+    cases = [(p, load_case(p)) for p in sorted(folder.glob("*.json"))]
+    if only:
+        unknown = set(only) - {c["case"] for _p, c in cases}
+        if unknown:
+            raise CaseError(f"no such case: {', '.join(sorted(unknown))}")
+        cases = [(p, c) for p, c in cases if c["case"] in only]
+    if not cases:
+        raise CaseError(f"{folder}: no case files (*.json)")
+    return cases
+
+
+def run_suite(
+    cases: list[tuple[Path, dict[str, Any]]],
+    runs: int | None = None,
+    seeds: int | None = None,
+    python: str | None = None,
+    update: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every case (``runs``/``seeds`` override the cases' own); return the report data.
+    A case that cannot run (the lab failed) is reported as such, and the suite goes on."""
+    from .launcher import LabError
+
+    say = log or (lambda _m: None)
+    results = []
+    started = time.monotonic()
+    for i, (path, case) in enumerate(cases):
+        n, m = runs or case["runs"], seeds or case["seeds"]
+        say(f"[{i + 1}/{len(cases)}] {case['case']}: {n} runs, {m} seeds")
+        t0 = time.monotonic()
+        try:
+            res = run_case(
+                case["scenario"], n, m, case.get("judge"), case.get("band_q", 0.0), python=python
+            )
+        except (LabError, simulator.ScenarioError) as exc:
+            results.append(
+                {
+                    "case": case["case"],
+                    "title": case["title"],
+                    "error": str(exc),
+                    "mechanism": case["mechanism"],
+                    "agrees": False,
+                }
+            )
+            say(f"    failed: {exc}")
+            continue
+        res.update(
+            {
+                "case": case["case"],
+                "title": case["title"],
+                "mechanism": case["mechanism"],
+                "notes": case.get("notes", ""),
+                "seconds": round(time.monotonic() - t0, 1),
+            }
+        )
+        results.append(res)
+        say(f"    {'agrees' if res['agrees'] else 'DISAGREES'} ({res['seconds']:.0f} s)")
+        if update:
+            case["measured"] = measured_record(res)
+            path.write_text(json.dumps(case, indent=2) + "\n", encoding="utf-8")
+    env = next((r["environment"] for r in results if "environment" in r), {})
+    return {
+        "environment": env,
+        "seconds": round(time.monotonic() - started, 1),
+        "cases": results,
+        "agree": sum(1 for r in results if r["agrees"]),
+        "total": len(results),
+    }
+
+
+def measured_record(res: dict[str, Any]) -> dict[str, Any]:
+    """What a case file keeps of its latest measurement."""
+    return {
+        **res["environment"],
+        "runs": res["conditions"],
+        "seeds": [res["seeds"][0], res["seeds"][-1]],
+        "rule": res["rule"]["text"],
+        "verdict": "agrees" if res["agrees"] else "disagrees",
+        "statistics": [
+            {"name": r["name"], "measured": r["measured"],
+             "simulated": [r["sim"]["lo"], r["sim"]["hi"]],
+             "band": [r["sim"]["low"], r["sim"]["high"]], "agrees": r["agrees"]}
+            for r in res["statistics"]
+        ],
+    }  # fmt: skip
+
+
+def _median(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return stats.median(vals) if vals else None
+
+
+def _key_figures(res: dict[str, Any]) -> str:
+    rows = {r["name"]: r for r in res["statistics"]}
+    parts = []
+    for name in ("p50", "p95", "p99"):
+        r = rows.get(name)
+        if r is None:
+            continue
+        med = _median(r["measured"])
+        parts.append(f"{name} {_ms(med)} [{_ms(r['sim']['lo'])}–{_ms(r['sim']['hi'])}]")
+    dones = [r for n, r in rows.items() if n.startswith("done")]
+    if dones:
+        last = dones[-1]
+        parts.append(
+            f"last {_ms(_median(last['measured']))} "
+            f"[{_ms(last['sim']['lo'])}–{_ms(last['sim']['hi'])}]"
+        )
+    share = rows.get("share #1")
+    if share:
+        parts.append(
+            f"busiest worker {'/'.join(_n(v) for v in share['measured'])} "
+            f"[{_n(share['sim']['lo'])}–{_n(share['sim']['hi'])}]"
+        )
+    bad = [
+        s
+        for s in ("error", "reset", "timeout")
+        if f"status {s}" in rows
+        and (any(rows[f"status {s}"]["measured"]) or rows[f"status {s}"]["sim"]["hi"])
+    ]
+    for s in bad:
+        r = rows[f"status {s}"]
+        parts.append(
+            f"{s} {'/'.join(_n(v) for v in r['measured'])} "
+            f"[{_n(r['sim']['lo'])}–{_n(r['sim']['hi'])}]"
+        )
+    return "; ".join(parts)
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
+def _n(v: float | None) -> str:
+    return "-" if v is None else f"{v:g}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The suite's report as Markdown."""
+    env = report["environment"]
+    rule = next((r["rule"]["text"] for r in report["cases"] if "rule" in r), "")
+    lines = [
+        "# Fidelity: measured against simulated",
+        "",
+        f"{report['agree']} of {report['total']} cases agree. Measured {env.get('date', '?')} "
+        f"on Linux {env.get('kernel', '?')}, {env.get('cores', '?')} cores, Python "
+        f"{env.get('python', '?')}, werkzeug {env.get('werkzeug', '?')}, gunicorn "
+        f"{env.get('gunicorn', '?')}, gevent {env.get('gevent', '?')}; the suite took "
+        f"{report['seconds'] / 60:.1f} min.",
+        "",
+        f"Rule: {rule}. Key figures are the median of the measured runs, then the simulated "
+        "[min–max] over the seeds, in ms (counts for workers and statuses). "
+        "Load: the 1-minute load average at the start of each run; runs marked busy had "
+        f"other programs using at least {BUSY_OTHER_CORES:g} cores meanwhile.",
+        "",
+        "| case | mechanism | runs × seeds | verdict | key figures | load |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in report["cases"]:
+        if "error" in r:
+            lines.append(
+                f"| {r['case']} | {r['mechanism']} | - | could not run | {r['error'][:120]} | - |"
+            )
+            continue
+        load = "/".join(f"{c['loadavg_before'][0]:.1f}" for c in r["conditions"])
+        if r["busy_runs"]:
+            load += f" ({r['busy_runs']} busy)"
+        verdict = "agrees" if r["agrees"] else "**disagrees**"
+        lines.append(
+            f"| {r['case']} | {r['mechanism']} | {r['runs']} × {len(r['seeds'])} | {verdict} "
+            f"| {_key_figures(r)} | {load} |"
+        )
+    bad = [r for r in report["cases"] if not r["agrees"]]
+    if bad:
+        lines += ["", "## Cases that disagree", ""]
+        for r in bad:
+            lines.append(f"### {r['case']}: {r['title']}")
+            lines.append("")
+            if "error" in r:
+                lines += [f"The case could not run: {r['error']}", ""]
+                continue
+            for s in r["statistics"]:
+                if s["agrees"]:
+                    continue
+                meas = ", ".join(_fig(v, s["kind"]) for v in s["measured"])
+                lines.append(
+                    f"* {s['name']}: measured {meas}; simulated {_fig(s['sim']['lo'], s['kind'])}"
+                    f"–{_fig(s['sim']['hi'], s['kind'])} (band {_fig(s['sim']['low'], s['kind'])}"
+                    f"–{_fig(s['sim']['high'], s['kind'])}); runs outside: "
+                    f"{', '.join(str(i + 1) for i in s['outside'])}"
+                )
+            if r.get("notes"):
+                lines += ["", f"Suspected mechanism: {r['notes']}"]
+            if r["busy_runs"]:
+                lines += ["", f"{r['busy_runs']} of {r['runs']} runs were taken on a busy machine."]
+            lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _fig(v: float | None, kind: str) -> str:
+    if v is None:
+        return "-"
+    return f"{v:g}" if kind == "count" else f"{v:.0f} ms"
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """Write ``fidelity.md`` and ``fidelity.json`` into ``out_dir``; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = out_dir / "fidelity.md"
+    js = out_dir / "fidelity.json"
+    md.write_text(format_report(report), encoding="utf-8")
+    slim = {
+        **report,
+        "cases": [{k: v for k, v in c.items() if k != "scenario"} for c in report["cases"]],
+    }
+    js.write_text(json.dumps(slim, indent=2) + "\n", encoding="utf-8")
+    return md, js

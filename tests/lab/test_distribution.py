@@ -1,0 +1,185 @@
+"""Judging measured runs against simulated seeds: the statistics, the band rule, the table,
+and the suite's case files (no server is started here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from wsgiscope import simulator
+from wsgiscope.app.cli import main
+from wsgiscope.app.lab.distribution import band, check_families, format_judgement, judge
+from wsgiscope.app.lab.fidelity import CaseError, format_report, load_case, load_suite
+from wsgiscope.simulator.trace import RequestRecord, Trace
+
+SUITE = Path(__file__).resolve().parents[1] / "fidelity"
+
+SCENARIO = {
+    "name": "two sync workers",
+    "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 2},
+    "endpoints": {"/sleep": [{"io_ms": 100}], "/quick": [{"io_ms": 1}]},
+    "workload": [{"count": 4, "path": "/sleep"}],
+}
+
+
+def trace(
+    finished: list[float],
+    workers: list[str] | None = None,
+    statuses: list[str] | None = None,
+    paths: list[str] | None = None,
+) -> Trace:
+    n = len(finished)
+    reqs = [
+        RequestRecord(
+            id=i,
+            path=(paths or ["/sleep"] * n)[i],
+            sent_ms=0.0,
+            finished_ms=finished[i],
+            status=(statuses or ["ok"] * n)[i],
+            worker=(workers or ["w1", "w2"] * n)[i],
+        )
+        for i in range(n)
+    ]
+    return Trace(scenario=simulator.load_scenario(SCENARIO).to_dict(), source="x", requests=reqs)
+
+
+def row(result: dict, name: str) -> dict:
+    return next(r for r in result["statistics"] if r["name"] == name)
+
+
+def test_a_deterministic_outcome_is_the_10_percent_or_30_ms_rule() -> None:
+    b = band([100.0, 100.0], "time")
+    assert (b["low"], b["high"]) == (70.0, 130.0)  # 30 ms floor
+    b = band([1000.0] * 3, "time")
+    assert (b["low"], b["high"]) == (900.0, 1100.0)  # 10 %
+    b = band([3.0, 5.0, 4.0], "count")
+    assert (b["low"], b["high"]) == (3.0, 5.0)  # counts are exact
+
+
+def test_every_measured_run_must_lie_inside_the_widened_spread() -> None:
+    sims = [trace([100, 100, 200, 200]), trace([100, 150, 200, 260])]
+    ok = judge([trace([90, 120, 210, 280]), trace([101, 101, 201, 201])], sims)
+    assert ok["agrees"], format_judgement(ok)
+    late = judge([trace([100, 100, 200, 200]), trace([100, 100, 200, 400])], sims)
+    assert not late["agrees"]
+    assert row(late, "done #4")["outside"] == [1]
+    assert row(late, "done #3")["agrees"]
+    assert "DISAGREES" in format_judgement(late) and "400*" in format_judgement(late)
+
+
+def test_worker_shares_and_statuses_are_counted_exactly() -> None:
+    even = [trace([100, 100, 200, 200], ["w1", "w2", "w1", "w2"]) for _ in range(3)]
+    skewed = trace([100, 100, 200, 200], ["w1", "w1", "w1", "w2"])
+    result = judge([skewed], even)
+    assert row(result, "share #1")["measured"] == [3.0]
+    assert not row(result, "share #1")["agrees"]
+    failed = trace([100, 100, 200, 200], statuses=["ok", "ok", "ok", "reset"])
+    result = judge([failed], even, ["status"])
+    assert [r["name"] for r in result["statistics"] if not r["agrees"]] == [
+        "status ok",
+        "status reset",
+    ]
+
+
+def test_per_path_percentiles_and_a_quantile_band() -> None:
+    paths = ["/sleep", "/quick", "/quick", "/sleep"]
+    sims = [trace([100, 5 + s, 6 + s, 200], paths=paths) for s in range(0, 100, 10)]
+    meas = trace([100, 40, 40, 200], paths=paths)
+    assert judge([meas], sims, ["p50 /quick"])["agrees"]  # 5..96, widened by 30 ms
+    narrow = judge([meas], sims, ["p50 /quick"], q=0.25)
+    assert narrow["rule"]["band"] == "0.25-0.75 quantiles"
+    assert narrow["statistics"][0]["sim"]["lo"] > 5.5
+
+
+def test_large_runs_are_judged_at_deciles() -> None:
+    sims = [trace([float(i) for i in range(100)])]
+    result = judge([trace([float(i) for i in range(100)])], sims, ["done"])
+    assert [r["name"] for r in result["statistics"]][:3] == ["done 0%", "done 10%", "done 20%"]
+    assert len(result["statistics"]) == 11
+
+
+@pytest.mark.parametrize("bad", ["nope", "p50 quick", "share /x", ""])
+def test_a_bad_statistic_name_is_one_line(bad: str) -> None:
+    with pytest.raises(ValueError, match="judge"):
+        check_families([bad])
+
+
+def test_the_public_suite_is_broad_and_every_case_loads() -> None:
+    cases = [c for _p, c in load_suite(SUITE)]
+    assert len(cases) >= 25
+    kinds = set()
+    for c in cases:
+        sc = simulator.load_scenario(c["scenario"])
+        srv = sc.server
+        kinds.add(
+            (srv["kind"], srv.get("worker_class"), srv.get("threaded"), srv.get("processes", 1) > 1)
+        )
+        assert 1 <= c["runs"] <= 5 and c["seeds"] >= 20
+    classes = {k[1] for k in kinds if k[0] == "gunicorn"}
+    assert classes == {"sync", "gthread", "gevent"}
+    werkzeug = {(k[2], k[3]) for k in kinds if k[0] == "werkzeug"}
+    assert werkzeug == {(False, False), (True, False), (False, True)}
+
+
+def test_a_bad_case_file_names_the_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text(
+        json.dumps(
+            {
+                "case": "x",
+                "title": "t",
+                "mechanism": "m",
+                "runs": 0,
+                "seeds": 5,
+                "scenario": SCENARIO,
+            }
+        )
+    )
+    with pytest.raises(CaseError, match="x.json: runs must be an integer from 1 to 50"):
+        load_case(path)
+    path.write_text(
+        json.dumps(
+            {
+                "case": "x",
+                "title": "t",
+                "mechanism": "m",
+                "runs": 1,
+                "seeds": 5,
+                "scenario": {**SCENARIO, "server": {"kind": "x"}},
+            }
+        )
+    )
+    with pytest.raises(CaseError, match="x.json: server.kind"):
+        load_case(path)
+
+
+def test_the_report_lists_a_disagreeing_case_with_its_figures() -> None:
+    sims = [trace([100, 100, 200, 200])]
+    res = judge([trace([100, 100, 200, 400])], sims)
+    res.update(
+        {
+            "case": "c1",
+            "title": "T",
+            "mechanism": "the accept race",
+            "runs": 1,
+            "seeds": [1],
+            "notes": "wake-up latency",
+            "busy_runs": 1,
+            "conditions": [{"loadavg_before": [3.0, 0, 0], "busy": True}],
+        }
+    )
+    md = format_report({"environment": {}, "seconds": 60, "cases": [res], "agree": 0, "total": 1})
+    assert "0 of 1 cases agree" in md
+    assert "| c1 | the accept race | 1 × 1 | **disagrees** |" in md
+    assert "* done #4: measured 400 ms; simulated 200 ms–200 ms" in md
+    assert "Suspected mechanism: wake-up latency" in md
+
+
+def test_compare_rejects_mixed_modes_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--per-request", "--runs", "3", "x.json"]) == 2
+    assert "--per-request compares one run" in capsys.readouterr().err
+    assert main(["compare"]) == 2
+    assert "needs a SCENARIO" in capsys.readouterr().err
+    assert main(["fidelity", "--suite", "/nonexistent"]) == 2
+    assert "not a folder of case files" in capsys.readouterr().err
