@@ -2,7 +2,8 @@
 
 The sequence number makes events at the same time and priority run in the order they were
 scheduled, so a run is deterministic. Cost grows with the number of events, not with the
-length of simulated time.
+length of simulated time, so :meth:`Env.run` stops at ``max_events`` with a
+:class:`~.budget.BudgetError` (the budget itself is :mod:`.budget`'s business).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
+
+from .budget import MAX_EVENTS, BudgetError, approx
 
 #: Completions (a CPU burst ends, an I/O returns) run before new arrivals at the same instant.
 URGENT = 0
@@ -19,13 +22,15 @@ NORMAL = 1
 class Env:
     """Simulated time in milliseconds and the events still to come."""
 
-    __slots__ = ("now", "_heap", "_seq", "events_run")
+    __slots__ = ("now", "_heap", "_seq", "events_run", "max_events")
 
-    def __init__(self) -> None:
+    def __init__(self, max_events: int = MAX_EVENTS) -> None:
         self.now = 0.0
         self._heap: list[tuple[float, int, int, Callable[[Any], None], Any]] = []
         self._seq = 0
         self.events_run = 0
+        #: The most events :meth:`run` handles in all; past it, :class:`BudgetError`.
+        self.max_events = max_events
 
     def at(self, t: float, fn: Callable[[Any], None], arg: Any = None, prio: int = NORMAL) -> None:
         """Call ``fn(arg)`` at time ``t`` (never earlier than now)."""
@@ -39,12 +44,23 @@ class Env:
         self.at(self.now + delay, fn, arg, prio)
 
     def run(self) -> None:
-        """Run events in order until none are left."""
+        """Run events in order until none are left, or raise :class:`BudgetError` once
+        ``max_events`` have run and more are due."""
         heap = self._heap
         count = 0
-        while heap:  # inlined for speed
-            t, _, _, fn, arg = heappop(heap)
-            self.now = t
-            fn(arg)
-            count += 1
-        self.events_run += count
+        room = self.max_events - self.events_run
+        try:
+            while heap and count < room:  # inlined for speed
+                t, _, _, fn, arg = heappop(heap)
+                self.now = t
+                fn(arg)
+                count += 1
+        finally:
+            self.events_run += count
+        if heap:
+            raise BudgetError(
+                "scenario",
+                f"the run took more than {approx(self.max_events)} events (simulation steps) "
+                f"and was stopped at {self.now / 1000:,.3g} s of simulated time: make it "
+                "smaller (fewer requests, less CPU work, a larger switch interval)",
+            )

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
+from . import budget
 from .core import NORMAL, URGENT, Env
 from .cores import Cores
 from .cpu import CALL, CPU, IO, Process, Step, Thread
@@ -327,26 +328,32 @@ class Sim:
         self._server_done(req)
 
 
-def run(scenario: dict[str, Any] | Scenario, seed: int | None = None) -> Trace:
-    """Simulate ``scenario``; the same scenario and seed always give the same Trace."""
+def run(scenario: dict[str, Any] | Scenario, seed: int | None = None,
+        max_events: int | None = None) -> Trace:
+    """Simulate ``scenario``; the same scenario and seed always give the same Trace.
+
+    A run costing more than ``max_events`` (default and most: ``budget.MAX_EVENTS``) is
+    refused before it starts, or stopped, with a ``budget.BudgetError`` (a ScenarioError).
+    """
     sc = load_scenario(scenario)
+    limit = budget.check(sc, max_events)
     # Speed: a run allocates millions of small objects (events, tuples, records) that the
     # cyclic garbage collector would scan over and over for nothing; pause it meanwhile.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _simulate(sc, sc.seed if seed is None else seed)
+        return _simulate(sc, sc.seed if seed is None else seed, limit)
     finally:
         if collecting:
             gc.enable()
 
 
-def _simulate(sc: Scenario, seed: int) -> Trace:
+def _simulate(sc: Scenario, seed: int, max_events: int = budget.MAX_EVENTS) -> Trace:
     sim = Sim(sc, seed)
     sim.rec.backlog(0)
     make_server(sim).start()
     sim.start_clients()
-    sim.env.run()
+    budget.run_within(sim.env, sc, max_events)
     trace = Trace(
         scenario=sc.to_dict(),
         source="simulated",
