@@ -12,8 +12,10 @@ it is in. The closing summary's clauses come in this order too: ``Overview``'s t
 from __future__ import annotations
 
 from .accept import Accept
+from .accept_race import AcceptRace
 from .base import Rule
 from .client import Client
+from .core_sharing import CoreSharing
 from .cores import Cores
 from .flask_app import FlaskApp
 from .gil import Gil
@@ -22,6 +24,7 @@ from .kernel import Kernel
 from .lifecycle import Lifecycle
 from .overview import Overview
 from .pool import Pool
+from .replacement import Replacement
 from .threads import Threads
 
 RULES: tuple[type[Rule], ...] = (
@@ -29,11 +32,14 @@ RULES: tuple[type[Rule], ...] = (
     Threads,
     Kernel,
     Accept,
+    AcceptRace,
     Pool,
     Cores,
+    CoreSharing,
     Gil,
     GilContention,
     Lifecycle,
+    Replacement,
     Client,
     FlaskApp,
 )

@@ -1,0 +1,60 @@
+"""The cores' run queues: threads that share a core while another has one to itself, and
+the kernel's load balancing that moves them (``simulator.cores``; ``core`` events)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .base import DETAIL, LESSON, Handler, Rule, Story, lane_name
+
+
+class CoreSharing(Rule):
+    """Tells the first time threads serving requests share a core while another thread
+    has a core to itself (the cores' queues are uneven), and the first migration."""
+
+    def __init__(self, story: Story) -> None:
+        super().__init__(story)
+        self.cores = story.trace.cores
+
+    def listens(self) -> Iterable[tuple[str, str | None, Handler]]:
+        return [("core", None, self.core)]
+
+    def lanes(self, keys: Iterable[str]) -> str:
+        names = [lane_name(self.story.scenario, k) for k in keys]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+    def core(self, t: float, who: Any, what: Any, ref: Any) -> None:
+        story = self.story
+        key, index, detail = str(who), int(what), str(ref)
+        r = self.world.threads.get(key, ("", -1))[1]
+        if r < 0:
+            return  # housekeeping (an accept() attempt): over in microseconds
+        if detail.startswith("moved from core "):
+            src = int(detail.rsplit(" ", 1)[1])
+            if story.once("core-move"):
+                story.say(LESSON, t, (
+                    f"the kernel's load balancing moves {lane_name(story.scenario, key)} "
+                    f"from core {src + 1} to core {index + 1}: a core that runs out of work "
+                    "pulls a thread at once, a busy one only checks the others every few "
+                    "tens of milliseconds"))
+            elif story.detailed_req(r):
+                story.say(DETAIL, t, f"{lane_name(story.scenario, key)} moves from core "
+                                     f"{src + 1} to core {index + 1}")
+            return
+        others = [k for k in detail.split(",") if k]
+        sharing = {key, *others}
+        alone = sorted(k for k, (state, _) in self.world.threads.items()
+                       if state == "cpu" and k not in sharing)
+        if not alone or len(alone) > self.cores - 1:
+            return  # no core to itself beside them: even sharing, told by Cores
+        k = len(sharing)
+        has = "has a core to itself" if len(alone) == 1 else "have a core each"
+        text = (f"{lane_name(story.scenario, key)} shares core {index + 1} with "
+                f"{self.lanes(others)} while {self.lanes(alone)} {has}: each of the {k} "
+                f"runs at 1/{k} speed until the kernel balances the run queues (it did not "
+                "look for the shortest one when it woke the thread)")
+        if story.once("core-share"):
+            story.say(LESSON, t, text)
+        else:
+            story.skipped += 1
