@@ -7,7 +7,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from .narrate import describe_server, fmt_dur, lane_name, narrate
+from .narration import describe_server, fmt_dur, lane_name, narrate
 from .trace import Trace
 
 #: Timeline rows and per-request rows shown before the table says "... more".
