@@ -28,12 +28,14 @@ and starts accepting (``server.boot_ms``). Measured here (gunicorn 27.0.1, CPyth
 a one-route Flask app, ``gunicorn --no-control-socket -w 1 --max-requests 1`` on 127.0.0.1;
 server hooks log CLOCK_MONOTONIC at ``worker_exit``, ``child_exit`` (reaped),
 ``post_fork`` and ``post_worker_init`` (app loaded), the app returns the time it handled
-the request; a client sends the next request as soon as it has read a response; 3 runs of
-15-20 recycles, on a shared 2-core machine under load): response to reaped min 38 ms,
-reaped to forked 2-3 ms, forked to app loaded min 97 ms (median ~200 ms under load),
-loaded to the next request handled 2-3 ms; response to the next request handled min
-129 ms, median ~300 ms under load. The defaults take the quiet-machine figures: reap 40 ms,
-fork 2 ms, boot 80 ms (about 120 ms from exit to accepting).
+the request; a client sends the next request as soon as it has read a response; runs of
+15-20 recycles on this shared 2-core machine). At load average ~3: response to reaped
+min 45 ms (median 92), reaped to forked 2-3 ms, forked to app loaded min 97 ms (median
+199), app loaded to the next request handled 2-3 ms: response to the next request handled
+min 151 ms, median 308 ms. At load average ~10 every part was 3-4 times longer (median
+788 ms in all). The defaults take a quiet machine's figures (reap about 40 ms, fork to
+app loaded about 70 ms, then 2-3 ms to accept): reap 40 ms, fork 2 ms, boot 80 ms,
+about 120 ms from exit to accepting.
 """
 
 from __future__ import annotations
