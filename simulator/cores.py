@@ -15,11 +15,12 @@ on one core's run queue, as Linux's scheduler keeps it (``kernel/sched/fair.c``)
   0.75 ms each).
 * **Balancing** (``sched_balance_newidle``, ``sched_balance_rq``): a core that goes idle
   pulls a thread at once from the longest queue; while more threads are runnable than there
-  are cores, a busy core balances only every ``BALANCE_MS`` ms (the domain's interval,
-  ``sd->balance_interval``, times ``sd->busy_factor``), moving threads from the longest to
-  the shortest queue while they differ by 2 or more. Until then the queues can stay uneven:
-  with more CPU-bound workers than cores the threads that had a core to themselves finish
-  well before the others, though the last one finishes when even sharing would have.
+  are cores, a busy core balances only every ``max(2, cores) * BUSY_FACTOR`` ms (the
+  domain's interval ``sd->balance_interval``, its size in ms, times ``sd->busy_factor``:
+  32 ms on two cores), moving threads from the longest to the shortest queue while they
+  differ by 2 or more. Until then the queues can stay uneven: with more CPU-bound workers
+  than cores the threads that had a core to themselves finish well before the others,
+  though the last one finishes when even sharing would have.
 
 Each core keeps a virtual clock that advances at the rate each of its threads gets, so a
 thread's burst ends at a fixed virtual time (``vfin``) that no later arrival or departure
@@ -37,8 +38,8 @@ from .core import URGENT, Env
 from .request import Recorder
 from .trace import Event
 
-#: How often a busy core balances its queue against the others, in ms: the scheduling
-#: domain's interval (its size in ms, 2 for two cores) times its ``busy_factor`` (16).
+#: Linux's ``sd->busy_factor``: a busy core balances its queue against the others this
+#: many times less often than an idle one (every ``max(2, cores) * 16`` ms here).
 BUSY_FACTOR = 16
 
 
