@@ -12,6 +12,12 @@ never asks the server for anything; going past what it has asks for a ``seek``.
 
 A dropped socket reconnects and sends ``start`` again with ``resume``: the run is
 deterministic, so the server rebuilds it and carries on from the frame the browser has.
+
+Serving many viewers (see :mod:`.serving`): a run comes from :class:`.serving.RunService`
+(cached by content hash, simulated once in a helper process, never on the loop that serves
+the sockets); every message goes out through an :class:`.outlet.Outlet`, which drops a
+viewer who stops reading instead of letting it hold the server; a process serves at most
+``MAX_VIEWERS`` sockets. ``GET /healthz`` reports the process's viewers, runs and cache.
 """
 
 from __future__ import annotations
@@ -22,11 +28,16 @@ import math
 import time
 from typing import Any
 
-from flask import current_app
+from flask import current_app, jsonify
+from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 from wsgiscope import simulator
 
-from .runs import Prepared, load_for_web, prepare, run_key
+from . import serving
+from .outlet import Outlet, ViewerGone
+from .pool import JobError, PoolError
+from .runs import Prepared, load_for_web
+from .serving import RunService
 from .web.inspector import render_inspector
 
 sock = Sock()
@@ -38,6 +49,8 @@ LEAD_S = 0.25
 #: How often a playing session sends, and how many frames fit in one message at most.
 SEND_INTERVAL_S = 1 / 30
 CHUNK_FRAMES = 1500
+#: How often an idle socket wakes to check that its viewer is still taking what it was sent.
+IDLE_CHECK_S = 2.0
 
 
 class ProtocolError(ValueError):
@@ -48,14 +61,15 @@ class ProtocolError(ValueError):
         self.field = field
 
 
-def build(scenario_data: Any, seed: Any, max_frames: int, max_requests: int) -> Prepared:
-    """Validate a scenario, run the engine, encode the result. Raises ScenarioError."""
+def build(scenario_data: Any, seed: Any, max_frames: int, max_requests: int,
+          runs: RunService | None = None) -> Prepared:
+    """Validate a scenario and get its encoded run from ``runs`` (cached, or simulated in a
+    helper process). Raises ScenarioError, JobError or PoolError."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ProtocolError(f"seed must be a whole number of 0 or more (got {seed!r})", "seed")
     scenario = load_for_web(scenario_data, max_requests)
-    clean = scenario.to_dict()
-    trace = simulator.run(scenario, seed=seed)
-    return prepare(trace, max_frames, run_key(clean, seed))
+    runs = runs or serving.local_runs()
+    return runs.get(runs.job(scenario.to_dict(), seed, max_frames, max_requests))
 
 
 def _speed(value: Any) -> float:
@@ -82,10 +96,12 @@ def _time(msg: dict[str, Any]) -> float | None:
 class Session:
     """One socket's run and playback state."""
 
-    def __init__(self, ws: Any, max_frames: int, max_requests: int = 50_000) -> None:
+    def __init__(self, ws: Any, max_frames: int, max_requests: int = 50_000,
+                 runs: RunService | None = None) -> None:
         self.ws = ws
         self.max_frames = max_frames
         self.max_requests = max_requests
+        self.runs = runs
         self.run: Prepared | None = None
         self.sent = 0
         self.playing = False
@@ -169,11 +185,14 @@ class Session:
             self.error(str(exc), exc.field)
         except simulator.ScenarioError as exc:
             self.error(str(exc), exc.field)
+        except (JobError, PoolError) as exc:  # refused by the engine's budget, or no room now
+            self.error(str(exc), getattr(exc, "field", ""))
 
     def op_start(self, msg: dict[str, Any]) -> None:
         speed = _speed(msg.get("speed", 1))
         start_t = _time(msg) or 0.0
-        run = build(msg.get("scenario"), msg.get("seed"), self.max_frames, self.max_requests)
+        run = build(msg.get("scenario"), msg.get("seed"), self.max_frames, self.max_requests,
+                    self.runs)
         self.run, self.sent, self.ended = run, 0, False
         self.speed = speed
         self.playing = bool(msg.get("play", False))
@@ -246,15 +265,40 @@ class Session:
 @sock.route("/ws")
 def stream(ws: Any) -> None:
     """One browser's run: read messages, keep the frames flowing while playing."""
-    session = Session(ws, current_app.config["MAX_FRAMES"], current_app.config["MAX_REQUESTS"])
-    while True:
-        if not session.busy:
-            timeout = None  # nothing to send: sleep until the browser speaks
-        elif math.isinf(session.speed):
-            timeout = 0.0
-        else:
-            timeout = SEND_INTERVAL_S
-        text = ws.receive(timeout=timeout)
-        if text is not None:
-            session.handle(text)
-        session.pump()
+    state = serving.get(current_app)
+    if not state.viewers.enter():
+        ws.send(json.dumps({"type": "error", "field": "", "error": (
+            f"this server is full ({state.viewers.limit} viewers); try again in a minute")}))
+        return
+    outlet = Outlet(ws, state.send_timeout_s)
+    session = Session(outlet, current_app.config["MAX_FRAMES"],
+                      current_app.config["MAX_REQUESTS"], state.runs)
+    try:
+        while True:
+            if outlet.stalled():
+                raise ViewerGone("the viewer stopped reading")
+            if not session.busy:
+                timeout = IDLE_CHECK_S  # nothing to send: wait for the browser, look again
+            elif math.isinf(session.speed) and not outlet.behind():
+                timeout = 0.001  # as fast as the viewer reads, letting the others run
+            else:
+                timeout = SEND_INTERVAL_S
+            text = ws.receive(timeout=timeout)
+            if text is not None:
+                session.handle(text)
+            if not outlet.behind():  # a viewer that is behind gets nothing new meanwhile
+                session.pump()
+    except ViewerGone:
+        state.viewers.dropped += 1
+        outlet.drop()
+    finally:
+        state.viewers.leave()
+        session.run = None
+
+
+def healthz() -> ResponseReturnValue:
+    """This process's viewers, runs, cache and simulation pool, for a load balancer."""
+    return jsonify({"ok": True, **serving.get(current_app).summary()})
+
+
+sock.bp.add_url_rule("/healthz", "healthz", healthz)
