@@ -33,9 +33,12 @@ from wsgiscope import simulator
 from wsgiscope.simulator.trace import Event, RequestRecord, Trace
 
 #: Request states, as numbered on the wire (``simulator.frames.REQUEST_STATES`` order).
-REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write")
-#: Thread states on the wire; ``absent`` is a thread that has not started yet.
-THREAD_STATES = ("idle", "gil", "cpu", "io", "dead", "absent")
+REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write", "unknown")
+#: Thread states on the wire; ``absent`` is a thread that has not started yet, ``unknown``
+#: a measured thread whose state the lab could not tell.
+THREAD_STATES = ("idle", "gil", "cpu", "io", "dead", "absent", "unknown")
+#: A process's GIL holder on the wire: a thread index, -1 when free, -2 when not known.
+GIL_UNKNOWN = -2
 #: Request outcomes on the wire.
 STATUSES = ("ok", "error", "reset", "timeout")
 #: The per-frame counters, by their name on the wire and in ``simulator.frames.sample``.
@@ -131,7 +134,7 @@ class Prepared:
     times: array[float]
     counters: dict[str, array[Any]]  # wire name -> one value per frame
     th: array[int]  # per frame: [state, request] per thread
-    g: array[int]  # per frame: the GIL holder's thread index per process, or -1
+    g: array[int]  # per frame: the GIL holder's thread index per process, -1, -2
     span_starts: array[float]
     spans: list[str]  # "request,start,end,state" for the flat ``rs`` list
     done_times: array[float]
@@ -286,7 +289,7 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         for pk, holder in f["gil"].items():
             pi = proc_index.get(pk)
             if pi is not None and holder:
-                g[pi] = index.get(holder, -1)
+                g[pi] = GIL_UNKNOWN if holder == "?" else index.get(holder, -1)
         gil.extend(g)
         times.append(round(f["t"], 4))
         for wire, name in COUNTERS:

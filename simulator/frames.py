@@ -18,12 +18,12 @@ from .trace import Trace
 _CONNECTING = ("syn", "drop", "overflow")
 
 #: The states a request can be in, in the order a legend shows them. While a request is on a
-#: thread, its state is that thread's state (``gil``, ``cpu``, ``io``), except during the
-#: ``write`` stage.
-REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write")
+#: thread, its state is that thread's state (``gil``, ``cpu``, ``io``, or ``unknown`` in a
+#: measured run where the lab could not tell), except during the ``write`` stage.
+REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write", "unknown")
 
 # Thread states that describe what the request on the thread is doing.
-_ON_THREAD = frozenset(("gil", "cpu", "io"))
+_ON_THREAD = frozenset(("gil", "cpu", "io", "unknown"))
 
 RequestSpan = tuple[int, float, float, str]
 ThreadSpan = tuple[str, float, float, str, int]

@@ -101,6 +101,7 @@ class _Middleware:
         rec["app_start"] = now_ms()
         rec.setdefault("cpu0", thread_cpu_ms())
         rec.setdefault("tid", threading.get_ident())
+        rec.setdefault("ntid", threading.get_native_id())  # the thread's id in /proc
         req = environ.get("HTTP_X_LAB_REQ")
         rec["req"] = int(req) if req and req.isdigit() else None
         rec["path"] = environ.get("PATH_INFO", "")

@@ -87,6 +87,7 @@ def pre_request(worker: Any, req: Any) -> None:
         "parsed": t,
         "cpu0": thread_cpu_ms(),
         "tid": threading.get_ident(),
+        "ntid": threading.get_native_id(),
         "peer": peer[1] if isinstance(peer, tuple) else 0,
     }
     for name, value in req.headers:

@@ -45,9 +45,10 @@ from .launcher import (
     make_run_dir,
 )
 from .recorder import read_records
-from .sampler import BacklogSampler
+from .sampler import BacklogSampler, ThreadSampler
 from .stopping import LabInterrupted as LabInterrupted
 from .stopping import RunScope, reap_group, stop_on_signals
+from .threadstates import measured_events
 
 #: A lab run is bounded: at most this many requests ...
 MAX_REQUESTS = 2000
@@ -127,14 +128,27 @@ def measure(
             with server:
                 load = _LoadMeter(server)
                 sampler = BacklogSampler(server.port).start()
+                threads = _thread_sampler(norm, server)
                 try:
                     results = _drive(server, plan, run_dir, report, scope)
                 finally:
                     sampler.stop()
-                    load.stop(sampler.cpu_s)
+                    cpu_s = sampler.cpu_s
+                    if threads is not None:
+                        threads.stop()
+                        cpu_s += threads.cpu_s
+                    load.stop(cpu_s)
             report(0.99, "building the trace")
             records = list(read_records(server.record_dir))
-            trace = build_trace(plan, results, records, sampler.samples)
+            samples = (
+                {"changes": threads.changes, "sweeps": threads.sweeps}
+                if threads is not None
+                else None
+            )
+            trace = build_trace(plan, results, records, sampler.samples, samples)
+            if threads is not None:
+                trace.summary["lab"]["thread_sweeps"] = len(threads.sweeps)
+                trace.summary["lab"]["thread_sampler_cpu_s"] = round(threads.cpu_s, 3)
             trace.summary["lab"]["backlog_polls"] = sampler.polls
             trace.summary["lab"]["port"] = server.port
             trace.summary["lab"].update(load.figures())
@@ -144,6 +158,24 @@ def measure(
             if keep_dir is not None and scope.run_dir is not None:
                 shutil.copytree(scope.run_dir, keep_dir, dirs_exist_ok=True)
             scope.sweep()
+
+
+def sampled_threads(scenario: dict[str, Any]) -> bool:
+    """Whether the server's processes run several threads that share a GIL (werkzeug
+    ``threaded=True``, gunicorn gthread): those threads' states are sampled from ``/proc``
+    (:class:`.sampler.ThreadSampler`); a single-threaded process's come from its records."""
+    srv = scenario["server"]
+    if srv["kind"] == "gunicorn":
+        return bool(srv.get("worker_class") == "gthread")
+    return bool(srv.get("threaded", True)) and int(srv.get("processes", 1)) == 1
+
+
+def _thread_sampler(scenario: dict[str, Any], server: Server) -> ThreadSampler | None:
+    if not sampled_threads(scenario) or server.proc is None:
+        return None
+    if scenario["server"]["kind"] == "gunicorn":  # the workers, found by their record files
+        return ThreadSampler([], server.record_dir, exclude=(server.proc.pid,)).start()
+    return ThreadSampler([server.proc.pid]).start()
 
 
 def _drive(
@@ -297,8 +329,10 @@ def build_trace(
     results: list[dict[str, Any]],
     records: list[dict[str, Any]],
     backlog: list[tuple[float, int]],
+    threads: dict[str, Any] | None = None,
 ) -> Trace:
-    """Merge client results, server records and backlog samples into a measured Trace."""
+    """Merge client results, server records, backlog samples and (``threads``, from
+    :class:`.sampler.ThreadSampler`) thread samples into a measured Trace."""
     sc = plan["scenario"]
     srv = sc["server"]
     kind = srv["kind"]
@@ -416,6 +450,18 @@ def build_trace(
         proc, th, _acc = thread_key[rid]
         lane(proc, processes.get(proc, {}).get("label", proc), th)
 
+    # -- measured thread states and GIL holders of the multi-threaded processes
+    covered: set[int] = set()
+    multi = sampled_threads(sc)
+    if threads is not None and multi:
+        sampled_events, covered = measured_events(
+            threads,
+            _sampled_requests(server_recs, thread_key),
+            _mains(sc, records, worker_of_pid),
+            t0,
+        )
+        events.extend(sampled_events)
+
     # -- requests
     offsets = syn_offsets_ms(sc["machine"]["syn_schedule"], sc["client"]["syn_retries"])
     requests: list[RequestRecord] = []
@@ -498,7 +544,12 @@ def build_trace(
             assert started is not None
             if wclass == "gthread" and started - accepted > 2.0:
                 events.append(Event(accepted, "req", rid, "pool", "waiting for a pool thread"))
-            events.extend(_stage_events(srec, rid, th, t0, kind, started))
+            events.extend(
+                _stage_events(
+                    srec, rid, th, t0, kind, started,
+                    states="sampled" if rid in covered else ("unknown" if multi else "cpu"),
+                )
+            )  # fmt: skip
             if srec.get("written") is not None:
                 end_state = "dead" if proc and proc.startswith("child") else "idle"
                 events.append(Event(srec["written"] - t0, "thread", th, end_state, -1))
@@ -550,11 +601,50 @@ def accept_queue_capacity(backlog: int) -> int:
     return min(backlog, somaxconn) + 1
 
 
+def _sampled_requests(
+    server_recs: dict[int, dict[str, Any]], thread_key: dict[int, tuple[str, str, str]]
+) -> list[dict[str, Any]]:
+    """The served requests whose thread is known by its /proc id, for :func:`measured_events`."""
+    out = []
+    for rid, rec in server_recs.items():
+        begin = rec.get("handle") or rec.get("accept") or rec.get("parsed")
+        if rid not in thread_key or rec.get("ntid") is None or begin is None:
+            continue
+        out.append({
+            "req": rid, "pid": rec["pid"], "tid": rec["ntid"], "key": thread_key[rid][1],
+            "start": begin, "end": rec.get("written") or begin, "segs": rec.get("segs") or [],
+        })  # fmt: skip
+    return out
+
+
+def _mains(
+    sc: dict[str, Any], records: list[dict[str, Any]], worker_of_pid: dict[int, str]
+) -> dict[str, tuple[int, int, str]]:
+    """Process key -> (pid, tid, thread key) of each sampled process's main thread."""
+    if sc["server"]["kind"] == "gunicorn":
+        return {key: (pid, pid, f"{key}/main") for pid, key in worker_of_pid.items()}
+    boot = next((r for r in records if r.get("kind") == "boot"), None)
+    return {"server": (boot["pid"], boot["pid"], "server/main")} if boot else {}
+
+
 def _stage_events(
-    srec: dict[str, Any], rid: int, th: str, t0: float, kind: str, started: float
+    srec: dict[str, Any],
+    rid: int,
+    th: str,
+    t0: float,
+    kind: str,
+    started: float,
+    states: str = "cpu",
 ) -> list[Event]:
-    """Stage and thread events of one served request, from the server's record."""
-    out: list[Event] = [Event(started, "thread", th, "cpu", rid)]
+    """Stage and thread events of one served request, from the server's record.
+
+    ``states``: ``cpu`` -- the thread runs whenever the view is not in an I/O segment (a
+    single-threaded process: nothing else can hold its GIL); ``unknown`` -- the same for a
+    thread of a multi-threaded process whose states were not sampled (it may have been
+    waiting for the GIL: never shown as running); ``sampled`` -- no thread events (they
+    come from the samples)."""
+    busy = "unknown" if states == "unknown" else "cpu"
+    out: list[Event] = [] if states == "sampled" else [Event(started, "thread", th, busy, rid)]
     marks: list[tuple[str, Any]] = [("recv", srec.get("handle") or srec.get("accept"))]
     if kind == "werkzeug":
         marks.append(("parse", srec.get("parse_start")))
@@ -572,8 +662,10 @@ def _stage_events(
     for stage, t in marks:
         if t is not None:
             out.append(Event(t - t0, "req", rid, "stage", stage))
+    if states == "sampled":
+        return out
     for seg in srec.get("segs") or []:
         if seg[0] == "io":
             out.append(Event(seg[1] - t0, "thread", th, "io", rid))
-            out.append(Event(seg[2] - t0, "thread", th, "cpu", rid))
+            out.append(Event(seg[2] - t0, "thread", th, busy, rid))
     return out

@@ -42,6 +42,7 @@ class LabRequestHandler(serving.WSGIRequestHandler):
             "handle": now_ms(),
             "cpu0": thread_cpu_ms(),
             "tid": threading.get_ident(),
+            "ntid": threading.get_native_id(),
             "peer": self.client_address[1] if isinstance(self.client_address, tuple) else 0,
         }
         super().setup()

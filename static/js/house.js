@@ -140,7 +140,7 @@ export class House {
         roundRect(ctx, tx, ty, tw, th, 4); ctx.fill();
         if (state === "idle") { ctx.strokeStyle = "#c4cbd3"; ctx.lineWidth = 1; ctx.stroke(); }
         if (th >= 16 && tw >= 60) {
-          ctx.fillStyle = state === "idle" ? "#5b6673" : "#fff";
+          ctx.fillStyle = state === "idle" || state === "unknown" ? "#5b6673" : "#fff";
           ctx.font = `600 ${th >= 24 ? 14 : 12}px system-ui, sans-serif`;
           const wide = tw >= 170;
           const serving = req >= 0 && state !== "idle";
@@ -180,7 +180,7 @@ export class House {
 }
 
 function word(state) {
-  return { idle: "idle", gil: "wants the GIL", cpu: "running", io: "waiting on I/O", dead: "gone" }[state] || state;
+  return { idle: "idle", gil: "wants the GIL", cpu: "running", io: "waiting on I/O", dead: "gone", unknown: "not known" }[state] || state;
 }
 
 function clip(ctx, text, width) {

@@ -14,8 +14,26 @@ export function stateColours() {
   for (const s of ["connecting", "backlog", "pool", "gil", "cpu", "io", "write", "idle", "dead"]) {
     c[s] = css.getPropertyValue(`--s-${s}`).trim() || "#999";
   }
+  // a measured state the lab could not tell: pale grey stripes, never a state's colour
+  c.unknown = unknownPattern(css.getPropertyValue("--s-unknown").trim() || "#c3c8cf");
   c.token = css.getPropertyValue("--gil-token").trim() || "#f5c400";
   return c;
+}
+
+function unknownPattern(colour) {
+  const tile = document.createElement("canvas");
+  tile.width = tile.height = 8;
+  const t = tile.getContext("2d");
+  t.fillStyle = "#f4f5f7";
+  t.fillRect(0, 0, 8, 8);
+  t.strokeStyle = colour;
+  t.lineWidth = 2;
+  t.beginPath();
+  t.moveTo(-2, 10); t.lineTo(10, -2);
+  t.moveTo(6, 10); t.lineTo(10, 6);
+  t.moveTo(-2, 2); t.lineTo(2, -2);
+  t.stroke();
+  return t.createPattern(tile, "repeat") || colour;
 }
 
 export class Timeline {
@@ -189,8 +207,8 @@ export class Timeline {
     const s = this.store, sc = this.scale, np = s.np, p = lane.proc;
     let runStart = -1, holder = -1;
     const flush = (end) => {
-      if (holder >= 0) {
-        ctx.fillStyle = THREAD_COLOURS[holder % THREAD_COLOURS.length];
+      if (holder >= 0 || holder === -2) {
+        ctx.fillStyle = holder >= 0 ? THREAD_COLOURS[holder % THREAD_COLOURS.length] : this.colours.unknown;
         const xa = sc.x(runStart), xb = sc.x(end);
         ctx.fillRect(xa, lane.y + 3, Math.max(xb - xa, 0.5), lane.h - 6);
       }
@@ -359,7 +377,8 @@ export class Timeline {
     if (lane.kind === "cores" && k >= 0) return { text: `${at}\nbusy cores: ${s.busy[k]} of ${m.cores}` };
     if (lane.kind === "gil" && k >= 0) {
       const h = s.gil[k * s.np + lane.proc];
-      return { text: `${at}\nGIL: ${h >= 0 ? "held by " + m.threads[h] : "free"}` };
+      const who = h >= 0 ? "held by " + m.threads[h] : h === -2 ? "not known (not sampled)" : "free";
+      return { text: `${at}\nGIL: ${who}` };
     }
     if (lane.kind === "thread" && k >= 0) {
       const st = m.thread_states[s.th[k * s.nth + lane.thread]];
@@ -395,5 +414,6 @@ export function describe(state) {
     write: "writing the response",
     idle: "idle",
     dead: "gone (process exited or was killed)",
+    unknown: "not known (the lab could not sample it; maybe waiting for the GIL)",
   }[state] || state;
 }

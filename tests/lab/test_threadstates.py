@@ -1,0 +1,128 @@
+"""Measured thread states and GIL holders: from /proc samples to the Trace's events, and a
+real threaded server with two CPU-bound requests, whose threads are not painted running
+while they wait for the GIL."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from wsgiscope.app.lab.measure import measure
+from wsgiscope.app.lab.sampler import RUNNING, SLEEPING, ThreadSampler, parse_syscall
+from wsgiscope.app.lab.threadstates import (
+    FUTEX,
+    gaps,
+    gil_timeline,
+    measured_events,
+    state_of,
+    thread_timeline,
+)
+from wsgiscope.simulator import frames
+
+NANOSLEEP = 230 if FUTEX == 202 else 101
+
+
+def test_a_sample_reads_as_a_state() -> None:
+    assert parse_syscall(b"running\n") == RUNNING
+    assert parse_syscall(b"202 0x7f 0x80 0x0\n") == 202
+    assert state_of(RUNNING, "") == "cpu"
+    assert state_of(None, "cpu") == "unknown"
+    if FUTEX is not None:
+        assert state_of(FUTEX, "cpu") == "gil"
+        assert state_of(FUTEX, "io") == "gil"  # back from its sleep, waiting for the GIL
+    assert state_of(NANOSLEEP, "io") == "io"
+    # the stat fallback: asleep, reason unknown
+    assert state_of(SLEEPING, "cpu") == "gil"
+    assert state_of(SLEEPING, "io") == "io"
+    assert state_of(SLEEPING, "") == "unknown"
+
+
+def test_a_thread_timeline_marks_what_was_not_sampled_unknown() -> None:
+    sweeps = [float(t) for t in range(0, 40)] + [float(t) for t in range(60, 100)]
+    holes = gaps(sweeps, 5.0)
+    assert holes == [(39.0, 60.0)]
+    futex = FUTEX if FUTEX is not None else SLEEPING
+    changes = [(5.0, RUNNING), (10.0, futex), (20.0, RUNNING), (70.0, NANOSLEEP)]
+    tl = thread_timeline(changes, holes, 0.0, 99.0, 2.0, 90.0, [("cpu", 2.0, 69.0),
+                                                               ("io", 69.0, 90.0)])
+    assert tl == [(2.0, "unknown"), (5.0, "cpu"), (10.0, "gil"), (20.0, "cpu"),
+                  (39.0, "unknown"), (60.0, "cpu"), (70.0, "io")]
+
+
+def test_the_gil_holder_is_the_runnable_thread() -> None:
+    futex = FUTEX if FUTEX is not None else SLEEPING
+    a = [(0.0, RUNNING), (10.0, futex), (20.0, RUNNING)]
+    b = [(0.0, futex), (10.0, RUNNING), (20.0, futex), (30.0, NANOSLEEP)]
+    other = [(35.0, RUNNING)]  # a thread of the process the timeline does not show
+    tl = gil_timeline({"t1": a, "t2": b}, [(40.0, 50.0)], 0.0, 60.0, [other])
+    assert tl[:4] == [(0.0, ""), (0.0, "t1"), (10.0, "t2"), (20.0, "t1")]
+    assert (40.0, "?") in tl and tl[-1] == (60.0, "?")
+    # two runnable at once: the holder keeps it (the other has just woken up)
+    both = gil_timeline({"t1": [(0.0, RUNNING)], "t2": [(0.0, futex), (5.0, RUNNING)]},
+                        [], 0.0, 10.0)
+    assert [h for _t, h in both[:-1]] == ["", "t1"]
+
+
+def test_measured_events_cover_the_sampled_requests() -> None:
+    futex = FUTEX if FUTEX is not None else SLEEPING
+    samples = {
+        "changes": {(10, 11): [(100.0, RUNNING), (105.0, futex), (110.0, RUNNING)],
+                    (10, 10): [(100.0, NANOSLEEP)]},
+        "sweeps": [100.0 + k for k in range(30)],
+    }
+    served = [{"req": 3, "pid": 10, "tid": 11, "key": "server/t1", "start": 101.0,
+               "end": 120.0, "segs": [["cpu", 101.0, 120.0, 14.0]]}]
+    events, covered = measured_events(samples, served, {"server": (10, 10, "server/main")},
+                                      t0=100.0)
+    assert covered == {3}
+    thread = [(e.t, e.what) for e in events if e.kind == "thread"]
+    assert thread == [(1.0, "cpu"), (5.0, "gil"), (10.0, "cpu")]
+    gil = [(e.t, e.what) for e in events if e.kind == "gil"]
+    assert ("server/t1" in {h for _t, h in gil}) and (5.0, "") in gil
+
+
+def test_the_sampler_sees_a_spinning_thread_run_and_a_sleeping_one_sleep() -> None:
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(100))
+
+    threads = [threading.Thread(target=spin), threading.Thread(target=stop.wait)]
+    for t in threads:
+        t.start()
+    sampler = ThreadSampler([os.getpid()], interval_ms=1.0).start()
+    time.sleep(0.3)
+    sampler.stop()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(sampler.sweeps) > 20
+    codes = {tid: {c for _t, c in ch} for (_p, tid), ch in sampler.changes.items()}
+    assert RUNNING in codes[threads[0].native_id]  # type: ignore[index]
+    assert codes[threads[1].native_id] - {RUNNING}  # type: ignore[index]
+
+
+@pytest.mark.lab
+def test_two_cpu_bound_threads_are_not_painted_running_while_they_wait_for_the_gil() -> None:
+    sc = {
+        "name": "two CPU-bound requests on the threaded dev server",
+        "server": {"kind": "werkzeug", "threaded": True},
+        "endpoints": {"/cpu": [{"cpu_ms": 150}]},
+        "workload": [{"at_ms": 0, "count": 2, "path": "/cpu"}],
+    }
+    trace = measure(sc)
+    assert trace.summary["lab"]["thread_sweeps"] > 50
+    spans = frames.spans(trace)["threads"]
+    for r in trace.requests:
+        mine = [(b - a, st) for _k, a, b, st, req in spans if req == r.id]
+        wall = sum(d for d, _st in mine)
+        running = sum(d for d, st in mine if st == "cpu")
+        waiting = sum(d for d, st in mine if st in ("gil", "unknown"))
+        # one GIL for two CPU-bound threads: neither ran all the time it was on its thread
+        assert running < 0.9 * wall, mine
+        assert waiting > 0.1 * wall, mine
+    holders = {e.what for e in trace.events if e.kind == "gil"}
+    assert {"server/t1", "server/t2"} <= holders
