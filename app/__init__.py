@@ -41,7 +41,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     ``config`` is applied on top of the defaults. ``LAB_ENABLED`` says whether the page may
     start real servers (``POST /lab/run``); ``wsgiscope serve`` turns it on for a loopback
-    host or with ``--allow-lab``.
+    host or with ``--allow-lab`` (which also sets ``LAB_REMOTE``). The guards of
+    :mod:`.security` (allowed hosts, same origin, the lab's token ``LAB_TOKEN``) are always
+    on; a token is generated when none is given.
     """
     app = Flask(
         __name__,
@@ -59,10 +61,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # The page runs scenarios of up to this many requests (the CLI takes the engine's limit).
         MAX_REQUESTS=50_000,
         MAX_UPLOAD_BYTES=1_000_000,
+        # The event budget of one run the page asks for (simulator.budget): ~30 s, ~500 MB.
+        SIM_MAX_EVENTS=2_000_000,
         SOCK_SERVER_OPTIONS={"ping_interval": 20, "max_message_size": 2_000_000},
     )
     app.config.update(config or {})
     app.config.setdefault("MAX_CONTENT_LENGTH", app.config["MAX_UPLOAD_BYTES"])
+
+    from .security import init_app as init_security
+
+    init_security(app)  # allowed hosts, same origin, the lab's token
 
     from .lessons import init_app as init_lessons
 

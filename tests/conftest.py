@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The lab token the test server uses (``wsgiscope serve`` takes it from $WSGISCOPE_TOKEN).
+LAB_TOKEN = "test-token-" + "0123456789abcdef" * 2
 
 
 def free_port() -> int:
@@ -33,6 +35,7 @@ def serving(log: Path, limit_s: float = 20.0) -> Iterator[str]:
             [sys.executable, "-m", "wsgiscope.app.cli", "serve", "--host", "127.0.0.1",
              "--port", str(port)],
             cwd=ROOT, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "WSGISCOPE_TOKEN": LAB_TOKEN},
         )
     try:
         deadline = time.monotonic() + limit_s
@@ -59,3 +62,9 @@ def live_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``127.0.0.1:PORT`` of a live ``wsgiscope serve``, one per test module."""
     with serving(tmp_path_factory.mktemp("server") / "server.log") as address:
         yield address
+
+
+@pytest.fixture(scope="session")
+def lab_token() -> str:
+    """The token of the live test server's lab (``?token=`` or ``X-Wsgiscope-Token``)."""
+    return LAB_TOKEN

@@ -1,12 +1,13 @@
-"""``wsgiscope serve``: run the web app (gunicorn's gthread worker, or Flask's dev server)."""
+"""``wsgiscope serve``: run the web app (gunicorn's gevent workers, or Flask's dev server)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
-from .. import LOOPBACK_HOSTS
+from .. import LOOPBACK_HOSTS, security, server
 from .common import CliError, add_lessons_flag, load_lessons_arg
 
 
@@ -22,9 +23,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--dev", action="store_true",
                    help="Flask's development server with auto-reload, for working on wsgiscope")
     p.add_argument("--allow-lab", action="store_true",
-                   help="let the page start real servers even when listening beyond loopback")
+                   help="let the page start real servers even when listening beyond loopback "
+                   "or behind a proxy (the printed token is still needed)")
+    p.add_argument("--allow-host", metavar="NAME", action="append", default=None,
+                   help="a host name the page may be opened by, beside localhost, 127.0.0.1, "
+                   "::1 and --host (a guard against DNS rebinding); repeatable; * allows any")
     p.add_argument("--threads", type=int, default=64,
-                   help="gunicorn threads; each open page holds one for its WebSocket (default 64)")
+                   help="gunicorn threads with --worker-class gthread, where each open page "
+                   "holds one for its WebSocket (default 64)")
+    server.add_flags(p)
     add_lessons_flag(p)
     p.set_defaults(func=serve)
 
@@ -40,44 +47,26 @@ def serve(args: argparse.Namespace) -> int:
     if not 1 <= args.threads <= 1000:
         raise CliError(f"--threads must be between 1 and 1000 (got {args.threads})")
     config: dict[str, Any] = {"LAB_ENABLED": lab_enabled(args.host, args.allow_lab)}
+    config.update(server.config_from_args(args))
+    config.update(security.serve_config(args.host, getattr(args, "allow_host", None),
+                                        args.allow_lab, os.environ.get(security.TOKEN_ENV)))
     if getattr(args, "lessons", None) is not None:
         config["LESSONS"] = args.lessons
     load_lessons_arg(config.get("LESSONS"))  # a bad lesson file stops here, in one line
-    where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
+    where = security.page_url(args.host, args.port, config["LAB_TOKEN"])
     if args.dev:
         from .. import create_app
 
         app = create_app(config)
+        os.environ[security.TOKEN_ENV] = config["LAB_TOKEN"]  # the same one after a reload
         print(f"wsgiscope: serving on {where} (development server, auto-reload)",
               file=sys.stderr)
         # The interactive debugger runs code typed into the browser: loopback only.
         app.run(host=args.host, port=args.port, debug=True, use_reloader=True, threaded=True,
                 use_debugger=args.host in LOOPBACK_HOSTS)
         return 0
-    from gunicorn.app.base import BaseApplication
-
-    class _Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            options = {
-                "bind": f"{args.host}:{args.port}",
-                "worker_class": "gthread",
-                "workers": 1,  # every socket's run lives in its own thread; one process is enough
-                "threads": args.threads,
-                # gthread's heartbeat comes from its main thread, so long-lived sockets are safe
-                "timeout": 30,
-                "graceful_timeout": 5,
-                "accesslog": None,
-                "control_socket_disable": True,
-            }
-            for key, value in options.items():
-                if key in self.cfg.settings:
-                    self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            from .. import create_app
-
-            return create_app(config)
-
+    options = server.gunicorn_options(args.host, args.port, args.workers, args.worker_class,
+                                      args.threads, args.max_viewers)
     print(f"wsgiscope: serving on {where}", file=sys.stderr)
-    _Server().run()
+    server.run_gunicorn(config, options)
     return 0

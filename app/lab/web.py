@@ -4,8 +4,12 @@
   body may also give the object itself). Starts a measured run and its simulation in the
   background and answers ``202 {"run_id": ...}``. Refused, before anything starts, with
   ``403`` when ``app.config["LAB_ENABLED"]`` is false, ``422 {"field", "error"}`` for a
-  bad scenario or one outside the lab's bounds (at most 2,000 requests sent over at most
-  120 s), and ``409`` while another run of this instance is in progress.
+  bad scenario or one outside the lab's bounds (:func:`check_cost`: at most
+  :data:`MAX_WORKERS` worker processes, :data:`MAX_THREADS` threads in all, a request's
+  work at most :data:`MAX_REQUEST_S` s, :data:`MAX_CPU_S` s of CPU work in all, 2,000
+  requests sent over at most 120 s), and ``409`` while another run of this instance is in
+  progress. (The app's guards, :mod:`wsgiscope.app.security`, also ask every lab request
+  for the instance's token.)
 * ``GET /lab/status/<run_id>`` -- ``{"state": "running"|"done"|"failed", "progress": 0..1,
   "message"}``.
 * ``GET /lab/result/<run_id>`` -- ``{"trace": measured Trace.to_dict(), "comparison":
@@ -15,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections import OrderedDict
@@ -24,6 +27,8 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from wsgiscope import simulator
+from wsgiscope.simulator.budget import check as check_budget
+from wsgiscope.simulator.validation import parse_scenario_text
 
 from .measure import MAX_REQUESTS, MAX_SPAN_S, lab_plan
 
@@ -31,6 +36,18 @@ bp = Blueprint("lab", __name__, url_prefix="/lab")
 
 #: Finished runs kept per app instance (their results stay fetchable).
 KEEP_RUNS = 8
+
+#: What one lab run may start and ask of this machine (the page's lab; ``wsgiscope
+#: measure`` on the command line is the user's own call): worker processes ...
+MAX_WORKERS = 8
+#: ... threads in all (gunicorn ``workers x threads``) ...
+MAX_THREADS = 64
+#: ... work per request (its endpoint's segments; a distribution counts by its mean) ...
+MAX_REQUEST_S = 30.0
+#: ... and CPU work of all requests together.
+MAX_CPU_S = 60.0
+#: The event budget of the simulation that plans a lab run.
+PLAN_EVENTS = 1_000_000
 
 DISABLED_MESSAGE = (
     "The lab is off on this server: it starts real servers on the machine serving this "
@@ -86,8 +103,9 @@ def _error(status: int, message: str, field: str | None = None) -> ResponseRetur
 def _scenario_from_request() -> Any:
     """The scenario data sent with the request, or raise ``ScenarioError``."""
     value: Any = None
+    limit = int(current_app.config.get("MAX_UPLOAD_BYTES", 1_000_000))
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = parse_scenario_text(request.get_data(cache=False), limit)
         if isinstance(body, dict):
             value = body.get("scenario")
     else:
@@ -97,13 +115,61 @@ def _scenario_from_request() -> Any:
             "scenario", "is missing: send the scenario as JSON text in the field 'scenario'"
         )
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise simulator.ScenarioError(
-                "scenario", f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-            ) from None
+        value = parse_scenario_text(value, limit)
     return value
+
+
+def _work_ms(segments: list[dict[str, Any]], kind: str | None = None) -> float:
+    """A request's work in ms (``kind``: only ``cpu_ms`` or ``io_ms``); a distribution
+    counts by its mean (``exp``) or its upper end (``uniform``)."""
+    total = 0.0
+    for seg in segments:
+        for k, v in seg.items():
+            if k not in ("cpu_ms", "io_ms") or kind not in (None, k):
+                continue
+            if isinstance(v, dict):
+                total += float(v["exp"]) if "exp" in v else float(max(v["uniform"]))
+            else:
+                total += float(v)
+    return total
+
+
+def check_cost(data: Any) -> simulator.Scenario:
+    """Validate a scenario and refuse one above the lab's bounds, naming the field."""
+    sc = simulator.load_scenario(data)
+    s = sc.server
+    if s["kind"] == "werkzeug":
+        workers, threads, field = s["processes"], 1, "server.processes"
+    else:
+        workers, field = s["workers"], "server.workers"
+        threads = s["threads"] if s["worker_class"] == "gthread" else 1
+    if workers > MAX_WORKERS:
+        raise simulator.ScenarioError(
+            field, f"a lab run starts at most {MAX_WORKERS} worker processes on this machine "
+            f"(got {workers})")
+    if workers * threads > MAX_THREADS:
+        raise simulator.ScenarioError(
+            "server.threads", f"a lab run has at most {MAX_THREADS} threads in all (got "
+            f"{workers} workers x {threads} threads = {workers * threads})")
+    for path, segments in sc.endpoints.items():
+        if _work_ms(segments) > MAX_REQUEST_S * 1000:
+            raise simulator.ScenarioError(
+                f"endpoints.{path}", f"a lab request may take at most {MAX_REQUEST_S:g} s of "
+                f"work (this one takes {_work_ms(segments) / 1000:,.3g} s)")
+    cpu_ms = 0.0
+    for item in sc.workload:
+        weights = item["paths"]
+        n = item["count"] if "count" in item else (
+            (item.get("poisson") or item["constant"])["rate_per_s"]
+            * (item.get("poisson") or item["constant"])["duration_s"])
+        cpu_ms += n * sum(_work_ms(sc.endpoints[p], "cpu_ms") * w for p, w in weights.items()
+                          ) / sum(weights.values())
+    if cpu_ms > MAX_CPU_S * 1000:
+        raise simulator.ScenarioError(
+            "workload", f"asks for {cpu_ms / 1000:,.3g} s of CPU work; a lab run allows at "
+            f"most {MAX_CPU_S:g} s of CPU work")
+    check_budget(sc, PLAN_EVENTS)
+    return sc
 
 
 @bp.post("/run")
@@ -112,7 +178,7 @@ def run() -> ResponseReturnValue:
     if not app.config.get("LAB_ENABLED", False):
         return _error(403, DISABLED_MESSAGE)
     try:
-        plan = lab_plan(_scenario_from_request())
+        plan = lab_plan(check_cost(_scenario_from_request()))
     except simulator.ScenarioError as exc:
         return _error(422, str(exc), exc.field or "scenario")
     lab = _lab(app)

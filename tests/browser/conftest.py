@@ -39,8 +39,11 @@ class Console:
 
 
 @pytest.fixture()
-def page(browser):
+def page(browser, live_server, lab_token):
+    """A fresh page whose browser holds the lab's token cookie, as after opening the
+    address ``wsgiscope serve`` printed (``/?token=...``)."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.request.get(f"{live_server}/?token={lab_token}")  # the server sets the cookie
     page = context.new_page()
     page.console = Console(page)
     page.set_default_timeout(15_000)
