@@ -1,6 +1,26 @@
 // Buttons, scrub slider, speed and keyboard: everything the presenter touches.
 
-const TYPING = new Set(["INPUT", "TEXTAREA", "SELECT"]);
+// Inputs whose keys belong to them: typing text. Everything else (buttons, selects, the
+// scrub slider, the page itself) hands Space, arrows, Home and End to the player.
+const NOT_TEXT = new Set(["button", "checkbox", "radio", "range", "submit", "reset", "file", "color", "image"]);
+
+export function isTextField(el) {
+  if (!el || !el.tagName) return false;
+  if (el.isContentEditable || el.tagName === "TEXTAREA") return true;
+  return el.tagName === "INPUT" && !NOT_TEXT.has((el.type || "text").toLowerCase());
+}
+
+// Controls that act on Space themselves (a button presses, a box ticks, a summary opens).
+function actsOnSpace(el) {
+  if (el.tagName === "BUTTON" || el.tagName === "SUMMARY" || el.tagName === "A") return true;
+  return el.tagName === "INPUT" && ["checkbox", "radio", "button", "submit", "reset", "file"].includes(el.type);
+}
+
+// After a choice in a dropdown, the keyboard goes back to the player.
+export function focusPlayer() {
+  const b = document.getElementById("btn-play");
+  if (b) b.focus({ preventScroll: true });
+}
 
 export function bindControls(player) {
   const $ = (id) => document.getElementById(id);
@@ -9,7 +29,8 @@ export function bindControls(player) {
   $("btn-back").addEventListener("click", () => player.step(-1));
   $("btn-start").addEventListener("click", () => player.seek(0));
   $("btn-end").addEventListener("click", () => player.seek(Infinity));
-  $("speed").addEventListener("change", (ev) => player.setSpeed(ev.target.value));
+  $("speed").addEventListener("change", (ev) => { player.setSpeed(ev.target.value); focusPlayer(); });
+  $("preset").addEventListener("change", () => focusPlayer());
 
   const scrub = $("scrub");
   scrub.addEventListener("input", () => player.seek((Number(scrub.value) / 1000) * player.end, { scrubbing: true }));
@@ -18,10 +39,10 @@ export function bindControls(player) {
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const el = ev.target;
-    const onScrub = el === scrub;
-    if (!onScrub && (TYPING.has(el.tagName) || el.isContentEditable)) return;
+    if (isTextField(el)) return;
+    if (el.type === "radio" && ev.key.startsWith("Arrow")) return;  // moves the choice
     if (ev.key === " " || ev.code === "Space") {
-      if (el.tagName === "BUTTON" || el.tagName === "SUMMARY") return;  // the focused control acts
+      if (actsOnSpace(el)) return;  // the focused control acts
       ev.preventDefault();
       player.toggle();
     } else if (ev.key === "ArrowRight") {

@@ -328,11 +328,18 @@ function drawSlowest(m) {
     if (r.finished !== null) rows.push(r);
   }
   rows.sort((a, b) => (b.finished - b.sent) - (a.finished - a.sent));
-  const tbody = $("slowest").tBodies[0];
+  const top = rows.slice(0, 6);
+  // rebuilt only when it changes, so a row under the pointer or with focus stays put
+  const sig = `${store.key}|${top.map((r) => r.id).join(",")}`;
+  const table = $("slowest");
+  if (table.dataset.sig === sig) return;
+  table.dataset.sig = sig;
+  const tbody = table.tBodies[0];
   tbody.textContent = "";
-  for (const r of rows.slice(0, 6)) {
+  for (const r of top) {
     const tr = tbody.insertRow();
     tr.dataset.req = String(r.id);
+    tr.tabIndex = 0;
     tr.insertCell().textContent = `user ${r.id + 1}`;
     tr.insertCell().textContent = r.path;
     tr.insertCell().textContent = fmtDur(r.finished - r.sent);
@@ -424,12 +431,25 @@ function bindTimeline(tl, wrap, inspectable) {
   });
 }
 bindTimeline(timeline, $("timeline-wrap"), true);
+function inspect(id) {
+  timeline.selected = id;
+  stream.send({ op: "inspect", id });
+  dirty = true;
+}
 $("slowest").addEventListener("click", (ev) => {
   const tr = ev.target.closest("tr[data-req]");
-  if (!tr) return;
-  timeline.selected = Number(tr.dataset.req);
-  stream.send({ op: "inspect", id: timeline.selected });
-  dirty = true;
+  if (tr) inspect(Number(tr.dataset.req));
+});
+$("slowest").addEventListener("keydown", (ev) => {
+  const tr = ev.target.closest("tr[data-req]");
+  if (tr && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); inspect(Number(tr.dataset.req)); }
+});
+// The timeline from the keyboard: up and down pick the request to inspect.
+$("timeline").addEventListener("keydown", (ev) => {
+  if (!store.meta || (ev.key !== "ArrowDown" && ev.key !== "ArrowUp")) return;
+  ev.preventDefault();
+  const n = store.meta.n_requests, cur = timeline.selected;
+  inspect(cur < 0 ? 0 : Math.max(0, Math.min(n - 1, cur + (ev.key === "ArrowDown" ? 1 : -1))));
 });
 $("narration").addEventListener("click", (ev) => {
   const li = ev.target.closest("li[data-t]");
