@@ -20,24 +20,13 @@ from .core import NORMAL, URGENT, Env
 from .cores import Cores
 from .cpu import CALL, CPU, IO, Process, Step, Thread
 from .kernel import ListenSocket, ack_retry_offsets_ms, syn_offsets_ms
+from .program import Programs
+from .program import sampler as _sampler
+from .races import replay
 from .request import Recorder, Request
 from .scenario import MAX_REQUESTS, Scenario, load_scenario
 from .servers import make_server
 from .trace import Trace, summarise
-
-#: CPU cost (ms) of one read or write of a module global or of ``g``.
-STORE_OP_MS = 0.001
-
-
-def _sampler(rng: random.Random, value: Any) -> Any:
-    """A function drawing one value of a segment's duration."""
-    if isinstance(value, dict):
-        if "exp" in value:
-            mean = value["exp"]
-            return (lambda: rng.expovariate(1.0 / mean)) if mean > 0 else (lambda: 0.0)
-        lo, hi = value["uniform"]
-        return lambda: rng.uniform(lo, hi)
-    return lambda: value
 
 
 class Sim:
@@ -67,18 +56,18 @@ class Sim:
         self.ack_offsets = ack_retry_offsets_ms(sc.machine["rto_min_ms"],
                                                 sc.machine["synack_retries"])
         c = sc.costs
-        # A stage that costs nothing takes no time: leave it out of the program.
+        # A stage that costs nothing takes no time: leave it out of the program (Flask's
+        # hooks, around the view, are in it even then: see program.py).
         self.head: list[Step] = [step for step in (
             (IO, c["recv_ms"], "recv"), (CPU, c["parse_ms"], "parse"),
             (CPU, c["context_ms"], "context"), (CPU, c["match_ms"], "match"),
-            (CPU, c["before_request_ms"], "before_request"),
         ) if step[1] > 0]
         drain = c["werkzeug_drain_ms"] if sc.server["kind"] == "werkzeug" else 0.0
         self.tail: list[Step] = [step for step in (
-            (CPU, c["after_request_ms"], "after_request"), (CPU, c["teardown_ms"], "teardown"),
             (IO, c["write_ms"], "write"), (IO, drain, "write"),
         ) if step[1] > 0]
-        self.programs = {path: self._view(segs) for path, segs in sc.endpoints.items()}
+        self.app = Programs(self, sc.endpoints, self.head, self.tail)
+        self.programs = self.app.programs
         # gunicorn's async workers read each request under gevent.Timeout(keepalive)
         s = sc.server
         self.read_limit_ms = (
@@ -94,49 +83,6 @@ class Sim:
         for th in threads:
             if th.key not in lane["threads"]:
                 lane["threads"].append(th.key)
-
-    # -- the view: the endpoint's segments as steps ------------------------------------------
-    def _view(self, segments: list[dict[str, Any]]) -> Any:
-        """A function returning the request's whole program: lifecycle head, the view's
-        segments (durations drawn now), lifecycle tail."""
-        parts: list[tuple[int, Any, bool]] = []  # (kind, value or sampler, is it random)
-        for seg in segments:
-            ((kind, value),) = seg.items()
-            if kind in ("cpu_ms", "io_ms"):
-                step = CPU if kind == "cpu_ms" else IO
-                if isinstance(value, dict):
-                    parts.append((step, _sampler(self.rng, value), True))
-                else:
-                    parts.append((step, value, False))
-            else:
-                parts.append((CPU, STORE_OP_MS, False))
-                parts.append((CALL, self._store_op(kind, value), False))
-        head, tail = self.head, self.tail
-        if not any(random for _, _, random in parts):
-            fixed: list[Step] = [*head, *[(k, v, "view") for k, v, _ in parts], *tail]
-            return lambda: fixed
-        return lambda: [*head, *[(k, v() if r else v, "view") for k, v, r in parts], *tail]
-
-    def _store_op(self, op: str, name: str) -> Any:
-        def act(th: Thread) -> None:
-            req = th.req
-            if req is None:
-                return
-            if op == "set_global":
-                th.proc.globals[name] = req.id
-            elif op == "set_g":
-                req.g[name] = req.id
-            else:
-                store = th.proc.globals if op == "get_global" else req.g
-                scope = "global" if op == "get_global" else "g"
-                seen = store.get(name)
-                own = seen == req.id
-                who = "its own" if own else (
-                    "nothing" if seen is None else f"request {seen}'s")
-                self.rec.req(req, "read", f"{scope}.{name} = {who} value")
-                if not own:
-                    req.note = f"read {scope} {name!r} and got {who} value"
-        return act
 
     # -- clients ----------------------------------------------------------------------------
     def arrivals(self) -> list[tuple[float, str, float]]:
@@ -308,7 +254,8 @@ class Sim:
 
         def done(t: Thread) -> None:
             if not req.status:
-                self._end(req, "ok", 200)
+                http = self.app.http.get(req.path, 200)
+                self._end(req, "ok" if http < 500 else "error", http)
             self._server_done(req)
             on_done(t)
 
@@ -354,6 +301,7 @@ def _simulate(sc: Scenario, seed: int, max_events: int = budget.MAX_EVENTS) -> T
     make_server(sim).start()
     sim.start_clients()
     budget.run_within(sim.env, sc, max_events)
+    lost = _replay_increments(sim, seed)
     trace = Trace(
         scenario=sc.to_dict(),
         source="simulated",
@@ -367,4 +315,20 @@ def _simulate(sc: Scenario, seed: int, max_events: int = budget.MAX_EVENTS) -> T
     trace.summary = summarise(trace)
     trace.summary["events_simulated"] = sim.env.events_run
     trace.summary["races"] = sum(1 for r in sim.requests if r.note.startswith("read "))
+    if lost is not None:
+        trace.summary["increments"] = lost
+        trace.summary["lost_updates"] = sum(row["lost"] for row in lost.values())
     return trace
+
+
+def _replay_increments(sim: Sim, seed: int) -> dict[str, dict[str, int]] | None:
+    """The lost updates of the run's increment loops (:func:`.races.replay`)."""
+    if not sim.app.loops:
+        return None
+    found = replay(sim.app.loops, sim.rec.events, seed)
+    sim.rec.events[:] = found.events
+    for req in sim.requests:
+        n = found.lost_by_req.get(req.id, 0)
+        if n and not req.note:
+            req.note = f"its increments stored over {n} update(s) by other threads: lost"
+    return found.summary

@@ -22,6 +22,9 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from .endpoints import SEGMENT_MAX_MS as SEGMENT_MAX_MS
+from .endpoints import STORE_OPS as STORE_OPS
+from .endpoints import check_app, duration, segments
 from .validation import MAX_DEPTH as MAX_DEPTH
 from .validation import MAX_TEXT_BYTES as MAX_TEXT_BYTES
 from .validation import PATH_RULE as PATH_RULE
@@ -83,6 +86,9 @@ MACHINE: dict[str, tuple[Any, Any]] = {
     "context_switch_ms": (0.005, number(0, 10)),
     # CPU-bound slowdown of free-threaded CPython (gil: false) against the default build.
     "nogil_slowdown": (1.1, number(1, 5)),
+    # Where the interpreter may switch threads (simulator/races.py): before 3.10 at almost
+    # any instruction, since 3.10 only at calls and loop back edges.
+    "python": ("3.11", choice("3.9", "3.10", "3.11", "3.12", "3.13")),
 }
 
 #: Per-request overheads of the server and Flask, in ms. CPU costs need the GIL and a core;
@@ -104,6 +110,11 @@ COSTS: dict[str, tuple[Any, Any]] = {
     "before_request_ms": (0.01, number(0, 10_000)),
     "after_request_ms": (0.04, number(0, 10_000)),
     "teardown_ms": (0.01, number(0, 10_000)),
+    # Flask handling an exception: handle_user_exception / handle_exception, an
+    # errorhandler, logging an unhandled one's traceback.
+    "error_ms": (0.1, number(0, 10_000)),
+    # One bytecode instruction of an `increment` loop (about 5 ns in CPython 3.11).
+    "instruction_ms": (0.000005, number(0, 10)),
     "write_ms": (0.05, number(0, 10_000)),
     # werkzeug only: after the response, serving.py waits up to 10 ms (select timeout 0.01)
     # for leftover request data before it closes the connection.
@@ -123,10 +134,6 @@ CLIENT: dict[str, tuple[Any, Any]] = {
     # A load tool opens "simultaneous" connections one after another; this is the gap.
     "launch_gap_ms": (0.05, number(0, 1000)),
 }
-
-SEGMENT_MAX_MS = 600_000.0
-STORE_OPS = ("set_global", "get_global", "set_g", "get_g")
-
 
 def _section(path: str, raw: Any, spec: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
     if raw is None:
@@ -165,28 +172,6 @@ def _server(raw: Any) -> dict[str, Any]:
     return out
 
 
-def _value(path: str, value: Any) -> Any:
-    check = number(0, SEGMENT_MAX_MS)
-    if isinstance(value, dict):
-        if len(value) != 1:
-            raise ScenarioError(path, 'must be a number, {"exp": mean} or {"uniform": [lo, hi]}')
-        ((dist, arg),) = value.items()
-        if dist == "exp":
-            return {"exp": check(f"{path}.exp", arg)}
-        if dist == "uniform":
-            if not isinstance(arg, list) or len(arg) != 2:
-                raise ScenarioError(f"{path}.uniform", f"must be a list [lo, hi] (got {show(arg)})")
-            lo = check(f"{path}.uniform[0]", arg[0])
-            hi = check(f"{path}.uniform[1]", arg[1])
-            if hi < lo:
-                raise ScenarioError(f"{path}.uniform", f"needs lo <= hi (got [{lo:g}, {hi:g}])")
-            return {"uniform": [lo, hi]}
-        raise ScenarioError(
-            path, f'unknown distribution {show(dist)} (allowed: "exp", "uniform")'
-        )
-    return check(path, value)
-
-
 def _endpoints(raw: Any) -> dict[str, list[dict[str, Any]]]:
     if not isinstance(raw, dict) or not raw:
         raise ScenarioError("endpoints", 'must map at least one path to its segments, e.g. '
@@ -196,31 +181,10 @@ def _endpoints(raw: Any) -> dict[str, list[dict[str, Any]]]:
             "endpoints", f"has {len(raw):,} paths; a scenario may have at most {MAX_ENDPOINTS}"
         )
     out: dict[str, list[dict[str, Any]]] = {}
-    for path, segments in raw.items():
+    for path, segs in raw.items():
         where = f"endpoints.{field_key(path)}"
         url_path(where, path)
-        if not isinstance(segments, list) or len(segments) > 100:
-            raise ScenarioError(
-                where, f"must be a list of at most 100 segments (got {show(segments)})"
-            )
-        clean = []
-        for i, seg in enumerate(segments):
-            spath = f"{where}[{i}]"
-            if not isinstance(seg, dict) or len(seg) != 1:
-                raise ScenarioError(
-                    spath, 'must be one of {"cpu_ms": v}, {"io_ms": v}, {"set_global": name}, '
-                    '{"get_global": name}, {"set_g": name}, {"get_g": name}')
-            ((kind, value),) = seg.items()
-            if kind in ("cpu_ms", "io_ms"):
-                clean.append({kind: _value(f"{spath}.{kind}", value)})
-            elif kind in STORE_OPS:
-                clean.append({kind: short_text(64)(f"{spath}.{kind}", value)})
-            else:
-                raise ScenarioError(
-                    f"{spath}.{field_key(kind)}",
-                    "is not a segment kind (allowed: cpu_ms, io_ms, " + ", ".join(STORE_OPS) + ")",
-                )
-        out[path] = clean
+        out[path] = segments(where, segs)
     return out
 
 
@@ -283,7 +247,7 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
                 kind: stream,
                 "paths": _paths(where, item, endpoints),
                 "start_ms": number(0, 86_400_000)(f"{where}.start_ms", item.get("start_ms", 0)),
-                "send_ms": _value(f"{where}.send_ms", item.get("send_ms", 0)),
+                "send_ms": duration(f"{where}.send_ms", item.get("send_ms", 0)),
             }
             expected += stream["rate_per_s"] * stream["duration_s"]
         else:
@@ -297,7 +261,7 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
                 "paths": _paths(where, item, endpoints),
                 # How long each client takes to send its request once connected: a slow
                 # client (or a Slowloris) holds whatever reads from it.
-                "send_ms": _value(f"{where}.send_ms", item.get("send_ms", 0)),
+                "send_ms": duration(f"{where}.send_ms", item.get("send_ms", 0)),
             }
             expected += clean["count"]
         for key in item:
@@ -364,11 +328,13 @@ def load_scenario(data: Any) -> Scenario:
     check_depth(data)
     endpoints = _endpoints(data.get("endpoints"))
     workload, expected = _workload(data.get("workload"), endpoints)
+    machine = _section("machine", data.get("machine"), MACHINE)
+    check_app(endpoints, machine)
     return Scenario(
         name=short_text(200)("name", data.get("name", "untitled scenario")),
         description=short_text(2000)("description", data.get("description", "")),
         server=_server(data.get("server")),
-        machine=_section("machine", data.get("machine"), MACHINE),
+        machine=machine,
         costs=_section("costs", data.get("costs"), COSTS),
         endpoints=endpoints,
         workload=workload,

@@ -32,7 +32,11 @@ A Trace holds:
   waits in the kernel accept queue), ``accept`` (a server thread took it; detail is the
   thread key), ``pool`` (accepted, waiting for a free worker thread), ``stage`` (detail is a
   lifecycle stage from :data:`STAGES`), ``read`` (the view read a global or ``g``; detail
-  says whose value it got), ``done`` (detail is the status).
+  says whose value it got), ``outcome`` (the request took one of Flask's other paths: a
+  hook's early response, an abort, an exception, a route that does not match; detail says
+  which and what teardown receives), ``race`` (an unlocked increment was switched out
+  between its load and its store, or stored over other threads' updates; detail says
+  which), ``done`` (detail is the status).
 
   While a request is on a thread, its fine state (waiting for the GIL, running on a core,
   blocked on I/O) is the state of that thread: see the ``thread`` events.
@@ -54,7 +58,8 @@ from typing import Any, NamedTuple
 THREAD_STATES = ("idle", "gil", "cpu", "io", "dead")
 
 #: Request phases recorded as ``req`` events.
-REQ_PHASES = ("syn", "drop", "overflow", "backlog", "accept", "pool", "stage", "read", "done")
+REQ_PHASES = ("syn", "drop", "overflow", "backlog", "accept", "pool", "stage", "read",
+              "outcome", "race", "done")
 
 #: Flask/WSGI lifecycle stages a request walks through, in order.
 STAGES = (
@@ -68,6 +73,11 @@ STAGES = (
     "teardown",  # teardown_request / teardown_appcontext as the context pops
     "write",  # the server writes status, headers and body, closes the connection
 )
+
+#: Stages only some requests walk through, after ``view`` (or ``before_request`` when the URL
+#: matched no rule): Flask handling an exception -- ``handle_user_exception`` or
+#: ``handle_exception``, and the ``errorhandler`` that answers, if any.
+ERROR_STAGES = ("error",)
 
 #: The per-request fields of the result format (docs/ARCHITECTURE.md); a RequestRecord has more.
 RESULT_FIELDS = (
