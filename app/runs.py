@@ -46,7 +46,7 @@ COUNTERS = (("b", "backlog"), ("c", "busy_cores"), ("q", "in_flight"), ("d", "co
             ("x", "failed"), ("k", "connecting"))
 #: Requests per batch of inspector data (decoded together when one of them is inspected).
 INSPECT_BATCH = 64
-#: The version of :meth:`Prepared.to_bytes`; part of every cache key.
+#: The version of :meth:`Prepared.to_bytes`; part of every cache key (:mod:`.cache`).
 WIRE_FORMAT = 1
 _MAGIC = b"WSGISCOPE-RUN"
 
@@ -70,21 +70,6 @@ def run_key(scenario: dict[str, Any], seed: int | None) -> str:
     """A short fingerprint of a run, so a reconnecting browser can resume the same one."""
     text = json.dumps([scenario, seed], sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def cache_key(scenario: dict[str, Any], seed: int | None, max_frames: int,
-              max_requests: int) -> str:
-    """The content hash a prepared run is cached under: the canonical scenario, the seed,
-    the page's limits and the wire format, so equal requests share one simulation."""
-    from importlib.metadata import version
-
-    try:
-        ours = version("wsgiscope")
-    except Exception:  # pragma: no cover - running from a checkout without metadata
-        ours = "0"
-    text = json.dumps([WIRE_FORMAT, ours, scenario, seed, max_frames, max_requests],
-                      sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _thread_keys(trace: Trace) -> tuple[list[dict[str, Any]], list[str]]:
