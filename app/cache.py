@@ -1,7 +1,7 @@
 """Prepared runs cached by content hash, so equal requests cost one simulation.
 
 A run is a pure function of its scenario, seed and the page's limits
-(:func:`wsgiscope.app.runs.cache_key` hashes them), so a class opening the same lesson
+(:func:`cache_key` hashes them), so a class opening the same lesson
 shares one :class:`~wsgiscope.app.runs.Prepared` run.
 
 * :class:`MemoryRunCache` -- each serving process's own level: decoded runs, least
