@@ -222,12 +222,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     except LabError as exc:
         raise _lab_error(exc) from None
+    flask, lost = _compare_flask(data, _sim, _meas)
+    result["flask"] = {**flask, "lost_updates": lost}
     if args.format == "json":
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
-        sys.stdout.write(format_comparison(result))
+        from .hooks_compare import format_hooks
+
+        sys.stdout.write(format_comparison(result) + format_hooks(flask, lost))
     sys.stdout.flush()
-    return 0 if result["summary"]["agrees"] else 1
+    hooks_agree = flask["summary"]["agrees"] or not flask["rows"]
+    lost_agrees = lost is None or lost["within"]
+    return 0 if result["summary"]["agrees"] and hooks_agree and lost_agrees else 1
+
+
+def _compare_flask(data: Any, simulated: Any, measured: Any) -> tuple[Any, Any]:
+    """Hook order per request, and lost updates when the run increments a counter."""
+    from .hooks_compare import compare_hooks, compare_lost_updates, lost_update_spread
+
+    lost = None
+    if "increments" in simulated.summary:
+        lost = compare_lost_updates(lost_update_spread(data, [1, 2, 3, 4, 5]), measured)
+    return compare_hooks(simulated, measured), lost
 
 
 def _compare_distributions(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ Each endpoint runs its segments in order:
 * ``set_global`` / ``get_global``: write / read a module-level dict shared by every thread
   of the process; ``set_g`` / ``get_g``: the same with :data:`flask.g`, which is
   per-request. What a ``get`` saw is recorded, so a leak between requests shows up.
+* Flask's own paths and the increment loops (``short_circuit``, ``abort``, ``raise``,
+  ``route``, ``increment``): real hooks, handlers and loops, in :mod:`.flask_hooks`.
 
 The driver names each request (``X-Lab-Req``) and may pin its segment values
 (``X-Lab-Seg``, JSON list of concrete segments) so random durations match the simulation;
@@ -32,6 +34,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask.ctx import RequestContext
 
+from . import flask_hooks
 from .recorder import now_ms, thread_cpu_ms
 
 ENVIRON_KEY = "wsgiscope.lab"
@@ -83,8 +86,9 @@ class _LabRequestContext(RequestContext):
         super().match_request()
 
 
-class LabFlask(Flask):
-    """Flask with the URL-matching step timed (the rest uses ordinary hooks)."""
+class LabFlask(flask_hooks.ErrorStage):
+    """Flask with the URL-matching step and exception handling timed (the rest uses
+    ordinary hooks)."""
 
     def request_context(self, environ: dict[str, Any]) -> RequestContext:
         return _LabRequestContext(self, environ)
@@ -139,49 +143,58 @@ def create_app(scenario: dict[str, Any], seed: int | None = None) -> Flask:
             if exc is not None:
                 rec["exception"] = type(exc).__name__
 
+    def run_segments(segs: list[dict[str, Any]]) -> None:
+        rec = _rec()
+        req_id = rec.get("req")
+        done: list[list[Any]] = rec.setdefault("segs", [])
+        seen: list[list[Any]] = rec.setdefault("seen", [])
+        for seg in segs:
+            t0, c0 = now_ms(), thread_cpu_ms()
+            if "cpu_ms" in seg:
+                kind = "cpu"
+                burn_cpu(float(seg["cpu_ms"]))
+            elif "io_ms" in seg:
+                kind = "io"
+                # A real blocking call: releases the GIL (a greenlet switch under gevent).
+                time.sleep(float(seg["io_ms"]) / 1000.0)
+            elif "set_global" in seg:
+                kind = "set_global"
+                GLOBALS[seg["set_global"]] = req_id
+            elif "get_global" in seg:
+                kind = "get_global"
+                seen.append(["global", seg["get_global"], GLOBALS.get(seg["get_global"])])
+            elif "set_g" in seg:
+                kind = "set_g"
+                setattr(g, seg["set_g"], req_id)
+            elif "get_g" in seg:
+                kind = "get_g"
+                seen.append(["g", seg["get_g"], getattr(g, seg["get_g"], None)])
+            else:
+                found = flask_hooks.run_special(seg)  # abort and raise do not return
+                if found is None:
+                    continue
+                kind = found
+            done.append([kind, t0, now_ms(), thread_cpu_ms() - c0])
+
+    flask_hooks.install(app, scenario, run_segments)
+
     def make_view(path: str, segments: list[dict[str, Any]]) -> Any:
         def view() -> Response:
             rec = _rec()
             rec["view_start"] = now_ms()
+            flask_hooks.mark("view")
             pinned = request.headers.get("X-Lab-Seg")
             segs = json.loads(pinned) if pinned else concrete_segments(segments, rng)
-            req_id = rec.get("req")
-            done: list[list[Any]] = []
-            seen: list[list[Any]] = []
-            for seg in segs:
-                t0, c0 = now_ms(), thread_cpu_ms()
-                if "cpu_ms" in seg:
-                    kind = "cpu"
-                    burn_cpu(float(seg["cpu_ms"]))
-                elif "io_ms" in seg:
-                    kind = "io"
-                    # A real blocking call: releases the GIL (a greenlet switch under gevent).
-                    time.sleep(float(seg["io_ms"]) / 1000.0)
-                elif "set_global" in seg:
-                    kind = "set_global"
-                    GLOBALS[seg["set_global"]] = req_id
-                elif "get_global" in seg:
-                    kind = "get_global"
-                    seen.append(["global", seg["get_global"], GLOBALS.get(seg["get_global"])])
-                elif "set_g" in seg:
-                    kind = "set_g"
-                    setattr(g, seg["set_g"], req_id)
-                elif "get_g" in seg:
-                    kind = "get_g"
-                    seen.append(["g", seg["get_g"], getattr(g, seg["get_g"], None)])
-                else:
-                    continue
-                done.append([kind, t0, now_ms(), thread_cpu_ms() - c0])
-            rec["segs"] = done
-            rec["seen"] = seen
-            rec["view_end"] = now_ms()
+            try:
+                run_segments(segs)
+            finally:
+                rec["view_end"] = now_ms()
             return Response(f"{path} done\n", mimetype="text/plain")
 
         view.__name__ = "ep_" + "".join(c if c.isalnum() else "_" for c in path)
         return view
 
-    for i, (path, segments) in enumerate(scenario.get("endpoints", {}).items()):
-        app.add_url_rule(path, endpoint=f"ep{i}", view_func=make_view(path, segments))
+    flask_hooks.add_routes(app, scenario, make_view)
 
     app.wsgi_app = _Middleware(app.wsgi_app)  # type: ignore[method-assign]
     return app

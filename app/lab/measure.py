@@ -36,7 +36,7 @@ from wsgiscope import simulator
 from wsgiscope.simulator.kernel import syn_offsets_ms
 from wsgiscope.simulator.trace import Event, RequestRecord, Trace, summarise
 
-from . import interpreter
+from . import flask_hooks, interpreter
 from .launcher import (
     LabError,
     Server,
@@ -578,6 +578,10 @@ def build_trace(
     )
     trace.summary = summarise(trace)
     trace.summary["races"] = sum(1 for r in requests if r.note.startswith("read "))
+    counted = flask_hooks.counters(list(server_recs.values()))
+    if counted:
+        trace.summary["increments"] = counted
+        trace.summary["lost_updates"] = sum(row["lost"] for row in counted.values())
     trace.summary["lab"] = {
         "server": kind if kind == "werkzeug" else f"gunicorn {wclass}",
         "send_late_ms_max": round(max(send_late), 3) if send_late else 0.0,
@@ -650,18 +654,28 @@ def _stage_events(
         marks.append(("parse", srec.get("parse_start")))
     else:
         marks.append(("parse", srec.get("parsed")))
-    marks += [
-        ("context", srec.get("app_start")),
-        ("match", srec.get("match_start")),
-        ("before_request", srec.get("before_start")),
-        ("view", srec.get("view_start")),
-        ("after_request", srec.get("view_end") or srec.get("before_start")),
-        ("teardown", srec.get("after_end")),
-        ("write", srec.get("app_end")),
-    ]
+    hooks = srec.get("hooks")
+    if hooks:  # Flask's hooks in the order they ran (flask_hooks.mark)
+        marks += [("context", srec.get("app_start")), ("match", srec.get("match_start"))]
+        marks += [(stage, srec.get("before_start") or t if stage == "before_request" else t)
+                  for stage, t in hooks]
+        marks.append(("write", srec.get("app_end")))
+    else:
+        marks += [
+            ("context", srec.get("app_start")),
+            ("match", srec.get("match_start")),
+            ("before_request", srec.get("before_start")),
+            ("view", srec.get("view_start")),
+            ("after_request", srec.get("view_end") or srec.get("before_start")),
+            ("teardown", srec.get("after_end")),
+            ("write", srec.get("app_end")),
+        ]
     for stage, t in marks:
         if t is not None:
             out.append(Event(t - t0, "req", rid, "stage", stage))
+            if stage == "teardown" and srec.get("teardown_exc"):
+                out.append(Event(t - t0, "req", rid, "outcome", "teardown gets the exception "
+                                 f"({srec['teardown_exc']})"))
     if states == "sampled":
         return out
     for seg in srec.get("segs") or []:

@@ -1,0 +1,86 @@
+"""Flask's hooks and the lost update on real servers (127.0.0.1): the lab app runs the same
+segments with real before_request, errorhandler, abort, teardown_request and a real module
+global, and the measured hook order and statuses are the simulated ones."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wsgiscope import simulator
+from wsgiscope.app.lab.hooks_compare import (
+    compare_hooks,
+    compare_lost_updates,
+    flask_path,
+    lost_update_spread,
+)
+from wsgiscope.app.lab.measure import measure
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "simulator"))
+from flask_cases import CASES, scenario  # noqa: E402
+
+
+@pytest.mark.lab
+def test_every_flask_path_runs_its_hooks_in_the_simulated_order() -> None:
+    sc = scenario()
+    measured = measure(sc)
+    result = compare_hooks(simulator.run(sc), measured)
+    assert result["summary"]["requests"] == len(CASES)
+    bad = [r for r in result["rows"] if not r["same"]]
+    assert bad == []
+    by_path = {r.path: r for r in measured.requests}
+    assert by_path["/login"].http_status == 401
+    assert flask_path(measured, by_path["/login"].id)["hooks"] == [
+        "before_request", "after_request", "teardown"]
+    boom = flask_path(measured, by_path["/boom"].id)
+    assert boom["status"] == 500 and boom["teardown_exc"]
+    assert "after_request" in boom["hooks"]  # Flask 3.1 finalizes the 500 too
+    assert by_path["/boom"].status == "error"
+    assert by_path["/nowhere"].http_status == 404
+    assert by_path["/post-only"].http_status == 405
+
+
+@pytest.mark.lab
+def test_errorhandler_500_on_gunicorn() -> None:
+    sc = {
+        "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 1},
+        "endpoints": {"/boom": [{"raise": 500}], "/fail": [{"abort": 500}],
+                      "/teapot": [{"raise": 418}]},
+        "workload": [{"at_ms": 40 * i, "count": 1, "path": p}
+                     for i, p in enumerate(["/boom", "/fail", "/teapot"])],
+    }
+    measured = measure(sc)
+    result = compare_hooks(simulator.run(sc), measured)
+    assert result["summary"]["requests"] == 3 and result["summary"]["agrees"], result["rows"]
+    assert [r.http_status for r in measured.requests] == [500, 500, 418]
+
+
+def counting(call: bool, lock: bool) -> dict[str, Any]:
+    return {
+        "name": "four threads increment a module global",
+        "server": {"kind": "werkzeug", "threaded": True},
+        "endpoints": {"/count": [{"increment": "counter", "times": 200_000, "call": call,
+                                  "lock": lock}]},
+        "workload": [{"at_ms": 0, "count": 4, "path": "/count"}],
+    }
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(("call", "lock"), [(False, False), (True, False), (True, True)])
+def test_lost_updates_on_this_python(call: bool, lock: bool) -> None:
+    sc = counting(call, lock)
+    measured = measure(sc)
+    row = measured.summary["increments"]["counter"]
+    assert row["increments"] == 800_000
+    spread = lost_update_spread(sc, [1, 2, 3, 4, 5])
+    verdict = compare_lost_updates(spread, measured)
+    if lock or (not call and sys.version_info >= (3, 10)):
+        # the lock, or no eval-breaker check between the load and the store
+        assert row["lost"] == 0 and spread["lost"] == [0] * 5
+    else:
+        # a call between the load and the store: the callee's RESUME lets the thread go
+        assert row["lost"] > 0
+        assert min(spread["lost"]) > 0
+    assert verdict["within"], verdict
