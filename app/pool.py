@@ -55,6 +55,10 @@ class PoolError(RuntimeError):
     """A job that could not be run (busy, too slow, out of memory, a crashed helper)."""
 
 
+class _HelperDied(Exception):
+    """A helper's pipe closed: the process is gone."""
+
+
 class JobError(RuntimeError):
     """A job the helper refused or failed, with the field it names (one line)."""
 
@@ -134,11 +138,17 @@ class _Helper:
                 os.close(fd)
 
     def describe_exit(self) -> str:
-        code = self.proc.poll()
+        try:
+            code: int | None = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
         if code is None:
             return "it stopped answering"
         if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals else str(-code)
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
             return f"it was killed by {name}" + (" (out of memory?)" if -code == 9 else "")
         return f"it exited with status {code}"
 
@@ -243,7 +253,16 @@ class SimPool:
             self._idle.put(None)  # the slot stays; a helper is made when next needed
             raise
         try:
-            return self._run(helper, request)  # a helper that failed is retired there
+            try:
+                return self._run(helper, request)  # a helper that failed is retired there
+            except _HelperDied:
+                # Found dead (killed, out of memory) while idle or on this job: the job gets
+                # one more try on a fresh helper; a job that kills that one too is reported.
+                helper = self._new_helper()
+                try:
+                    return self._run(helper, request)
+                except _HelperDied as exc:
+                    raise PoolError(f"the simulation process failed: {exc}") from None
         finally:
             self._idle.put(helper if helper in self._helpers else None)
 
@@ -272,7 +291,7 @@ class SimPool:
         except (EOFError, OSError):
             why = helper.describe_exit()
             self._retire(helper)
-            raise PoolError(f"the simulation process failed: {why}") from None
+            raise _HelperDied(why) from None
         except BaseException:  # the caller went away mid-job: the helper is in an unknown state
             self._retire(helper)
             raise
