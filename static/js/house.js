@@ -31,9 +31,10 @@ export class House {
     this.drawn = "";
   }
 
-  draw(k) {
+  // The state at time t (frame k: the last frame at or before t).
+  draw(k, t) {
     const s = this.store, m = s.meta;
-    const key = `${s.version}|${k}|${this.canvas.width}|${this.canvas.height}`;
+    const key = `${s.version}|${k}|${t}|${this.canvas.width}|${this.canvas.height}`;
     if (key === this.drawn) return;
     this.drawn = key;
     const ctx = this.ctx, C = this.colours, W = this.w, H = this.h;
@@ -73,7 +74,7 @@ export class House {
 
     // kernel backlog as boxes
     heading("Kernel backlog", colQueue);
-    const depth = s.backlog[k];
+    const depth = t === undefined ? s.backlog[k] : s.backlogAt(t).depth;
     roundRect(ctx, colQueue, top, wQueue, bottom - top - 26, 8);
     ctx.strokeStyle = "#c4cbd3"; ctx.lineWidth = 2; ctx.stroke();
     const shown = Math.min(depth, BOX_MAX);

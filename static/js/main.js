@@ -6,6 +6,7 @@ import { TimeScale, fmtClock, fmtDur } from "./scale.js";
 import { Timeline } from "./timeline.js";
 import { House } from "./house.js";
 import { bindControls, showPlaying } from "./controls.js";
+import { Metrics } from "./metrics.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
@@ -16,6 +17,7 @@ const scale = new TimeScale();
 const timeline = new Timeline($("timeline"), store, scale, { empty: "Pick a lesson or press Simulate." });
 const labTimeline = new Timeline($("lab-timeline"), labStore, scale, { maxRequestsHeight: 260 });
 const house = new House($("house"), store);
+const metrics = new Metrics(store, { dl: $("metrics"), histogram: $("histogram"), slowest: $("slowest") });
 
 // Numbers the measurement script and the browser tests read.
 const stats = { bytes: 0, frameMessages: 0, framesReceived: 0, firstFrameAt: 0, startAt: 0, draws: 0, errors: [] };
@@ -173,11 +175,28 @@ function startFromRunInfo(play) {
 htmx.onLoad((elt) => {
   if (elt.id === "run-info") { startFromRunInfo(); bindRunInfo(); }
 });
+// The clipboard API needs a secure context (https or localhost); a classroom server on the
+// LAN over http has none, so fall back to a selected text field and execCommand.
+async function copyText(text) {
+  try {
+    if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(text); return true; }
+  } catch { /* fall through */ }
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.style.position = "fixed"; area.style.opacity = "0";
+  document.body.appendChild(area);
+  area.select();
+  let done = false;
+  try { done = document.execCommand("copy"); } catch { done = false; }
+  area.remove();
+  return done;
+}
 function bindRunInfo() {
   $("copy-share").addEventListener("click", async (ev) => {
-    const link = ev.currentTarget.dataset.share;
-    try { await navigator.clipboard.writeText(link); ev.currentTarget.textContent = "Link copied"; }
-    catch { ev.currentTarget.textContent = "Link is in the address bar"; }
+    const button = ev.currentTarget;  // gone from the event once the await returns
+    button.textContent = (await copyText(button.dataset.share)) ? "Link copied" : "Link is in the address bar";
+    setTimeout(() => { button.textContent = "Copy share link"; }, 4000);
   });
   $("export-png").addEventListener("click", () => {
     $("timeline").toBlob((blob) => {
@@ -193,13 +212,13 @@ bindRunInfo();
 if (body.dataset.autostart) startFromRunInfo(false);
 
 // --- drawing loop -------------------------------------------------------------------------
-let dirty = true, lastNow = performance.now(), renderedLine = -2, lastMetrics = 0, metricsKey = "";
+let dirty = true, lastNow = performance.now(), renderedLine = -2, lastMetrics = 0;
 
 function sizeAll() {
   timeline.resize();
   if (labStore.meta) labTimeline.resize();
   house.resize();
-  sizeHistogram();
+  metrics.resize();
   dirty = true;
 }
 window.addEventListener("resize", sizeAll);
@@ -229,7 +248,7 @@ function draw(now) {
   timeline.compose(t);
   if (labStore.meta) labTimeline.compose(t);
   const k = store.frameAt(t);
-  house.draw(k);
+  house.draw(k, t);
   $("clock").value = fmtClock(t);
   $("clock").textContent = fmtClock(t);
   const scrub = $("scrub");
@@ -237,7 +256,7 @@ function draw(now) {
     scrub.value = player.end ? String((t / player.end) * 1000) : "0";
   }
   drawNarration(t);
-  if (now - lastMetrics > 120 || !player.playing) { drawMetrics(t, k); lastMetrics = now; }
+  if (now - lastMetrics > 120 || !player.playing) { metrics.draw(t, k); lastMetrics = now; }
   stats.draws++;
   body.dataset.t = t.toFixed(3);
   const took = performance.now() - started;
@@ -267,116 +286,6 @@ function drawNarration(t) {
     ol.appendChild(li);
   }
   body.dataset.line = String(idx);
-}
-
-// --- metrics ------------------------------------------------------------------------------
-function pct(sorted, q) {
-  if (!sorted.length) return null;
-  const pos = (sorted.length - 1) * q / 100, lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
-function drawMetrics(t, k) {
-  if (!store.meta || k < 0) return;
-  const m = store.doneAt(t);
-  const key = `${store.version}|${k}|${m}`;
-  if (key === metricsKey) return;
-  metricsKey = key;
-  const lat = [];
-  let gil = 0, onThread = 0, failed = 0, races = 0;
-  for (let i = 0; i < m; i++) {
-    const r = store.done[i];
-    if (r.race) races++;
-    if (r.status === "ok" && r.finished !== null) lat.push(r.finished - r.sent); else failed++;
-    if (r.finished !== null && r.accepted !== null) { gil += r.gilWait; onThread += r.finished - r.accepted; }
-  }
-  lat.sort((a, b) => a - b);
-  const secs = Math.max(t, 1e-9) / 1000;
-  const rows = [
-    ["completed", `${lat.length}${failed ? ` (+${failed} failed)` : ""} of ${store.meta.n_requests}`],
-    ["throughput", `${(lat.length / secs).toFixed(2)} req/s`],
-    ["latency p50", fmtDur(pct(lat, 50))],
-    ["latency p95", fmtDur(pct(lat, 95))],
-    ["latency p99", fmtDur(pct(lat, 99))],
-    ["latency max", fmtDur(lat.length ? lat[lat.length - 1] : null)],
-    ["in flight now", String(store.inflight[k])],
-    ["backlog now / max", `${store.backlog[k]} / ${store.maxBacklog[k]}`],
-    ["GIL contention", onThread > 0 ? `${(100 * gil / onThread).toFixed(1)} %` : "–"],
-    ["CPU utilisation", `${(100 * store.busySum[k] / (store.meta.cores * (k + 1))).toFixed(1)} %`],
-  ];
-  // Scenarios that read module globals: how many requests got another request's value.
-  if (store.meta.summary && store.meta.summary.races !== undefined && store.meta.summary.races > 0) {
-    rows.push(["read another request's global", `${races} of ${m}`]);
-  }
-  const dl = $("metrics");
-  dl.textContent = "";
-  for (const [name, value] of rows) {
-    const div = document.createElement("div");
-    const dt = document.createElement("dt"); dt.textContent = name;
-    const dd = document.createElement("dd"); dd.textContent = value;
-    div.append(dt, dd); dl.appendChild(div);
-  }
-  drawHistogram(lat);
-  drawSlowest(m);
-}
-
-// The slowest requests finished so far: a table to pick one for the inspector.
-function drawSlowest(m) {
-  const rows = [];
-  for (let i = 0; i < m; i++) {
-    const r = store.done[i];
-    if (r.finished !== null) rows.push(r);
-  }
-  rows.sort((a, b) => (b.finished - b.sent) - (a.finished - a.sent));
-  const top = rows.slice(0, 6);
-  // rebuilt only when it changes, so a row under the pointer or with focus stays put
-  const sig = `${store.key}|${top.map((r) => r.id).join(",")}`;
-  const table = $("slowest");
-  if (table.dataset.sig === sig) return;
-  table.dataset.sig = sig;
-  const tbody = table.tBodies[0];
-  tbody.textContent = "";
-  for (const r of top) {
-    const tr = tbody.insertRow();
-    tr.dataset.req = String(r.id);
-    tr.tabIndex = 0;
-    tr.insertCell().textContent = `user ${r.id + 1}`;
-    tr.insertCell().textContent = r.path;
-    tr.insertCell().textContent = fmtDur(r.finished - r.sent);
-    tr.insertCell().textContent = r.status;
-  }
-  $("slowest").hidden = rows.length === 0;
-}
-
-function sizeHistogram() {
-  const c = $("histogram"), dpr = window.devicePixelRatio || 1;
-  c.width = Math.round(c.clientWidth * dpr); c.height = Math.round(c.clientHeight * dpr);
-  metricsKey = "";
-}
-
-function drawHistogram(lat) {
-  const c = $("histogram"), ctx = c.getContext("2d"), dpr = window.devicePixelRatio || 1;
-  const W = c.width / dpr, H = c.height / dpr;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, W, H);
-  const top = Math.max(store.maxLatency, (store.meta.summary.latency_ms || {}).max || 0, 1);
-  const bins = 24, counts = new Array(bins).fill(0);
-  for (const v of lat) counts[Math.min(bins - 1, Math.floor((v / top) * bins))]++;
-  const most = Math.max(1, ...counts);
-  const left = 6, bottom = H - 18, bw = (W - left * 2) / bins;
-  ctx.fillStyle = getComputedStyle(document.documentElement).getPropertyValue("--s-io").trim();
-  for (let i = 0; i < bins; i++) {
-    const h = (counts[i] / most) * (bottom - 16);
-    ctx.fillRect(left + i * bw + 1, bottom - h, bw - 2, h);
-  }
-  ctx.fillStyle = "#3d4753";
-  ctx.font = "12px system-ui, sans-serif";
-  ctx.fillText("latency histogram", left, 10);
-  ctx.fillText("0", left, H - 4);
-  ctx.textAlign = "right";
-  ctx.fillText(fmtDur(top), W - left, H - 4);
-  ctx.fillText(`${most} max per bar`, W - left, 10);
-  ctx.textAlign = "left";
 }
 
 // --- timeline interaction -----------------------------------------------------------------

@@ -67,6 +67,18 @@ export class Store {
     this.byId = new Map();
     this.lines = [];                       // [t, text]
     this.maxLatency = 0;
+    this.gilSum = new Float64Array(0);     // running count of thread-ticks waiting for the GIL
+    this.workSum = new Float64Array(0);    // running count of thread-ticks on a request (GIL, CPU, I/O)
+    // The kernel backlog, exactly, from the requests' backlog spans (the frames sample it
+    // once a tick and miss a queue that fills and empties between two ticks): the times
+    // its depth changes, the depth and the running peak after each change.
+    this.bl = { t: [], depth: [], peak: [], ends: [], d: 0, p: 0 };
+    if (meta) {
+      const ts = meta.thread_states;
+      this.codeGil = ts.indexOf("gil");
+      this.codeWork = new Set(["gil", "cpu", "io"].map((x) => ts.indexOf(x)));
+      this.codeBacklog = meta.request_states.indexOf("backlog");
+    }
   }
 
   get tick() { return this.meta ? this.meta.tick_ms : 1; }
@@ -86,7 +98,7 @@ export class Store {
     const nth = this.nth, np = this.np;
     if (count > skip) {
       const need = this.n + count - skip;
-      for (const k of ["t", "backlog", "busy", "inflight", "completed", "failed", "connecting", "maxBacklog", "busySum"]) {
+      for (const k of ["t", "backlog", "busy", "inflight", "completed", "failed", "connecting", "maxBacklog", "busySum", "gilSum", "workSum"]) {
         this[k] = grow(this[k], need);
       }
       this.th = grow(this.th, need * nth);
@@ -103,15 +115,24 @@ export class Store {
         this.connecting[i] = c.k[j];
         this.maxBacklog[i] = Math.max(c.b[j], i ? this.maxBacklog[i - 1] : 0);
         this.busySum[i] = c.c[j] + (i ? this.busySum[i - 1] : 0);
+        let gil = 0, work = 0;
         for (let h = 0; h < nth; h++) {
-          this.th[i * nth + h] = c.th[(j * nth + h) * 2];
+          const code = c.th[(j * nth + h) * 2];
+          this.th[i * nth + h] = code;
           this.thReq[i * nth + h] = c.th[(j * nth + h) * 2 + 1];
+          if (code === this.codeGil) gil++;
+          if (this.codeWork.has(code)) work++;
         }
+        this.gilSum[i] = gil + (i ? this.gilSum[i - 1] : 0);
+        this.workSum[i] = work + (i ? this.workSum[i - 1] : 0);
         for (let p = 0; p < np; p++) this.gil[i * np + p] = c.g[j * np + p];
       }
     }
     if (skip === 0) {  // spans, records and lines are only new when the frames are
+      const from = this.reqSpans.n;
       this.reqSpans.push(c.rs);
+      const sp = this.reqSpans;
+      for (let j = from; j < sp.n; j++) if (sp.s[j] === this.codeBacklog) this.queueSpan(sp.a[j], sp.b[j]);
       for (const r of c.done) {
         if (this.byId.has(r[0])) continue;
         const rec = {
@@ -122,15 +143,58 @@ export class Store {
         this.byId.set(rec.id, rec);
         this.done.push(rec);
         this.doneT.push(rec.finished === null ? this.end : rec.finished);
-        if (rec.status === "ok" && rec.finished !== null) {
+        if (rec.finished !== null) {
           this.maxLatency = Math.max(this.maxLatency, rec.finished - rec.sent);
         }
       }
       for (const line of c.n) this.lines.push(line);
     }
-    if (c.last) this.complete = true;
+    if (c.last) { this.complete = true; this.queueFlush(); }
     this.version++;
     return true;
+  }
+
+  // One connection in the kernel backlog from a to b. Spans arrive in order of start, so
+  // every change before a is final once the ends before it are applied.
+  queueSpan(a, b) {
+    const q = this.bl;
+    while (q.ends.length && heapTop(q.ends) <= a) this.queueStep(heapPop(q.ends), -1);
+    this.queueStep(a, 1);
+    heapPush(q.ends, b);
+  }
+
+  queueStep(t, delta) {
+    const q = this.bl;
+    q.d += delta;
+    q.p = Math.max(q.p, q.d);
+    const n = q.t.length;
+    if (n && q.t[n - 1] === t) { q.depth[n - 1] = q.d; q.peak[n - 1] = q.p; return; }
+    q.t.push(t); q.depth.push(q.d); q.peak.push(q.p);
+  }
+
+  queueFlush() {
+    const q = this.bl;
+    while (q.ends.length) this.queueStep(heapPop(q.ends), -1);
+  }
+
+  // The backlog's depth at t and its peak from the start to t, from the spans.
+  backlogAt(t) {
+    const q = this.bl;
+    let lo = 0, hi = q.t.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (q.t[mid] <= t + 1e-9) lo = mid + 1; else hi = mid;
+    }
+    const i = lo - 1;
+    let depth = i >= 0 ? q.depth[i] : 0;
+    if (i === q.t.length - 1) for (const e of q.ends) if (e <= t + 1e-9) depth--;  // ends still pending
+    return { depth, peak: i >= 0 ? q.peak[i] : 0 };
+  }
+
+  // Of the time threads spent on requests up to frame k, the share spent waiting for the GIL.
+  gilShare(k) {
+    if (k < 0 || !this.workSum[k]) return null;
+    return this.gilSum[k] / this.workSum[k];
   }
 
   // The frame to show at time t: the last one at or before t.
@@ -173,4 +237,33 @@ export class Store {
     }
     return null;
   }
+}
+
+// A binary min-heap of numbers in a plain array.
+function heapTop(h) { return h[0]; }
+function heapPush(h, v) {
+  h.push(v);
+  let i = h.length - 1;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (h[p] <= v) break;
+    h[i] = h[p]; i = p;
+  }
+  h[i] = v;
+}
+function heapPop(h) {
+  const top = h[0], last = h.pop();
+  if (h.length) {
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i, mv = last;
+      if (l < h.length && h[l] < mv) { m = l; mv = h[l]; }
+      if (r < h.length && h[r] < mv) { m = r; mv = h[r]; }
+      if (m === i) break;
+      h[i] = h[m]; i = m;
+    }
+    h[i] = last;
+  }
+  return top;
 }

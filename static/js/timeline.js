@@ -17,6 +17,7 @@ export function stateColours() {
   // a measured state the lab could not tell: pale grey stripes, never a state's colour
   c.unknown = unknownPattern(css.getPropertyValue("--s-unknown").trim() || "#c3c8cf");
   c.token = css.getPropertyValue("--gil-token").trim() || "#f5c400";
+  c.inkSoft = css.getPropertyValue("--ink-soft").trim() || "#3d4753";
   return c;
 }
 
@@ -149,8 +150,8 @@ export class Timeline {
     ctx.clip();
     const iA = Math.max(0, s.frameAt(sc.t0) - 1), iB = s.n ? Math.min(s.n - 1, s.frameAt(sc.t1) + 1) : -1;
     for (const lane of this.lanes) {
-      if (lane.kind === "backlog") this.drawSeries(ctx, lane, s.backlog, Math.max(1, s.meta.backlog_limit > 0 ? 0 : 1), iA, iB, C.backlog, true);
-      else if (lane.kind === "cores") this.drawSeries(ctx, lane, s.busy, m.cores, iA, iB, C.cpu, false);
+      if (lane.kind === "backlog") this.drawBacklog(ctx, lane);
+      else if (lane.kind === "cores") this.drawSeries(ctx, lane, s.busy, m.cores, iA, iB, C.cpu);
       else if (lane.kind === "gil") this.drawGil(ctx, lane, iA, iB);
     }
     this.drawThreads(ctx);
@@ -159,14 +160,9 @@ export class Timeline {
   }
 
   // An area chart of a per-frame series, one column per pixel (the max within it).
-  drawSeries(ctx, lane, arr, fixedMax, iA, iB, colour, isBacklog) {
+  drawSeries(ctx, lane, arr, top, iA, iB, colour) {
     const s = this.store, sc = this.scale;
     if (iB < iA) return;
-    let top = fixedMax;
-    if (isBacklog) {
-      top = 1;
-      for (let i = 0; i < s.n; i++) if (arr[i] > top) top = arr[i];
-    }
     const pad = 4, h = lane.h - 2 * pad, base = lane.y + lane.h - pad;
     const path = new Path2D();
     path.moveTo(sc.x(iA ? s.t[iA - 1] : 0), base);
@@ -196,10 +192,47 @@ export class Timeline {
     ctx.globalAlpha = 0.85;
     ctx.fill(path);
     ctx.globalAlpha = 1;
-    ctx.fillStyle = "#3d4753";
-    ctx.font = "12px system-ui, sans-serif";
+  }
+
+  // The kernel backlog as a step chart of its exact depth (every change, from the request
+  // spans), the deepest value within each pixel column, so a queue of one that lasts a
+  // fraction of a tick still shows.
+  drawBacklog(ctx, lane) {
+    const s = this.store, sc = this.scale, q = s.bl, known = s.lastT;
+    const top = Math.max(1, s.backlogAt(known).peak);
+    const pad = 4, h = lane.h - 2 * pad, base = lane.y + lane.h - pad;
+    const y = (d) => base - (d / top) * h;
+    const path = new Path2D();
+    let i = 0;
+    while (i < q.t.length && q.t[i] < sc.t0) i++;
+    let depth = i > 0 ? q.depth[i - 1] : 0;
+    let x = sc.left;
+    path.moveTo(x, base);
+    path.lineTo(x, y(depth));
+    const tEnd = Math.min(sc.t1, known), n = q.t.length;
+    for (; i < n && q.t[i] <= tEnd; i++) {
+      const xi = sc.x(q.t[i]);
+      // several changes within one pixel: a spike to their deepest value, then the last
+      let j = i, deepest = q.depth[i];
+      while (j + 1 < n && q.t[j + 1] <= tEnd && sc.x(q.t[j + 1]) - xi < 1) { j++; deepest = Math.max(deepest, q.depth[j]); }
+      path.lineTo(xi, y(depth));
+      if (j > i) { path.lineTo(xi, y(deepest)); path.lineTo(xi + 1, y(deepest)); path.lineTo(xi + 1, y(q.depth[j])); }
+      else path.lineTo(xi, y(q.depth[i]));
+      depth = q.depth[j];
+      i = j;
+    }
+    const xEnd = Math.min(sc.left + sc.width, sc.x(known));
+    path.lineTo(xEnd, y(depth));
+    path.lineTo(xEnd, base);
+    path.closePath();
+    ctx.fillStyle = this.colours.backlog;
+    ctx.globalAlpha = 0.85;
+    ctx.fill(path);
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = this.colours.inkSoft;
+    ctx.font = "13px system-ui, sans-serif";
     ctx.textBaseline = "top";
-    if (isBacklog) ctx.fillText(`max ${top}`, sc.left + 4, lane.y + 2);
+    ctx.fillText(`peak ${s.backlogAt(known).peak}`, sc.left + 4, lane.y + 2);
     ctx.textBaseline = "middle";
   }
 
@@ -372,7 +405,7 @@ export class Timeline {
     const k = s.frameAt(t);
     const at = `T = ${(t / 1000).toFixed(3)} s`;
     if (lane.kind === "backlog" && k >= 0) {
-      return { text: `${at}\nkernel backlog: ${s.backlog[k]} waiting (holds ${m.backlog_limit})` };
+      return { text: `${at}\nkernel backlog: ${s.backlogAt(t).depth} waiting (holds ${m.backlog_limit})` };
     }
     if (lane.kind === "cores" && k >= 0) return { text: `${at}\nbusy cores: ${s.busy[k]} of ${m.cores}` };
     if (lane.kind === "gil" && k >= 0) {
