@@ -31,7 +31,9 @@ from typing import Any
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 from flask_sock import Sock
+from simple_websocket import ConnectionClosed
 from wsgiscope import simulator
+from wsgiscope.simulator.validation import check_seed, parse_scenario_text
 
 from . import serving
 from .outlet import Outlet, ViewerGone
@@ -49,6 +51,8 @@ LEAD_S = 0.25
 #: How often a playing session sends, and how many frames fit in one message at most.
 SEND_INTERVAL_S = 1 / 30
 CHUNK_FRAMES = 1500
+#: The largest message the browser may send (a start with its scenario).
+MAX_MESSAGE_BYTES = 2_000_000
 #: How often an idle socket wakes to check that its viewer is still taking what it was sent.
 IDLE_CHECK_S = 2.0
 
@@ -65,8 +69,8 @@ def build(scenario_data: Any, seed: Any, max_frames: int, max_requests: int,
           runs: RunService | None = None) -> Prepared:
     """Validate a scenario and get its encoded run from ``runs`` (cached, or simulated in a
     helper process). Raises ScenarioError, JobError or PoolError."""
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ProtocolError(f"seed must be a whole number of 0 or more (got {seed!r})", "seed")
+    if seed is not None:
+        check_seed(seed)  # 0 to 2**32 - 1, as in a scenario
     scenario = load_for_web(scenario_data, max_requests)
     runs = runs or serving.local_runs()
     return runs.get(runs.job(scenario.to_dict(), seed, max_frames, max_requests))
@@ -166,10 +170,10 @@ class Session:
         try:
             if not isinstance(text, str):
                 raise ProtocolError("messages must be JSON text")
-            try:
-                msg = json.loads(text)
-            except ValueError as exc:
-                raise ProtocolError(f"message is not valid JSON: {exc}") from None
+            try:  # bounded, no NaN or Infinity, bounded nesting
+                msg = parse_scenario_text(text, MAX_MESSAGE_BYTES)
+            except simulator.ScenarioError as exc:
+                raise ProtocolError(f"the message {exc.message}") from None
             if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
                 raise ProtocolError('a message must be a JSON object with an "op" field', "op")
             op = msg["op"]
@@ -187,6 +191,12 @@ class Session:
             self.error(str(exc), exc.field)
         except (JobError, PoolError) as exc:  # refused by the engine's budget, or no room now
             self.error(str(exc), getattr(exc, "field", ""))
+        except (ViewerGone, ConnectionClosed):
+            raise
+        except Exception:  # a bug: say so on the socket, never an HTTP 500 into the stream
+            current_app.logger.exception("wsgiscope: a socket message failed")
+            self.error("the server failed to handle this message (a bug, logged); the "
+                       "socket is still open")
 
     def op_start(self, msg: dict[str, Any]) -> None:
         speed = _speed(msg.get("speed", 1))
@@ -291,6 +301,10 @@ def stream(ws: Any) -> None:
     except ViewerGone:
         state.viewers.dropped += 1
         outlet.drop()
+    except ConnectionClosed:
+        raise
+    except Exception:  # a bug: close the socket, never write an HTTP 500 into the stream
+        current_app.logger.exception("wsgiscope: a socket failed")
     finally:
         state.viewers.leave()
         session.run = None

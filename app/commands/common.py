@@ -16,29 +16,63 @@ class CliError(Exception):
 
 FORMATS = ("json", "table", "csv", "trace")
 
+#: The most bytes read from a scenario or profile file, or from standard input.
+MAX_INPUT_BYTES = 1_000_000
+
 #: Sections of a calibration profile merged into a scenario by ``--profile``.
 PROFILE_SECTIONS = ("costs", "machine")
 
 
 def _parse_json(text: str, where: str) -> Any:
+    """Scenario JSON parsed safely (``simulator.validation.parse_scenario_text``: bounded
+    size, no NaN or Infinity, bounded nesting); any problem is a one-line CliError."""
+    from wsgiscope.simulator import ScenarioError
+    from wsgiscope.simulator.validation import parse_scenario_text
+
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(
-            f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
+        return parse_scenario_text(text, MAX_INPUT_BYTES)
+    except ScenarioError as exc:
+        try:  # a syntax error: say where, as a person counts lines
+            json.loads(text)
+        except json.JSONDecodeError as jexc:
+            raise CliError(
+                f"{where}: invalid JSON at line {jexc.lineno}, column {jexc.colno}: {jexc.msg}"
+            ) from None
+        except (ValueError, RecursionError):
+            pass
+        raise CliError(f"{where}: {exc.message}") from None
+
+
+def _read_bounded(stream: Any, where: str) -> str:
+    """At most :data:`MAX_INPUT_BYTES` of a binary (or text) stream, as text: ``/dev/zero``
+    or an endless pipe is an error, not a hang."""
+    data = stream.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise CliError(f"{where} is larger than {MAX_INPUT_BYTES:,} bytes; a scenario or "
+                       f"profile may be at most that")
+    if isinstance(data, bytes):
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{where} is not UTF-8 text (byte {exc.start})") from None
+    return str(data)
 
 
 def _read_file(path: str, what: str) -> str:
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        with open(path, "rb") as fh:
+            return _read_bounded(fh, f"{what} file {path}")
     except FileNotFoundError:
         raise CliError(f"{what} file not found: {path}") from None
     except IsADirectoryError:
         raise CliError(f"{what} {path} is a directory, not a JSON file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise CliError(f"cannot read {what} file {path}: {exc}") from None
+
+
+def read_stdin() -> str:
+    """Standard input, bounded (see :func:`_read_bounded`)."""
+    return _read_bounded(getattr(sys.stdin, "buffer", sys.stdin), "standard input")
 
 
 def add_lessons_flag(parser: Any) -> None:
@@ -72,7 +106,7 @@ def load_scenario_arg(text: str, lessons: dict[str, Any] | None = None) -> dict[
     from wsgiscope.simulator import presets
 
     if text == "-":
-        data = _parse_json(sys.stdin.read(), "standard input")
+        data = _parse_json(read_stdin(), "standard input")
         where = "standard input"
     elif os.path.exists(text):
         data = _parse_json(_read_file(text, "scenario"), text)

@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("scenario", metavar="SCENARIO", help="JSON file, '-' or a preset name")
     p.add_argument(
-        "--seed", type=int, default=None, help="random seed (default: the scenario's own)"
+        "--seed", type=int, default=None,
+        help="random seed, 0 to 4294967295 (default: the scenario's own)",
     )
     p.add_argument(
         "--format",
@@ -62,7 +63,10 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from wsgiscope import simulator
+    from wsgiscope.simulator.validation import check_seed
 
+    if args.seed is not None:
+        check_seed(args.seed, "--seed")  # the scenario's range: 0 to 2**32 - 1
     data = scenario_with_profile(args.scenario, args.profile, load_lessons_arg(args.lessons))
     scenario = simulator.load_scenario(data)  # ScenarioError -> one line, exit 2
     trace = simulator.run(scenario, seed=args.seed)

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, current_app, request, url_for
 from wsgiscope import simulator
 from wsgiscope.simulator import export
 from wsgiscope.simulator.trace import Trace
+from wsgiscope.simulator.validation import check_seed, parse_scenario_text
 
 from .forms import load_for_page
 
@@ -39,10 +40,15 @@ def decode_share(text: str) -> dict[str, Any]:
         raw = d.decompress(packed, current_app.config["MAX_UPLOAD_BYTES"])
         if d.unconsumed_tail:
             raise ValueError("too large")
-        data = json.loads(raw)
     except (ValueError, zlib.error) as exc:
         raise simulator.ScenarioError(
             "", f"the share link is damaged and cannot be read ({exc})") from None
+    try:
+        data = parse_scenario_text(raw, current_app.config["MAX_UPLOAD_BYTES"])
+    except simulator.ScenarioError as exc:
+        raise simulator.ScenarioError(
+            "", f"the share link is damaged and cannot be read: its scenario {exc.message}"
+        ) from None
     if not isinstance(data, dict):
         raise simulator.ScenarioError("", "the share link does not hold a scenario")
     return data
@@ -51,9 +57,9 @@ def decode_share(text: str) -> dict[str, Any]:
 def _seed_arg(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise simulator.ScenarioError("seed", f"must be a whole number of 0 or more (got {raw!r})")
-    return int(raw)
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        return check_seed(raw[:20])  # the one-line message, with the allowed range
+    return check_seed(int(raw))
 
 
 def scenario_from_query() -> tuple[dict[str, Any], int | None]:
@@ -78,9 +84,11 @@ def share_url(scenario: dict[str, Any]) -> str:
 def _export_trace() -> tuple[dict[str, Any], Trace]:
     try:
         scenario, seed = scenario_from_query()
-    except simulator.ScenarioError as exc:
+        trace = simulator.run(scenario, seed=seed,
+                              max_events=current_app.config.get("SIM_MAX_EVENTS"))
+    except simulator.ScenarioError as exc:  # a BudgetError too
         abort(Response(f"{exc}\n", status=422, mimetype="text/plain"))
-    return scenario, simulator.run(scenario, seed=seed)
+    return scenario, trace
 
 
 def _download(body: str, filename: str, mimetype: str) -> Response:

@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import current_app
 from wsgiscope import simulator
+from wsgiscope.simulator.budget import check as check_budget
+from wsgiscope.simulator.validation import parse_scenario_text
 
 from ..lessons import current as current_lessons
 from ..runs import load_for_web
@@ -125,9 +127,9 @@ def scenario_from_form(form: Any) -> dict[str, Any]:
         if not raw:
             continue
         try:
-            data[name] = json.loads(raw)
-        except ValueError as exc:
-            raise simulator.ScenarioError(name, f"is not valid JSON ({exc})") from None
+            data[name] = parse_scenario_text(raw)  # bounded, finite, shallow
+        except simulator.ScenarioError as exc:
+            raise simulator.ScenarioError(name, exc.message) from None
     return data
 
 
@@ -192,5 +194,8 @@ def form_field_for(error_field: str) -> str:
 
 
 def load_for_page(data: Any) -> simulator.Scenario:
-    """Validate a scenario the page sent, within this server's ``MAX_REQUESTS``."""
-    return load_for_web(data, current_app.config["MAX_REQUESTS"])
+    """Validate a scenario the page sent, within this server's ``MAX_REQUESTS`` and event
+    budget (``SIM_MAX_EVENTS``: a run too costly is refused here, naming the field)."""
+    scenario = load_for_web(data, current_app.config["MAX_REQUESTS"])
+    check_budget(scenario, current_app.config.get("SIM_MAX_EVENTS"))
+    return scenario

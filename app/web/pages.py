@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from wsgiscope import simulator
 from wsgiscope.simulator.trace import Trace
+from wsgiscope.simulator.validation import parse_scenario_text
 
 from ..runs import prepare
 from .exports import encode_share, scenario_from_query, share_url
@@ -163,12 +164,19 @@ def import_scenario() -> Any:
     """Load a scenario JSON file (or pasted text) into the form."""
     values = {k: v for k, v in request.form.items()}
     upload = request.files.get("file")
-    text = upload.read().decode("utf-8", "replace") if upload else request.form.get("text", "")
+    limit = current_app.config["MAX_UPLOAD_BYTES"]
+    if upload:
+        try:
+            text: str | bytes = upload.read(limit + 1)
+        finally:
+            upload.close()  # a large upload is a temporary file
+    else:
+        text = request.form.get("text", "")
     try:
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise simulator.ScenarioError("", f"the file is not valid JSON ({exc})") from None
+            data = parse_scenario_text(text, limit)
+        except simulator.ScenarioError as exc:
+            raise simulator.ScenarioError("", f"the file {exc.message}") from None
         scenario = load_for_page(data).to_dict()
     except simulator.ScenarioError as exc:
         return _invalid(values or form_values(default_scenario()), exc)
@@ -178,7 +186,11 @@ def import_scenario() -> Any:
 @bp.post("/api/timeline")
 def timeline_api() -> Any:
     """Encode a Trace (``Trace.to_dict()`` JSON, e.g. a lab measurement) for the page."""
-    data = request.get_json(silent=True)
+    try:
+        data = parse_scenario_text(request.get_data(cache=False),
+                                   current_app.config["MAX_UPLOAD_BYTES"])
+    except simulator.ScenarioError as exc:
+        return jsonify({"field": "trace", "error": f"the body {exc.message}"}), 422
     if isinstance(data, dict) and isinstance(data.get("trace"), dict):
         data = data["trace"]
     try:
@@ -186,6 +198,6 @@ def timeline_api() -> Any:
             raise ValueError("the body must be a JSON object: a trace")
         trace = Trace.from_dict(data)
         prepared = prepare(trace, current_app.config["MAX_FRAMES"], key="measured")
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         return jsonify({"field": "trace", "error": f"not a wsgiscope trace ({exc})"}), 422
     return jsonify(prepared.whole())
