@@ -367,8 +367,10 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         f"Rule: {rule}. Key figures are the median of the measured runs, then the simulated "
         "[min–max] over the seeds, in ms (counts for workers and statuses). "
-        "Load: the 1-minute load average at the start of each run; runs marked busy had "
-        f"other programs using at least {BUSY_OTHER_CORES:g} cores meanwhile.",
+        "Load: the 1-minute load average at the start of the runs, and the cores other "
+        "programs used meanwhile (from /proc/stat, less the lab's own processes); a run is "
+        f"busy when others used at least {BUSY_OTHER_CORES:g} cores or the load average was "
+        "above the core count.",
         "",
         "| case | mechanism | runs × seeds | verdict | key figures | load |",
         "|---|---|---|---|---|---|",
@@ -379,7 +381,7 @@ def format_report(report: dict[str, Any]) -> str:
                 f"| {r['case']} | {r['mechanism']} | - | could not run | {r['error'][:120]} | - |"
             )
             continue
-        load = "/".join(f"{c['loadavg_before'][0]:.1f}" for c in r["conditions"])
+        load = _load(r["conditions"])
         if r["busy_runs"]:
             load += f" ({r['busy_runs']} busy)"
         verdict = "agrees" if r["agrees"] else "**disagrees**"
@@ -412,6 +414,14 @@ def format_report(report: dict[str, Any]) -> str:
                 lines += ["", f"{r['busy_runs']} of {r['runs']} runs were taken on a busy machine."]
             lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _load(conditions: list[dict[str, Any]]) -> str:
+    """The load average at the start of the runs and the cores other programs used."""
+    la = [c["loadavg_before"][0] for c in conditions]
+    other = [c.get("other_cpu_cores") or 0.0 for c in conditions]
+    return (f"{min(la):.1f}–{max(la):.1f}; others {min(other):.1f}–{max(other):.1f} cores"
+            if conditions else "-")
 
 
 def _fig(v: float | None, kind: str) -> str:

@@ -126,3 +126,35 @@ def test_two_cpu_bound_threads_are_not_painted_running_while_they_wait_for_the_g
         assert waiting > 0.1 * wall, mine
     holders = {e.what for e in trace.events if e.kind == "gil"}
     assert {"server/t1", "server/t2"} <= holders
+
+
+def test_unknown_reaches_the_frames_and_the_wire() -> None:
+    from wsgiscope.app.runs import GIL_UNKNOWN, THREAD_STATES, prepare
+    from wsgiscope.simulator.trace import Event, RequestRecord, Trace
+
+    trace = Trace(
+        scenario={"name": "x"}, source="measured", cores=2,
+        processes=[{"key": "server", "label": "s", "threads": ["server/t1", "server/t2"]}],
+        requests=[RequestRecord(id=0, path="/", sent_ms=0.0, accepted_ms=1.0,
+                                started_ms=1.0, finished_ms=30.0)],
+        events=[
+            Event(0.0, "req", 0, "syn", "0"), Event(0.5, "req", 0, "backlog", ""),
+            Event(1.0, "req", 0, "accept", "server/t1"),
+            Event(1.0, "thread", "server/t1", "cpu", 0),
+            Event(1.0, "gil", "server", "server/t1", -1),
+            Event(10.0, "thread", "server/t1", "unknown", 0), Event(10.0, "gil", "server", "?", -1),
+            Event(20.0, "thread", "server/t1", "cpu", 0),
+            Event(20.0, "gil", "server", "server/t1", -1),
+            Event(30.0, "thread", "server/t1", "idle", -1), Event(30.0, "req", 0, "done", "ok"),
+        ],
+    )
+    states = [(a, b, st) for _r, a, b, st in frames.spans(trace)["requests"]]
+    assert (10.0, 20.0, "unknown") in states
+    shots = frames.sample(trace, 5.0)
+    assert shots[2]["threads"]["server/t1"][0] == "unknown" and shots[2]["gil"]["server"] == "?"
+    assert shots[2]["busy_cores"] == 0  # never counted as running
+    prepared = prepare(trace)
+    nth, np_ = len(prepared.meta["threads"]), len(prepared.meta["processes"])
+    k = next(i for i, t in enumerate(prepared.times) if t >= 15.0)
+    assert THREAD_STATES[prepared.th[k * nth * 2]] == "unknown"
+    assert prepared.g[k * np_] == GIL_UNKNOWN
