@@ -61,15 +61,17 @@ def add_parser(subparsers: Any) -> None:
             "Exit status 1 when they disagree."
         ),
     )
-    c.add_argument("scenario", metavar="SCENARIO", nargs="?", help=scenario_help)
+    c.add_argument("scenario", metavar="SCENARIO", nargs="?",
+                   help=scenario_help + ", or a fidelity case file (its runs, seeds and "
+                   "statistics become the defaults)")
     c.add_argument("--format", choices=("table", "json"), default="table")
     c.add_argument("--seed", type=int, default=None,
                    help="seed of the first run and seed (default: the scenario's own)")
     c.add_argument("--runs", type=int, default=None, metavar="N",
-                   help="measured runs (1 to 50; default 1)")
+                   help="measured runs (1 to 50; default 1, or a case file's own)")
     c.add_argument("--seeds", type=int, default=None, metavar="M",
-                   help="simulated seeds (1 to 500; default 1, or 40 with --runs)")
-    c.add_argument("--band", type=float, default=0.0, metavar="Q",
+                   help="simulated seeds (1 to 500; default 40, or a case file's own)")
+    c.add_argument("--band", type=float, default=None, metavar="Q",
                    help="judge against the [Q, 1-Q] quantiles of the seeds instead of "
                    "[min, max] (default 0)")
     c.add_argument("--judge", default=None, metavar="LIST",
@@ -213,8 +215,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise CliError("compare needs a SCENARIO (or --suite DIR)")
     if args.per_request and ((args.runs or 1) > 1 or (args.seeds or 1) > 1):
         raise CliError("--per-request compares one run with one seed: drop --runs/--seeds")
-    if not args.per_request and (args.runs or args.seeds):
-        return _compare_distributions(args)
+    case = _case_file(args.scenario)
+    if case is not None and args.per_request:
+        raise CliError(f"{args.scenario} is a fidelity case: compare it without --per-request")
+    if not args.per_request and (args.runs or args.seeds or case is not None):
+        return _compare_distributions(args, case)
     data = _scenario(args)
     try:
         _sim, _meas, result = run_compare(
@@ -246,13 +251,51 @@ def _compare_flask(data: Any, simulated: Any, measured: Any) -> tuple[Any, Any]:
     return compare_hooks(simulated, measured), lost
 
 
-def _compare_distributions(args: argparse.Namespace) -> int:
+def _case_file(path: str) -> dict[str, Any] | None:
+    """The fidelity case in ``path``, or None when it is not a case file."""
+    from pathlib import Path
+
+    from wsgiscope.app.commands.common import CliError
+
+    from .fidelity import CaseError, load_case
+
+    p = Path(path)
+    if p.suffix != ".json" or not p.is_file():
+        return None
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the scenario loader says what is wrong
+    if not (isinstance(raw, dict) and "case" in raw and "scenario" in raw):
+        return None
+    try:
+        return load_case(p)
+    except CaseError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _compare_distributions(args: argparse.Namespace, case: dict[str, Any] | None) -> int:
+    from wsgiscope.app.commands.common import merge_profile
+
     from .distribution import check_families
     from .fidelity import format_case, run_case
     from .launcher import LabError
 
-    data = _scenario(args)
-    families = None
+    if case is None:
+        data = _scenario(args)
+    else:
+        data = case["scenario"]
+        if args.profile:
+            from pathlib import Path
+
+            from wsgiscope.app.commands.common import CliError
+
+            try:
+                profile = json.loads(Path(args.profile).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise CliError(f"{args.profile}: not a readable JSON profile ({exc})") from None
+            data = merge_profile(data, profile, args.profile)
+    families = case.get("judge") if case else None
     if args.judge:
         try:
             families = check_families([p.strip() for p in args.judge.split(",") if p.strip()])
@@ -260,10 +303,11 @@ def _compare_distributions(args: argparse.Namespace) -> int:
             from wsgiscope.app.commands.common import CliError
 
             raise CliError(f"--{exc}") from None
-    runs = args.runs or 1
-    seeds = args.seeds or 40
+    runs = args.runs or (case["runs"] if case else 1)
+    seeds = args.seeds or (case["seeds"] if case else 40)
+    q = args.band if args.band is not None else (case.get("band_q", 0.0) if case else 0.0)
     try:
-        result = run_case(data, runs, seeds, families, q=args.band, python=args.python,
+        result = run_case(data, runs, seeds, families, q=q, python=args.python,
                           seed=args.seed, progress=_progress())
     except LabError as exc:
         raise _lab_error(exc) from None

@@ -183,3 +183,15 @@ def test_compare_rejects_mixed_modes_in_one_line(capsys: pytest.CaptureFixture[s
     assert "needs a SCENARIO" in capsys.readouterr().err
     assert main(["fidelity", "--suite", "/nonexistent"]) == 2
     assert "not a folder of case files" in capsys.readouterr().err
+
+
+def test_compare_takes_a_case_file_and_refuses_a_bad_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "case.json"
+    bad.write_text(json.dumps({"case": "x", "scenario": SCENARIO}))
+    assert main(["compare", str(bad)]) == 2
+    assert "case.json: title is required" in capsys.readouterr().err
+    case = SUITE / "11-sync-w2-burst.json"
+    assert main(["compare", str(case), "--per-request"]) == 2
+    assert "is a fidelity case" in capsys.readouterr().err
