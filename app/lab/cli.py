@@ -324,7 +324,8 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 
     from wsgiscope.app.commands.common import CliError
 
-    from .fidelity import CaseError, load_suite, run_suite, write_report
+    from .fidelity import CaseError, load_suite, run_suite
+    from .fidelity_report import write_report
 
     suite = Path(args.suite)
     try:

@@ -10,7 +10,8 @@ import pytest
 from wsgiscope import simulator
 from wsgiscope.app.cli import main
 from wsgiscope.app.lab.distribution import band, check_families, format_judgement, judge
-from wsgiscope.app.lab.fidelity import CaseError, format_report, load_case, load_suite
+from wsgiscope.app.lab.fidelity import CaseError, load_case, load_suite
+from wsgiscope.app.lab.fidelity_report import format_report
 from wsgiscope.simulator.trace import RequestRecord, Trace
 
 SUITE = Path(__file__).resolve().parents[1] / "fidelity"
