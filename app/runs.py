@@ -50,6 +50,16 @@ INSPECT_BATCH = 64
 WIRE_FORMAT = 1
 _MAGIC = b"WSGISCOPE-RUN"
 
+#: Bounds on what one run sends, whatever the Trace (as a canvas renderer decimates: no
+#: more items than the view can show). Thread lanes sent, a share per process; the rest
+#: are counted in ``meta.hidden_threads`` / ``meta.hidden_processes``:
+MAX_LANES = 512
+#: ... per-frame lane values (thread states and GIL holders) in all: past it, the tick grows;
+MAX_FRAME_VALUES = 1_000_000
+#: ... request spans: past it, each request's spans shorter than a pixel-sized slice of
+#: time are merged into one, in the state that took most of it.
+MAX_SPANS = 200_000
+
 _NICE = (1.0, 2.0, 5.0)
 _JSON = json.JSONEncoder(separators=(",", ":"))
 
@@ -150,19 +160,23 @@ class Prepared:
         ]
 
     def chunk_text(self, a: int, b: int) -> str:
-        """The JSON text of the ``frames`` message for frames ``a`` to ``b`` (exclusive)."""
+        """The JSON text of the ``frames`` message for frames ``a`` to ``b`` (exclusive).
+
+        Sent to every playing viewer many times a second, so it is string joins over typed
+        arrays (a number's ``repr`` is its JSON; the arrays hold no NaN or infinity)."""
         ca, cb = self.cursor(a), self.cursor(b)
-        dump = _JSON.encode
-        wt, wg = len(self.th) // max(self.n, 1), len(self.g) // max(self.n, 1)
-        parts = ['{"type":"frames","i":', str(a), ',"t":', dump(self.times[a:b].tolist())]
+        n = len(self.times)
+        wt, wg = len(self.th) // max(n, 1), len(self.g) // max(n, 1)
+        join = ",".join
+        parts = ['{"type":"frames","i":', str(a), ',"t":[', join(map(repr, self.times[a:b]))]
         for name, column in self.counters.items():
-            parts += [',"', name, '":', dump(column[a:b].tolist())]
-        parts += [',"th":', dump(self.th[a * wt:b * wt].tolist()),
-                  ',"g":', dump(self.g[a * wg:b * wg].tolist()),
-                  ',"rs":[', ",".join(self.spans[ca[0]:cb[0]]),
-                  '],"done":[', ",".join(self.done[ca[1]:cb[1]]),
-                  '],"n":[', ",".join(self.narration[ca[2]:cb[2]]),
-                  '],"last":', "true" if b >= self.n else "false", "}"]
+            parts += ['],"', name, '":[', join(map(repr, column[a:b]))]
+        parts += ['],"th":[', join(map(repr, self.th[a * wt:b * wt])),
+                  '],"g":[', join(map(repr, self.g[a * wg:b * wg])),
+                  '],"rs":[', join(self.spans[ca[0]:cb[0]]),
+                  '],"done":[', join(self.done[ca[1]:cb[1]]),
+                  '],"n":[', join(self.narration[ca[2]:cb[2]]),
+                  '],"last":', "true" if b >= n else "false", "}"]
         return "".join(parts)
 
     def chunk(self, a: int, b: int) -> dict[str, Any]:
@@ -250,11 +264,14 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     from wsgiscope.simulator import narration as sim_narrate
 
     procs, keys = _thread_keys(trace)
+    procs, keys, hidden = cap_lanes(procs, keys, MAX_LANES)
     index = {k: i for i, k in enumerate(keys)}
     proc_index = {p["key"]: i for i, p in enumerate(procs)}
     end = trace.end_ms
-    tick = pick_tick(end, max_frames)
-    raw = sim_frames.sample(trace, tick)
+    values = 2 * len(keys) + len(procs)  # per frame
+    tick = pick_tick(end, max(1, min(max_frames, MAX_FRAME_VALUES // max(values, 1))))
+    raw = sim_frames.sample(only_lanes(trace, keys) if hidden[0] else trace, tick,
+                            end_ms=end)
     absent = THREAD_STATES.index("absent")
     tcode = {s: i for i, s in enumerate(THREAD_STATES)}
     times: list[float] = []
@@ -285,6 +302,8 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     # by start (to the ns, so float noise cannot reorder ties), then by request
     raw_spans = sorted(sim_frames.spans(trace, threads=False)["requests"],
                        key=lambda s: (round(s[1], 6), s[0]))
+    if len(raw_spans) > MAX_SPANS:
+        raw_spans = decimate_spans(raw_spans, tick, MAX_SPANS)
     rs = REQUEST_STATES
     req_spans = [
         (a, [int(r), round(a, 3), round(b, 3), rs.index(st)])
@@ -322,6 +341,8 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         "backlog_limit": trace.backlog_limit,
         "processes": procs,
         "threads": keys,
+        "hidden_threads": hidden[0],
+        "hidden_processes": hidden[1],
         "n_requests": len(trace.requests),
         "paths": paths,
         "request_states": REQUEST_STATES,
@@ -339,6 +360,83 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         [_JSON.encode([round(t, 3), text]) for t, text in narration],
         _inspect_batches(trace),
     )
+
+
+def cap_lanes(procs: list[dict[str, Any]], keys: list[str], max_lanes: int
+              ) -> tuple[list[dict[str, Any]], list[str], tuple[int, int]]:
+    """At most ``max_lanes`` thread lanes: each process keeps its first threads up to an even
+    share, processes beyond ``max_lanes`` are left out. Returns the kept processes (``first``
+    renumbered), their thread keys and (threads left out, processes left out)."""
+    if len(keys) <= max_lanes:
+        return procs, keys, (0, 0)
+    kept = procs[:max_lanes]
+    share = max(1, max_lanes // len(kept))
+    spare = max_lanes - sum(min(len(p["threads"]), share) for p in kept)
+    out: list[dict[str, Any]] = []
+    out_keys: list[str] = []
+    for p in kept:
+        take = min(len(p["threads"]), share)
+        extra = min(len(p["threads"]) - take, spare)  # room a small process left
+        spare -= extra
+        threads = p["threads"][:take + extra]
+        out.append({**p, "first": len(out_keys), "threads": threads})
+        out_keys.extend(threads)
+    return out, out_keys, (len(keys) - len(out_keys), len(procs) - len(kept))
+
+
+def only_lanes(trace: Trace, keys: list[str]) -> Trace:
+    """A copy of ``trace`` without the thread events of threads not in ``keys`` (sampling
+    costs frames x threads: a capped run samples only the lanes it sends)."""
+    keep = set(keys)
+    log = trace.events
+    rows = log.rows() if hasattr(log, "rows") else log
+    events = [e for e in rows if e[1] != "thread" or e[2] in keep]
+    return Trace(scenario=trace.scenario, source=trace.source, events=events,
+                 requests=trace.requests, processes=trace.processes,
+                 backlog_limit=trace.backlog_limit, cores=trace.cores, seed=trace.seed)
+
+
+def decimate_spans(spans: list[Any], tick_ms: float, max_spans: int) -> list[Any]:
+    """Request spans ``(req, start, end, state)`` cut to at most ``max_spans`` for the view:
+    within each request, consecutive spans are gathered into slices of at least ``w`` ms and
+    each slice becomes one span in the state that took most of it (``w`` starts at one
+    frame's tick and doubles until the spans fit). Ordered by start, then request."""
+    by_req: dict[int, list[Any]] = {}
+    for s in spans:
+        by_req.setdefault(s[0], []).append(s)
+    width = max(tick_ms, 1e-6)
+    while True:
+        out: list[Any] = []
+        for r, items in by_req.items():
+            _merge_request(r, items, width, out)
+        if len(out) <= max_spans or width > 1e12:
+            break
+        width *= 2
+    out.sort(key=lambda s: (round(s[1], 6), s[0]))
+    return out
+
+
+def _merge_request(r: int, items: list[Any], width: float, out: list[Any]) -> None:
+    a0 = b0 = 0.0
+    took: dict[str, float] = {}
+
+    def flush() -> None:
+        state = max(took, key=took.__getitem__)
+        if out and out[-1][0] == r and out[-1][3] == state and abs(out[-1][2] - a0) < 1e-9:
+            out[-1] = (r, out[-1][1], b0, state)  # the same state goes on
+        else:
+            out.append((r, a0, b0, state))
+
+    for _, a, b, st in sorted(items, key=lambda s: s[1]):
+        if took and (b0 - a0 >= width or a - b0 > 1e-9):  # a full slice, or a gap
+            flush()
+            took = {}
+        if not took:
+            a0 = a
+        b0 = max(b0, b) if took else b
+        took[st] = took.get(st, 0.0) + (b - a)
+    if took:
+        flush()
 
 
 def load_for_web(scenario_data: Any, max_requests: int) -> simulator.Scenario:
