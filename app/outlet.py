@@ -14,6 +14,9 @@ as long as TCP keeps the connection, minutes after the viewer is gone. Here:
 * Dropping shuts the socket down, which also frees the socket's reader (simple-websocket's
   background greenlet or thread, possibly stuck sending a ping); the session ends, and
   with it the viewer's hold on its run.
+* A small message (a playing viewer's frames, 30 times a second) goes out uncompressed, as
+  permessage-deflate allows per message (RFC 7692, section 6): compressing a few hundred
+  bytes cost more CPU than anything else in sending it; larger ones are compressed.
 
 Under gevent the deadline is a ``gevent.Timeout`` around ``sendall``; with threads, a
 non-blocking ``send`` and ``poll`` for room.
@@ -26,6 +29,7 @@ import contextlib
 import fcntl
 import select
 import socket
+import struct
 import time
 from typing import Any
 
@@ -37,6 +41,8 @@ SIOCOUTQ = 0x5411
 SEND_BUFFER = 256 * 1024
 #: Unsent bytes above which a viewer is behind: no new frames until they drain.
 HIGH_WATER = 128 * 1024
+#: Messages up to this size go out uncompressed.
+PLAIN_MAX = 1024
 
 
 class ViewerGone(Exception):
@@ -70,7 +76,10 @@ class Outlet:
             return
         if not self.ws.connected:
             raise ViewerGone("the socket is closed")
-        data = self.ws.ws.send(TextMessage(data=text))  # framed (and compressed) by wsproto
+        if len(text) <= PLAIN_MAX:
+            data = _text_frame(text.encode())
+        else:
+            data = self.ws.ws.send(TextMessage(data=text))  # framed and compressed by wsproto
         try:
             if self._gevent:
                 self._sendall_gevent(data)
@@ -123,19 +132,19 @@ class Outlet:
             return 0
         return buf[0]
 
-    def behind(self) -> bool:
-        """Whether the viewer has more than :data:`HIGH_WATER` bytes still to read."""
-        return self.unsent() > HIGH_WATER
-
-    def stalled(self) -> bool:
-        """Whether bytes have waited for ``send_timeout_s`` with the peer taking none."""
+    def look(self) -> bool:
+        """One look at the kernel's queue: whether the viewer is behind (more than
+        :data:`HIGH_WATER` bytes still to read). Raises :class:`ViewerGone` when bytes have
+        waited ``send_timeout_s`` with the peer taking none of them."""
         now = time.monotonic()
         unsent = self.unsent()
         consumed = self._written - unsent
         if unsent == 0 or consumed > self._consumed:
             self._progress_at = now
             self._consumed = max(consumed, self._consumed)
-        return unsent > 0 and now - self._progress_at > self.send_timeout_s
+        elif now - self._progress_at > self.send_timeout_s:
+            raise ViewerGone(f"the viewer took nothing for {self.send_timeout_s:g} s")
+        return unsent > HIGH_WATER
 
     def drop(self) -> None:
         """Close the connection at once, without waiting for the viewer."""
@@ -144,3 +153,13 @@ class Outlet:
         self.ws.connected = False
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed, final text frame (a server's)."""
+    n = len(payload)
+    if n < 126:
+        return struct.pack("!BB", 0x81, n) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload

@@ -285,18 +285,17 @@ def stream(ws: Any) -> None:
                       current_app.config["MAX_REQUESTS"], state.runs)
     try:
         while True:
-            if outlet.stalled():
-                raise ViewerGone("the viewer stopped reading")
+            behind = outlet.look()  # raises ViewerGone for a viewer that stopped reading
             if not session.busy:
                 timeout = IDLE_CHECK_S  # nothing to send: wait for the browser, look again
-            elif math.isinf(session.speed) and not outlet.behind():
+            elif math.isinf(session.speed) and not behind:
                 timeout = 0.001  # as fast as the viewer reads, letting the others run
             else:
                 timeout = SEND_INTERVAL_S
             text = ws.receive(timeout=timeout)
             if text is not None:
                 session.handle(text)
-            if not outlet.behind():  # a viewer that is behind gets nothing new meanwhile
+            if not behind:  # a viewer that is behind gets nothing new meanwhile
                 session.pump()
     except ViewerGone:
         state.viewers.dropped += 1
