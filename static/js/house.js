@@ -3,6 +3,7 @@
 // the thread running Python, the cores light up.
 
 import { stateColours } from "./timeline.js";
+import { textScale } from "./projector.js";
 
 const BOX_MAX = 12;   // backlog boxes drawn before "+N more"
 
@@ -11,6 +12,17 @@ function roundRect(ctx, x, y, w, h, r) {
   ctx.roundRect(x, y, w, h, r);
 }
 
+// What each part of the house is and what to look for (its hover text).
+export const HOUSE_HELP = {
+  clients: "Clients whose SYN has not yet got a place in the accept queue: connecting, or waiting to retransmit after the kernel dropped their SYN (a full backlog costs seconds, not errors).",
+  backlog: "The kernel's accept queue (listen backlog): connections the kernel has finished but no server thread has accepted yet. It holds backlog + 1; when full, new SYNs are dropped.",
+  accept: "accept(): a server thread takes the next connection out of the kernel's queue. Who accepts, and when, is the server's design: one thread, a thread per connection, forked processes, gunicorn workers.",
+  process: "A server process, with its own memory and its own GIL. Processes run in parallel, up to the number of cores.",
+  thread: "A thread of this process: idle, running Python (needs the GIL and a core), waiting for the GIL, or blocked on I/O (the GIL is free meanwhile).",
+  gil: "The GIL token: the one thread of this process allowed to run Python now. The others that want to run wait for it (red).",
+  cores: "The machine's CPU cores: green when a thread runs on it. More runnable threads than cores means they take turns.",
+};
+
 export class House {
   constructor(canvas, store) {
     this.canvas = canvas;
@@ -18,6 +30,8 @@ export class House {
     this.store = store;
     this.colours = stateColours();
     this.drawn = "";
+    this.regions = [];   // [x, y, w, h, text] of what is drawn, for hover explanations
+    this.k = 1;
   }
 
   resize() {
@@ -28,38 +42,56 @@ export class House {
       this.canvas.height = Math.round(h * dpr);
     }
     this.w = w; this.h = h; this.dpr = dpr;
+    this.k = textScale();
+    this.colours = stateColours();
     this.drawn = "";
+  }
+
+  font(px, weight = "") { return `${weight} ${Math.round(px * this.k)}px system-ui, sans-serif`; }
+
+  // The explanation of what lies under (x, y), or null. The last drawn region wins.
+  hit(x, y) {
+    for (let i = this.regions.length - 1; i >= 0; i--) {
+      const [rx, ry, rw, rh, text] = this.regions[i];
+      if (x >= rx && x <= rx + rw && y >= ry && y <= ry + rh) return text;
+    }
+    return null;
   }
 
   // The state at time t (frame k: the last frame at or before t).
   draw(k, t) {
     const s = this.store, m = s.meta;
-    const key = `${s.version}|${k}|${t}|${this.canvas.width}|${this.canvas.height}`;
+    const key = `${s.version}|${k}|${t}|${this.canvas.width}|${this.canvas.height}|${this.k}`;
     if (key === this.drawn) return;
     this.drawn = key;
-    const ctx = this.ctx, C = this.colours, W = this.w, H = this.h;
+    const ctx = this.ctx, C = this.colours, W = this.w, H = this.h, K = this.k;
+    const regions = this.regions = [];
+    const region = (x, y, w, h, text) => regions.push([x, y, w, h, text]);
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     ctx.clearRect(0, 0, W, H);
     if (!m || k < 0) return;
     ctx.textBaseline = "middle";
 
     // column geometry
-    const colClients = 12, wClients = 84;
-    const colQueue = colClients + wClients + 8, wQueue = Math.min(160, W * 0.19);
-    const colCores = W - 84;
+    const colClients = 10, wClients = Math.round(84 * K);
+    const colQueue = colClients + wClients + 8, wQueue = Math.min(160 * K, W * 0.19);
+    const wCores = Math.round(84 * K);
+    const colCores = W - wCores;
     const colProcs = colQueue + wQueue + 44, wProcs = colCores - colProcs - 12;
-    const top = 30, bottom = H - 12;
+    const top = Math.round(28 * K), bottom = H - 12;
 
-    const heading = (text, x) => {
-      ctx.fillStyle = "#3d4753";
-      ctx.font = "700 14px system-ui, sans-serif";
-      ctx.fillText(text, x, 14);
+    // a column's heading, shortened when the column is narrow (large type, small house)
+    const heading = (text, x, width, short) => {
+      ctx.fillStyle = C.inkSoft;
+      ctx.font = this.font(14, "700");
+      const fits = !short || ctx.measureText(text).width <= width;
+      ctx.fillText(fits ? text : short, x, top / 2);
     };
 
     // clients still connecting (SYN sent, waiting for a queue slot or a retransmit)
-    heading("Clients", colClients);
+    heading("Clients", colClients, wClients);
+    region(colClients, 0, wClients, H, HOUSE_HELP.clients);
     const connecting = s.connecting[k];
-    ctx.font = "13px system-ui, sans-serif";
     const dots = Math.min(connecting, 18);
     for (let i = 0; i < dots; i++) {
       ctx.fillStyle = C.connecting;
@@ -67,65 +99,74 @@ export class House {
       ctx.arc(colClients + 10 + (i % 3) * 24, top + 16 + Math.floor(i / 3) * 22, 8, 0, Math.PI * 2);
       ctx.fill();
     }
-    ctx.fillStyle = "#3d4753";
-    ctx.font = "13px system-ui, sans-serif";
-    ctx.fillText(`${connecting} connecting`, colClients, bottom - 22);
+    ctx.fillStyle = C.inkSoft;
+    ctx.font = this.font(13);
+    const line = Math.round(18 * K);
+    ctx.fillText(`${connecting} connecting`, colClients, bottom - 4 - line);
     ctx.fillText(`${s.completed[k]} done${s.failed[k] ? `, ${s.failed[k]} failed` : ""}`, colClients, bottom - 4);
 
     // kernel backlog as boxes
-    heading("Kernel backlog", colQueue);
+    heading("Kernel backlog", colQueue, wQueue + 30, "Backlog");
     const depth = t === undefined ? s.backlog[k] : s.backlogAt(t).depth;
-    roundRect(ctx, colQueue, top, wQueue, bottom - top - 26, 8);
-    ctx.strokeStyle = "#c4cbd3"; ctx.lineWidth = 2; ctx.stroke();
-    const shown = Math.min(depth, BOX_MAX);
-    const perRow = 3, bw = (wQueue - 16 - (perRow - 1) * 6) / perRow, bh = 26;
-    const rowsFit = Math.max(1, Math.floor((bottom - top - 40) / (bh + 6)));
-    const cap = Math.min(shown, perRow * rowsFit);
+    const roomy = H - top > 150 * K;  // room for "holds N" under the count
+    const qBottom = bottom - (roomy ? 2 : 1) * line - 4;
+    roundRect(ctx, colQueue, top, wQueue, qBottom - top, 8);
+    ctx.strokeStyle = C.line; ctx.lineWidth = 2; ctx.stroke();
+    region(colQueue, 0, wQueue, H, HOUSE_HELP.backlog);
+    const perRow = wQueue > 150 ? 4 : 3, bw = (wQueue - 16 - (perRow - 1) * 6) / perRow;
+    const bh = Math.max(8, Math.min(26, (qBottom - top - 16) / 3 - 6));
+    const rowsFit = Math.max(1, Math.floor((qBottom - top - 8) / (bh + 6)));
+    const cap = Math.min(depth, BOX_MAX, perRow * rowsFit);
     for (let i = 0; i < cap; i++) {
       const x = colQueue + 8 + (i % perRow) * (bw + 6);
       const y = top + 8 + Math.floor(i / perRow) * (bh + 6);
       ctx.fillStyle = C.backlog;
       roundRect(ctx, x, y, bw, bh, 4); ctx.fill();
     }
-    ctx.fillStyle = "#15202b";
-    ctx.font = "700 15px system-ui, sans-serif";
+    ctx.fillStyle = C.ink;
+    ctx.font = this.font(15, "700");
     const more = depth - cap;
-    ctx.fillText(`${depth} waiting${more > 0 ? ` (+${more})` : ""}`, colQueue + 4, bottom - 14);
-    ctx.font = "12px system-ui, sans-serif";
-    ctx.fillStyle = "#5b6673";
-    ctx.fillText(`holds ${m.backlog_limit}`, colQueue + 4, bottom + 2);
+    ctx.fillText(`${depth} waiting${more > 0 ? ` (+${more})` : ""}`, colQueue + 4, bottom - 4 - (roomy ? line : 0));
+    if (roomy) {
+      ctx.font = this.font(12);
+      ctx.fillStyle = C.inkSoft;
+      ctx.fillText(`holds ${m.backlog_limit}`, colQueue + 4, bottom - 4);
+    }
 
     // accept arrow
     const ay = top + (bottom - top) / 2 - 10;
-    ctx.strokeStyle = "#5b6673"; ctx.lineWidth = 2.5;
+    ctx.strokeStyle = C.inkSoft; ctx.lineWidth = 2.5;
     ctx.beginPath(); ctx.moveTo(colQueue + wQueue + 4, ay); ctx.lineTo(colProcs - 6, ay); ctx.stroke();
-    ctx.fillStyle = "#5b6673";
+    ctx.fillStyle = C.inkSoft;
     ctx.beginPath(); ctx.moveTo(colProcs - 4, ay); ctx.lineTo(colProcs - 12, ay - 6); ctx.lineTo(colProcs - 12, ay + 6); ctx.fill();
-    ctx.font = "12px system-ui, sans-serif";
-    ctx.fillText("accept()", colQueue + wQueue + 4, ay - 12);
+    ctx.font = this.font(12);
+    if (K === 1) ctx.fillText("accept()", colQueue + wQueue + 4, ay - 12);
+    region(colQueue + wQueue, ay - 24, colProcs - colQueue - wQueue, 40, HOUSE_HELP.accept);
 
     // processes and threads
-    heading("Server", colProcs);
+    heading("Server", colProcs, wProcs);
     const np = m.processes.length, nth = m.threads.length;
     const cols = np <= 2 ? np : np <= 6 ? Math.ceil(np / 2) : Math.ceil(Math.sqrt(np * 2));
     const rows = Math.ceil(np / cols);
     const pw = (wProcs - (cols - 1) * 10) / cols, ph = (bottom - top - (rows - 1) * 10) / rows;
+    const procHead = Math.round(20 * K);
     for (const [pi, p] of m.processes.entries()) {
       const px = colProcs + (pi % cols) * (pw + 10), py = top + Math.floor(pi / cols) * (ph + 10);
       roundRect(ctx, px, py, pw, ph, 8);
-      ctx.fillStyle = "#f4f6f8"; ctx.fill();
-      ctx.strokeStyle = "#c4cbd3"; ctx.lineWidth = 1.5; ctx.stroke();
-      ctx.fillStyle = "#15202b";
-      ctx.font = "700 12px system-ui, sans-serif";
+      ctx.fillStyle = C.laneA; ctx.fill();
+      ctx.strokeStyle = C.line; ctx.lineWidth = 1.5; ctx.stroke();
+      region(px, py, pw, ph, `${p.label}\n${HOUSE_HELP.process}`);
+      ctx.fillStyle = C.ink;
+      ctx.font = this.font(12, "700");
       const name = ctx.measureText(p.label).width <= pw - 12 ? p.label : p.key;
-      ctx.fillText(clip(ctx, name, pw - 12), px + 8, py + 12);
+      if (ph >= procHead + 8) ctx.fillText(clip(ctx, name, pw - 12), px + 8, py + procHead / 2 + 2);
       const holder = s.gil[k * s.np + pi];
       const n = p.threads.length;
-      const innerTop = py + 24, innerH = ph - 30;
+      const innerTop = py + (ph >= procHead + 8 ? procHead + 2 : 4), innerH = py + ph - 6 - innerTop;
       const tcols = n <= 4 ? 1 : n <= 16 ? 2 : Math.ceil(Math.sqrt(n * pw / Math.max(innerH, 1)));
       const trows = Math.ceil(n / tcols);
       const tw = (pw - 16 - (tcols - 1) * 6) / tcols;
-      const th = Math.min(30, (innerH - (trows - 1) * 4) / trows);
+      const th = Math.min(30 * K, (innerH - (trows - 1) * 4) / trows);
       for (let j = 0; j < n; j++) {
         const ti = p.first + j;
         const state = m.thread_states[s.th[k * nth + ti]];
@@ -133,49 +174,56 @@ export class House {
         const tx = px + 8 + (j % tcols) * (tw + 6), ty = innerTop + Math.floor(j / tcols) * (th + 4);
         if (state === "absent") {
           ctx.setLineDash([4, 3]);
-          roundRect(ctx, tx, ty, tw, th, 4); ctx.strokeStyle = "#c4cbd3"; ctx.stroke();
+          roundRect(ctx, tx, ty, tw, th, 4); ctx.strokeStyle = C.line; ctx.stroke();
           ctx.setLineDash([]);
           continue;
         }
         ctx.fillStyle = C[state] || C.idle;
         roundRect(ctx, tx, ty, tw, th, 4); ctx.fill();
-        if (state === "idle") { ctx.strokeStyle = "#c4cbd3"; ctx.lineWidth = 1; ctx.stroke(); }
-        if (th >= 16 && tw >= 60) {
-          ctx.fillStyle = state === "idle" || state === "unknown" ? "#5b6673" : "#fff";
-          ctx.font = `600 ${th >= 24 ? 14 : 12}px system-ui, sans-serif`;
-          const wide = tw >= 170;
+        if (state === "idle") { ctx.strokeStyle = C.line; ctx.lineWidth = 1; ctx.stroke(); }
+        const who = req >= 0 && state !== "idle" ? `user ${req + 1} · ` : "";
+        region(tx, ty, tw, th, `${m.threads[ti]}: ${who}${word(state)}\n${HOUSE_HELP.thread}`);
+        const px2 = Math.min(14 * K, th * 0.7);
+        if (px2 >= 10 && tw >= 60) {
+          ctx.fillStyle = state === "idle" || state === "unknown" ? C.inkSoft : "#fff";
+          ctx.font = `600 ${Math.round(px2)}px system-ui, sans-serif`;
           const serving = req >= 0 && state !== "idle";
-          const label = serving ? (wide ? `user ${req + 1} · ${word(state)}` : `user ${req + 1}`) : word(state);
-          ctx.fillText(clip(ctx, label, tw - (holder === ti ? 44 : 10)), tx + 6, ty + th / 2 + 1);
+          const full = serving ? `user ${req + 1} · ${word(state)}` : word(state);
+          const room = tw - (holder === ti ? th + 10 : 10);
+          const label = !serving || ctx.measureText(full).width <= room ? full : `user ${req + 1}`;
+          ctx.fillText(clip(ctx, label, room), tx + 6, ty + th / 2 + 1);
         }
         if (holder === ti) {
-          const r = Math.max(5, Math.min(13, th / 2 - 1));
+          const r = Math.max(5, Math.min(13 * K, th / 2 - 1));
+          const gx = tx + tw - r - 3;
           ctx.fillStyle = C.token;
-          ctx.beginPath(); ctx.arc(tx + tw - r - 3, ty + th / 2, r, 0, Math.PI * 2); ctx.fill();
+          ctx.beginPath(); ctx.arc(gx, ty + th / 2, r, 0, Math.PI * 2); ctx.fill();
           ctx.strokeStyle = "#8a6d00"; ctx.lineWidth = 1.5; ctx.stroke();
+          region(gx - r, ty + th / 2 - r, 2 * r, 2 * r, HOUSE_HELP.gil);
           if (r >= 11) {
-            ctx.fillStyle = "#15202b"; ctx.font = "700 9px system-ui, sans-serif";
-            ctx.textAlign = "center"; ctx.fillText("GIL", tx + tw - r - 3, ty + th / 2 + 1); ctx.textAlign = "left";
+            ctx.fillStyle = "#15202b"; ctx.font = `700 ${Math.round(r * 0.8)}px system-ui, sans-serif`;
+            ctx.textAlign = "center"; ctx.fillText("GIL", gx, ty + th / 2 + 1); ctx.textAlign = "left";
           }
         }
       }
     }
 
     // cores
-    heading("Cores", colCores);
+    heading("Cores", colCores, wCores);
+    region(colCores, 0, wCores, H, HOUSE_HELP.cores);
     const cores = m.cores, busy = s.busy[k];
     const shownCores = Math.min(cores, 16);
-    const csz = Math.min(34, (bottom - top - 30) / Math.ceil(shownCores / 2) - 6);
+    const csz = Math.min(34 * K, (bottom - top - 2 * line - 8) / Math.ceil(shownCores / 2) - 6);
     for (let c = 0; c < shownCores; c++) {
       const cx = colCores + (c % 2) * (csz + 8), cy = top + Math.floor(c / 2) * (csz + 6);
       roundRect(ctx, cx, cy, csz, csz, 5);
-      ctx.fillStyle = c < busy ? C.cpu : "#eef0f3"; ctx.fill();
-      ctx.strokeStyle = "#c4cbd3"; ctx.lineWidth = 1; ctx.stroke();
+      ctx.fillStyle = c < busy ? C.cpu : C.idle; ctx.fill();
+      ctx.strokeStyle = C.line; ctx.lineWidth = 1; ctx.stroke();
     }
-    ctx.fillStyle = "#15202b";
-    ctx.font = "700 14px system-ui, sans-serif";
-    ctx.fillText(`${busy} of ${cores}`, colCores, bottom - 22);
-    ctx.font = "13px system-ui, sans-serif";
+    ctx.fillStyle = C.ink;
+    ctx.font = this.font(14, "700");
+    ctx.fillText(`${busy} of ${cores}`, colCores, bottom - 4 - line);
+    ctx.font = this.font(13);
     ctx.fillText("busy", colCores, bottom - 4);
   }
 }

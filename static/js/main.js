@@ -7,6 +7,7 @@ import { Timeline } from "./timeline.js";
 import { House } from "./house.js";
 import { bindControls, showPlaying } from "./controls.js";
 import { Metrics } from "./metrics.js";
+import { bindProjector, isProjector, withProjector } from "./projector.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
@@ -14,7 +15,9 @@ const body = document.body;
 const store = new Store();
 const labStore = new Store();
 const scale = new TimeScale();
-const timeline = new Timeline($("timeline"), store, scale, { empty: "Pick a lesson or press Simulate." });
+// In projector mode the request rows share the screen's height below the timeline's top.
+const fitScreen = () => (isProjector() ? window.innerHeight - ($("timeline").getBoundingClientRect().top + window.scrollY) - 10 : null);
+const timeline = new Timeline($("timeline"), store, scale, { empty: "Pick a lesson or press Simulate.", fit: fitScreen });
 const labTimeline = new Timeline($("lab-timeline"), labStore, scale, { maxRequestsHeight: 260 });
 const house = new House($("house"), store);
 const metrics = new Metrics(store, { dl: $("metrics"), histogram: $("histogram"), slowest: $("slowest") });
@@ -168,7 +171,7 @@ function startFromRunInfo(play) {
   const scenario = JSON.parse(info.dataset.scenario);
   const seed = info.dataset.seed === "" ? null : Number(info.dataset.seed);
   const doPlay = play === undefined ? info.dataset.play === "true" : play;
-  history.replaceState(null, "", $("copy-share").dataset.share);
+  history.replaceState(null, "", withProjector($("copy-share").dataset.share));
   if (stream.open) player.start(scenario, seed, doPlay);
   else pendingStart = { scenario, seed, play: doPlay };
 }
@@ -215,8 +218,9 @@ if (body.dataset.autostart) startFromRunInfo(false);
 let dirty = true, lastNow = performance.now(), renderedLine = -2, lastMetrics = 0;
 
 function sizeAll() {
+  timeline.layout();
   timeline.resize();
-  if (labStore.meta) labTimeline.resize();
+  if (labStore.meta) { labTimeline.layout(); labTimeline.resize(); }
   house.resize();
   metrics.resize();
   dirty = true;
@@ -366,6 +370,24 @@ $("narration").addEventListener("click", (ev) => {
 });
 bindTimeline(labTimeline, $("lab-wrap"), false);
 bindControls(player);
+bindProjector();
+
+// Hover explanations on the house: what each part is and what to look for.
+(function bindHouseHelp() {
+  const canvas = $("house"), wrap = canvas.parentElement, tip = $("tooltip");
+  canvas.addEventListener("mousemove", (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const x = ev.clientX - r.left, y = ev.clientY - r.top;
+    const text = house.hit(x, y);
+    if (!text) { tip.hidden = true; return; }
+    if (tip.parentElement !== wrap) wrap.appendChild(tip);
+    tip.textContent = text;
+    tip.hidden = false;
+    tip.style.left = `${Math.max(4, Math.min(x + 14, wrap.clientWidth - tip.offsetWidth - 4))}px`;
+    tip.style.top = `${Math.min(y + 14, Math.max(4, wrap.clientHeight - tip.offsetHeight - 4))}px`;
+  });
+  canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+})();
 
 // --- the lab: run it for real ---------------------------------------------------------------
 async function runForReal() {

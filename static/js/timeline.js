@@ -3,9 +3,10 @@
 // when data or the view changes; moving the playhead just recomposes (blit + dim + line).
 
 import { ticks, fmtTick, fmtDur } from "./scale.js";
+import { textScale } from "./projector.js";
 
-const GUTTER = 150;      // CSS px for lane labels
-const AXIS = 24;         // time axis height
+const GUTTER = 150;      // CSS px for lane labels (times the text scale)
+const AXIS = 24;         // time axis height (times the text scale)
 const THREAD_COLOURS = ["#1f5fbf", "#c2255c", "#2b8a3e", "#e8590c", "#7048e8", "#0c8599", "#5c940d", "#d6336c"];
 
 export function stateColours() {
@@ -18,6 +19,13 @@ export function stateColours() {
   c.unknown = unknownPattern(css.getPropertyValue("--s-unknown").trim() || "#c3c8cf");
   c.token = css.getPropertyValue("--gil-token").trim() || "#f5c400";
   c.inkSoft = css.getPropertyValue("--ink-soft").trim() || "#3d4753";
+  c.ink = css.getPropertyValue("--ink").trim() || "#15202b";
+  c.laneA = css.getPropertyValue("--lane-a").trim() || "#f7f8fa";
+  c.laneB = css.getPropertyValue("--lane-b").trim() || "#fbfcfd";
+  c.grid = css.getPropertyValue("--grid").trim() || "#e3e7ec";
+  c.veil = css.getPropertyValue("--veil").trim() || "rgba(255,255,255,0.85)";
+  c.bad = css.getPropertyValue("--bad").trim() || "#c62828";
+  c.line = css.getPropertyValue("--line").trim() || "#c4cbd3";
   return c;
 }
 
@@ -52,32 +60,49 @@ export class Timeline {
     this.drawnKey = "";
     this.selected = -1;
     this.maxRequestsHeight = opts.maxRequestsHeight || 380;
+    this.k = 1;
   }
 
+  // A canvas font at this view's text scale.
+  font(px, weight = "") { return `${weight} ${Math.round(px * this.k)}px system-ui, sans-serif`; }
+  get axis() { return Math.round(AXIS * Math.min(this.k, 1.25)); }
+
   // Work out the lanes for the current run (call after store.reset(meta)).
+  // ``opts.fit()``, when it gives a height, is the room the whole canvas may take: the
+  // request rows share what the other lanes leave (projector mode fills the screen).
   layout() {
     const m = this.store.meta;
+    const k = this.k = textScale();
+    const big = k > 1;
+    this.colours = stateColours();
     const lanes = [];
-    let y = AXIS;
+    let y = this.axis;
     const add = (lane) => { lane.y = y; y += lane.h; lanes.push(lane); return lane; };
     if (m) {
-      add({ kind: "backlog", label: "Kernel backlog", h: 56 });
+      add({ kind: "backlog", label: "Kernel backlog", h: big ? 36 : 44 });
       const nth = Math.max(m.threads.length, 1);
-      const thH = Math.max(3, Math.min(26, 260 / nth));
+      const thH = Math.max(3, Math.min(big ? 26 : 24, (big ? 100 : 240) / nth));
       for (const [pi, p] of m.processes.entries()) {
-        add({ kind: "proc", label: p.label, h: 22, proc: pi });
+        if (p.threads.length === 1) {  // one thread: one lane, named after its process
+          add({ kind: "thread", label: p.label, h: Math.max(thH, big ? 26 : 22), thread: p.first, proc: pi, solo: true });
+          continue;
+        }
+        add({ kind: "proc", label: p.label, h: big ? 25 : 22, proc: pi });
         // with one thread the GIL lane would only repeat the thread lane
-        if (p.threads.length > 1 && m.processes.length <= 16) add({ kind: "gil", label: "GIL holder", h: 18, proc: pi });
+        if (p.threads.length > 1 && m.processes.length <= 16) add({ kind: "gil", label: "GIL holder", h: big ? 22 : 18, proc: pi });
         for (let j = 0; j < p.threads.length; j++) {
           const key = p.threads[j];
           const short = key.includes("/") ? key.split("/").slice(1).join("/") : key;
           add({ kind: "thread", label: thH >= 12 ? `thread ${short}` : "", h: thH, thread: p.first + j });
         }
       }
-      add({ kind: "cores", label: `Busy cores (of ${m.cores})`, h: 44 });
+      add({ kind: "cores", label: `Busy cores (of ${m.cores})`, h: big ? 28 : 36 });
       const nReq = Math.max(m.n_requests, 1);
-      const rowH = Math.min(24, this.maxRequestsHeight / nReq);
-      add({ kind: "reqhead", label: `Requests (${m.n_requests}), one row each`, h: 24 });
+      const head = big ? 0 : 22;  // a projector has no room to spare: the rows say "user N"
+      const room = this.opts.fit ? this.opts.fit() : null;
+      let rowH = Math.min(22, this.maxRequestsHeight / nReq);
+      if (room) rowH = Math.max(Math.min(40, (room - y - head - 6) / nReq), Math.min(rowH, 6));
+      if (head) add({ kind: "reqhead", label: `Requests (${m.n_requests}), one row each`, h: head });
       add({ kind: "requests", label: "", h: Math.max(rowH * nReq, 20), rowH });
     }
     this.lanes = lanes;
@@ -95,7 +120,8 @@ export class Timeline {
       const W = Math.round(w * dpr), H = Math.round(this.height * dpr);
       if (c.width !== W || c.height !== H) { c.width = W; c.height = H; }
     }
-    this.scale.setPixels(GUTTER, w - GUTTER - 16);
+    const gutter = Math.round(GUTTER * this.k);
+    this.scale.setPixels(gutter, w - gutter - 16);
     this.drawnKey = "";
   }
 
@@ -112,36 +138,37 @@ export class Timeline {
     const x0 = sc.left, x1 = sc.left + sc.width;
 
     // lane backgrounds and labels
-    ctx.font = "600 14px system-ui, sans-serif";
     ctx.textBaseline = "middle";
     for (const [i, lane] of this.lanes.entries()) {
       if (lane.kind === "proc" || lane.kind === "reqhead") continue;  // drawn over the dimming
       if (lane.kind !== "requests") {
-        ctx.fillStyle = i % 2 ? "#f7f8fa" : "#fbfcfd";
+        ctx.fillStyle = i % 2 ? C.laneA : C.laneB;
         ctx.fillRect(x0, lane.y, x1 - x0, lane.h);
       }
       if (lane.label) {
-        ctx.fillStyle = "#3d4753";
-        ctx.font = lane.h < 20 ? "13px system-ui, sans-serif" : "600 14px system-ui, sans-serif";
-        ctx.fillText(lane.label, lane.kind === "thread" || lane.kind === "gil" ? 18 : 8, lane.y + lane.h / 2);
-        ctx.font = "600 14px system-ui, sans-serif";
+        ctx.fillStyle = C.inkSoft;
+        const px = Math.min(14 * this.k, lane.h * 0.8);
+        ctx.font = `${px >= 13 ? "600" : ""} ${Math.round(px)}px system-ui, sans-serif`;
+        const indent = (lane.kind === "thread" && !lane.solo) || lane.kind === "gil" ? 18 : 8;
+        ctx.fillText(clipText(ctx, lane.label, this.scale.left - indent - 6), indent, lane.y + lane.h / 2);
       }
     }
 
     // vertical grid + axis labels
-    const tk = ticks(sc.t0, sc.t1, Math.max(2, Math.floor(sc.width / 110)));
-    ctx.strokeStyle = "#e3e7ec";
+    const tk = ticks(sc.t0, sc.t1, Math.max(2, Math.floor(sc.width / (110 * this.k))));
+    const AX = this.axis;
+    ctx.strokeStyle = C.grid;
     ctx.lineWidth = 1;
     ctx.beginPath();
     for (const t of tk.marks) {
       const x = Math.round(sc.x(t)) + 0.5;
-      ctx.moveTo(x, AXIS - 4); ctx.lineTo(x, this.height);
+      ctx.moveTo(x, AX - 4); ctx.lineTo(x, this.height);
     }
     ctx.stroke();
-    ctx.fillStyle = "#3d4753";
-    ctx.font = "14px system-ui, sans-serif";
+    ctx.fillStyle = C.inkSoft;
+    ctx.font = this.font(14);
     ctx.textAlign = "center";
-    for (const t of tk.marks) ctx.fillText(fmtTick(t, tk.step), sc.x(t), AXIS / 2);
+    for (const t of tk.marks) ctx.fillText(fmtTick(t, tk.step), sc.x(t), AX / 2);
     ctx.textAlign = "left";
 
     ctx.save();
@@ -230,7 +257,7 @@ export class Timeline {
     ctx.fill(path);
     ctx.globalAlpha = 1;
     ctx.fillStyle = this.colours.inkSoft;
-    ctx.font = "13px system-ui, sans-serif";
+    ctx.font = this.font(13);
     ctx.textBaseline = "top";
     ctx.fillText(`peak ${s.backlogAt(known).peak}`, sc.left + 4, lane.y + 2);
     ctx.textBaseline = "middle";
@@ -293,7 +320,8 @@ export class Timeline {
     for (const st in paths) { ctx.fillStyle = C[st] || "#888"; ctx.fill(paths[st]); }
     // label each finished request on its thread when there is room
     const laneOf = new Map(lanes.map((l) => [l.thread, l]));
-    ctx.font = "600 12px system-ui, sans-serif";
+    const px = Math.min(12 * this.k, 0.72 * Math.min(...lanes.map((l) => l.h)));
+    ctx.font = `600 ${Math.round(px)}px system-ui, sans-serif`;
     ctx.fillStyle = "#ffffff";
     ctx.textBaseline = "middle";
     for (const r of s.done) {
@@ -301,7 +329,7 @@ export class Timeline {
       const lane = laneOf.get(r.thread);
       if (!lane || lane.h < 14) continue;
       const xa = Math.max(sc.x(r.accepted), sc.left), xb = Math.min(sc.x(r.finished), sc.left + sc.width);
-      if (xb - xa < 46) continue;
+      if (xb - xa < 4 * px) continue;
       ctx.fillText(`user ${r.id + 1}`, xa + 5, lane.y + lane.h / 2 + 1);
     }
   }
@@ -325,29 +353,31 @@ export class Timeline {
     }
     for (const st of states) if (paths[st]) { ctx.fillStyle = C[st]; ctx.fill(paths[st]); }
     // a request that did not end well: a mark where it ended, with how
-    ctx.font = `600 ${rowH >= 16 ? 13 : 11}px system-ui, sans-serif`;
+    ctx.font = `600 ${Math.round(Math.min(13 * this.k, Math.max(11, rowH * 0.75)))}px system-ui, sans-serif`;
     ctx.textBaseline = "middle";
     for (const r of s.done) {
       if (r.status === "ok" || r.finished === null || r.finished > known) continue;
       if (r.finished < sc.t0 || r.finished > sc.t1) continue;
       const x = sc.x(r.finished), y = lane.y + r.id * rowH + rowH / 2;
-      ctx.fillStyle = "#c62828";
+      ctx.fillStyle = C.bad;
       ctx.fillRect(x - 2, lane.y + r.id * rowH + gap / 2, 4, h);
       if (rowH >= 12) ctx.fillText(`✕ ${r.http ? r.http : r.status}`, x + 5, y + 1);
     }
     if (this.selected >= 0) {
-      ctx.strokeStyle = "#15202b";
+      ctx.strokeStyle = C.ink;
       ctx.lineWidth = 2;
       ctx.strokeRect(sc.left + 1, lane.y + this.selected * rowH, sc.width - 2, Math.max(rowH, 2));
     }
     // row labels in the gutter
     ctx.restore();
     ctx.save();
-    ctx.fillStyle = "#3d4753";
-    ctx.font = `${rowH >= 16 ? 14 : 12}px system-ui, sans-serif`;
+    ctx.fillStyle = C.inkSoft;
+    // as large as the rows allow: 14 px (20 px on a projector), one label per row when it fits
+    const labelPx = Math.max(11, Math.min(14 * this.k, rowH * 0.9));
+    ctx.font = `${Math.round(labelPx)}px system-ui, sans-serif`;
     ctx.textBaseline = "middle";
     const n = s.meta.n_requests;
-    const every = rowH >= 15 ? 1 : Math.ceil(18 / rowH);
+    const every = rowH >= labelPx ? 1 : Math.ceil((labelPx + 4) / rowH);
     for (let r = 0; r < n; r += every) {
       ctx.fillText(`user ${r + 1}`, 8, lane.y + r * rowH + rowH / 2);
     }
@@ -363,30 +393,31 @@ export class Timeline {
     // A canvas not laid out yet (hidden, or between resizes) has no pixels to copy.
     if (this.layer.width > 0 && this.layer.height > 0) ctx.drawImage(this.layer, 0, 0);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const C = this.colours, AX = this.axis;
     if (!this.store.meta) {
-      ctx.fillStyle = "#5b6673";
-      ctx.font = "16px system-ui, sans-serif";
+      ctx.fillStyle = C.inkSoft;
+      ctx.font = this.font(16);
       ctx.fillText(this.opts.empty || "Waiting for the run…", 16, 40);
       return;
     }
     const x = sc.x(playhead);
     const xr = sc.left + sc.width;
     if (x < xr) {
-      ctx.fillStyle = "rgba(255,255,255,0.85)";
+      ctx.fillStyle = C.veil;
       const xa = Math.max(x, sc.left);
-      ctx.fillRect(xa, AXIS, xr - xa, this.height - AXIS);
+      ctx.fillRect(xa, AX, xr - xa, this.height - AX);
     }
-    ctx.fillStyle = "#15202b";
-    ctx.font = "700 14px system-ui, sans-serif";
+    ctx.fillStyle = C.ink;
+    ctx.font = this.font(14, "700");
     ctx.textBaseline = "middle";
     for (const lane of this.lanes) {
       if (lane.kind === "proc" || lane.kind === "reqhead") ctx.fillText(lane.label, 8, lane.y + lane.h / 2 + 1);
     }
     if (x >= sc.left && x <= xr) {
-      ctx.fillStyle = "#15202b";
-      ctx.fillRect(x - 1, AXIS - 6, 2, this.height - AXIS + 6);
+      ctx.fillStyle = C.ink;
+      ctx.fillRect(x - 1, AX - 6, 2, this.height - AX + 6);
       ctx.beginPath();
-      ctx.moveTo(x - 6, AXIS - 10); ctx.lineTo(x + 6, AXIS - 10); ctx.lineTo(x, AXIS - 2);
+      ctx.moveTo(x - 6, AX - 10); ctx.lineTo(x + 6, AX - 10); ctx.lineTo(x, AX - 2);
       ctx.fill();
     }
   }
@@ -449,4 +480,11 @@ export function describe(state) {
     dead: "gone (process exited or was killed)",
     unknown: "not known (the lab could not sample it; maybe waiting for the GIL)",
   }[state] || state;
+}
+
+function clipText(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  let t = text;
+  while (t.length > 1 && ctx.measureText(t + "…").width > width) t = t.slice(0, -1);
+  return t + "…";
 }
