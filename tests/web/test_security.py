@@ -174,15 +174,18 @@ def test_the_lab_with_the_token_header_is_accepted(lab_app: Any) -> None:
 
 def test_opening_the_token_address_sets_a_strict_httponly_cookie(lab_app: Any) -> None:
     client = lab_app.test_client()
-    resp = client.get(f"/?token={TOKEN}")
-    assert resp.status_code == 200
+    resp = client.get(f"/?preset=dev-threaded&token={TOKEN}")
+    assert resp.status_code == 303  # to the address without the token
+    assert resp.headers["Location"] == "/?preset=dev-threaded"
+    assert client.get("/?token=" + TOKEN).headers["Location"] == "/"
     cookie = resp.headers["Set-Cookie"]
     assert cookie.startswith(f"wsgiscope-token={TOKEN};")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     # the page's own requests now carry it
     assert _post_run(client, headers={"Origin": "http://localhost"}).status_code == 202
-    # a wrong token sets nothing
-    assert "Set-Cookie" not in lab_app.test_client().get("/?token=nope").headers
+    # a wrong token sets nothing and shows the page
+    wrong = lab_app.test_client().get("/?token=nope")
+    assert wrong.status_code == 200 and "Set-Cookie" not in wrong.headers
 
 
 def test_the_cookie_is_per_port(lab_app: Any) -> None:
