@@ -11,6 +11,9 @@ segment                            what the app does
 ``{"set_global": name}``           writes a module global (shared by every thread)
 ``{"get_global": name}``           reads it back
 ``{"set_g": name}`` / ``get_g``    the same with ``flask.g`` (one request's own)
+``{"set_local": name}`` / ...       the same with a ``threading.local()`` (one thread's own:
+                                   a pool thread keeps it from one request to the next;
+                                   under gevent, one greenlet's)
 ``{"increment": name, ...}``       ``for _ in range(times): name += 1`` on a module global;
                                    ``"call": true`` is ``name = name + f()`` (a call between
                                    the load and the store), ``"lock": true`` wraps it in
@@ -44,7 +47,7 @@ from typing import Any
 from .validation import ScenarioError, boolean, field_key, number, short_text, show
 
 SEGMENT_MAX_MS = 600_000.0
-STORE_OPS = ("set_global", "get_global", "set_g", "get_g")
+STORE_OPS = ("set_global", "get_global", "set_g", "get_g", "set_local", "get_local")
 #: Segments after which nothing else runs.
 ENDINGS = ("short_circuit", "abort", "raise")
 SEGMENT_KINDS = ("cpu_ms", "io_ms", *STORE_OPS, "increment", *ENDINGS, "route")

@@ -35,6 +35,7 @@ class Run(Protocol):
     rng: random.Random
     machine: dict[str, Any]
     costs: dict[str, Any]
+    server: dict[str, Any]
 
 
 def sampler(rng: random.Random, value: Any) -> Callable[[], float]:
@@ -61,6 +62,15 @@ class Programs:
         self.http: dict[str, int] = {}
         #: every increment loop begun, in the order they began
         self.loops: list[Loop] = []
+        #: each thread's (or greenlet's) ``threading.local()`` values: by the thread object
+        #: where threads serve request after request, by the request where each connection
+        #: gets a thread (werkzeug threaded), a process (forking) or a greenlet (gevent) of
+        #: its own, which the model reuses under the same lane
+        self.locals: dict[Any, tuple[Thread, dict[str, int]]] = {}
+        s = run.server
+        self.fresh_locals = (
+            (s["kind"] == "werkzeug" and (s["threaded"] or s["processes"] > 1))
+            or (s["kind"] == "gunicorn" and s["worker_class"] == "gevent"))
         #: path -> a function returning one request's steps (random durations drawn)
         self.programs = {path: self._view(path, segs) for path, segs in endpoints.items()}
 
@@ -142,13 +152,19 @@ class Programs:
             req = th.req
             if req is None:
                 return
+            local: dict[str, int] = {}
+            if op.endswith("_local"):
+                key = ("req", req.id) if self.fresh_locals else id(th)
+                local = self.locals.setdefault(key, (th, {}))[1]
             if op == "set_global":
                 th.proc.globals[name] = req.id
             elif op == "set_g":
                 req.g[name] = req.id
+            elif op == "set_local":
+                local[name] = req.id
             else:
-                store = th.proc.globals if op == "get_global" else req.g
-                scope = "global" if op == "get_global" else "g"
+                store, scope = {"get_global": (th.proc.globals, "global"), "get_g": (req.g, "g"),
+                                "get_local": (local, "local")}[op]
                 seen = store.get(name)
                 own = seen == req.id
                 who = "its own" if own else (

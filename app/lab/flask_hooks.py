@@ -8,6 +8,7 @@ real Flask.
   ``errorhandler(500)`` when an endpoint raises ``500``).
 * ``route``: ``missing`` registers no rule for the path; ``other_method`` registers it for
   POST only, and the driver sends GET.
+* ``set_local`` / ``get_local``: a real ``threading.local()``.
 * ``increment``: a real loop on a real module global, ``counter += 1`` (or ``counter =
   counter + one()``, or inside ``with lock:``), compiled once from the fixed source below
   into a namespace of its own per name. Nothing from the scenario is compiled or run: the
@@ -58,6 +59,7 @@ def locked(n):
 _CODE = compile(_LOOPS, "<wsgiscope lab counters>", "exec")
 _SPACES: dict[str, dict[str, Any]] = {}
 _SPACES_LOCK = threading.Lock()
+_LOCAL: Any = None
 
 
 class LabError(Exception):
@@ -166,9 +168,28 @@ def add_routes(app: Flask, scenario: dict[str, Any], make_view: Any) -> None:
                          methods=methods)
 
 
+def _thread_local() -> Any:
+    """The app's ``threading.local()``, made at first use: in a gevent worker that is after
+    gunicorn's monkey-patching, so it is gevent's greenlet-local."""
+    global _LOCAL
+    with _SPACES_LOCK:
+        if _LOCAL is None:
+            _LOCAL = threading.local()
+        return _LOCAL
+
+
 def run_special(seg: dict[str, Any]) -> str | None:
     """Run a segment the plain loop does not know; return its kind (None if not one).
     ``abort`` and ``raise`` do not return."""
+    rec = request.environ.get("wsgiscope.lab")
+    if "set_local" in seg:
+        setattr(_thread_local(), seg["set_local"], rec.get("req") if rec else None)
+        return "set_local"
+    if "get_local" in seg:
+        seen = getattr(_thread_local(), seg["get_local"], None)
+        if rec is not None:
+            rec.setdefault("seen", []).append(["local", seg["get_local"], seen])
+        return "get_local"
     if "increment" in seg:
         increment(seg["increment"], int(seg.get("times", 1)), bool(seg.get("call")),
                   bool(seg.get("lock")))

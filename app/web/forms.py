@@ -47,6 +47,9 @@ MACHINE_FIELDS = [
     ("machine.switch_interval_ms", "GIL switch interval (ms)", "num", None,
      "sys.getswitchinterval()"),
     ("machine.gil", "GIL", "bool", None, "off = free-threaded Python"),
+    ("machine.python", "CPython", "select",
+     [(v, v) for v in ("3.9", "3.10", "3.11", "3.12", "3.13")],
+     "where threads may switch (lost updates)"),
 ]
 ADVANCED_FIELDS = [
     ("machine.somaxconn", "net.core.somaxconn", "int", None, "caps every backlog"),

@@ -16,6 +16,8 @@ _STAGE_WORDS = {
     "match": "Flask matches the URL to a view function",
     "before_request": "the before_request functions run",
     "view": "the view function runs",
+    "error": "Flask handles the exception: handle_user_exception (an abort, a routing error, "
+             "an exception with its own errorhandler) or handle_exception (anything else: 500)",
     "after_request": "the response is built and the after_request functions run",
     "teardown": "the context pops and teardown functions run, before the body is sent",
     "write": "the server writes status, headers and body, then closes the connection",
@@ -52,6 +54,8 @@ class FlaskApp(Rule):
         where, _, value = str(ref).partition(" = ")
         scope, _, name = where.partition(".")
         own = value.startswith("its own")
+        if value.startswith("nothing"):
+            value = "nothing"
         other = re.match(r"request (\d+)'s value", value)
         if other:
             value = f"{user(other.group(1))}'s value"
@@ -62,6 +66,16 @@ class FlaskApp(Rule):
                 "overwrote it in between"
                 if not own
                 else "no other request wrote it in between, this time"
+            )
+        elif scope == "local":
+            thing = f"the threading.local `{name}`"
+            why = (
+                "each thread has its own, and this thread served an earlier request that set "
+                "it: a pool thread keeps it from one request to the next, unlike g"
+                if not own and value != "nothing"
+                else "it belongs to this thread (or greenlet), and nothing else set it here"
+                if own
+                else "this thread (or greenlet) never set it: each one starts with its own"
             )
         else:
             thing = f"`g.{name}`"

@@ -18,6 +18,7 @@ from .client import Client
 from .core_sharing import CoreSharing
 from .cores import Cores
 from .flask_app import FlaskApp
+from .flask_paths import FlaskPaths
 from .gil import Gil
 from .gil_contention import GilContention
 from .kernel import Kernel
@@ -42,4 +43,5 @@ RULES: tuple[type[Rule], ...] = (
     Replacement,
     Client,
     FlaskApp,
+    FlaskPaths,
 )

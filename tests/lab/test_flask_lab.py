@@ -84,3 +84,24 @@ def test_lost_updates_on_this_python(call: bool, lock: bool) -> None:
         assert row["lost"] > 0
         assert min(spread["lost"]) > 0
     assert verdict["within"], verdict
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("lesson", ["context-locals", "context-locals-gevent"])
+def test_a_global_g_and_threading_local_on_a_real_server(lesson: str) -> None:
+    from wsgiscope.simulator import presets
+
+    sc = presets.get(lesson).scenario
+    measured = measure(sc)
+    simulated = simulator.run(sc)
+    notes = {r.id: (r.path, r.note) for r in measured.requests}
+    # the first /global reads the second user's value; g and the locals their own
+    assert notes[0][1] == "read global 'user' and got request 1's value"
+    assert [notes[i][1] for i in (2, 3, 4, 5)] == ["", "", "", ""]
+    whoami = notes[6][1]
+    if lesson == "context-locals":  # a pool thread still holds an earlier request's user
+        assert whoami.startswith("read local 'user' and got request ")
+    else:  # a new greenlet: gevent's patched threading.local starts empty
+        assert whoami == "read local 'user' and got nothing value"
+    assert [r.note.split(" and got ")[0] for r in simulated.requests] == [
+        n.split(" and got ")[0] for _p, n in notes.values()]
