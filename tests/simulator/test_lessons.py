@@ -168,3 +168,92 @@ def test_a_name_taken_twice_names_both_files() -> None:
     assert "rename one of the two files" in message and "\n" not in message
     with pytest.raises(LessonError, match="b/x.json: .*already taken by a/x.json"):
         combine([lesson("x", source="a/x.json")], [lesson("x", source="b/x.json")])
+
+
+NUMBER_Q = {"prompt": "The second user waits how long?", "kind": "number", "unit": "s",
+            "answer": {"of": "latency", "user": 2}, "tolerance": 0.1}
+CHOICE_Q = {"prompt": "Which finishes first?", "kind": "choice", "correct": "min",
+            "options": [{"label": "user 1", "value": {"of": "finished", "user": 1}},
+                        {"label": "user 2", "value": {"of": "finished", "user": 2}}]}
+
+
+@pytest.mark.parametrize("question", [
+    {"prompt": "Why does the second user wait?"},
+    NUMBER_Q,
+    CHOICE_Q,
+    {"prompt": "Click where user 2 is answered.", "kind": "click",
+     "answer": {"of": "finished", "user": 2}},
+    {"prompt": "Mean wait?", "kind": "number", "unit": "ms",
+     "answer": {"of": "wait", "stat": "mean", "path": "/sleep"}},
+    {"prompt": "How deep does the queue get?", "kind": "number",
+     "answer": {"of": "max_backlog"}, "explain": "One waits while the other is served."},
+])
+def test_questions_of_each_kind_validate(question: dict[str, Any]) -> None:
+    lesson = parse_lesson(dict(GOOD, question=question), "two-users")
+    assert lesson.question == question
+
+
+@pytest.mark.parametrize(
+    ("question", "field", "words"),
+    [
+        ({"kind": "number"}, "question.prompt", "is missing"),
+        ({"prompt": "x", "kind": "guess"}, "question.kind", "one of number, choice, click"),
+        ({"prompt": "x", "kind": "number"}, "question.answer", "is missing"),
+        ({"prompt": "x", "answer": {"of": "makespan"}}, "question.answer",
+         "does not apply to a discuss question"),
+        (dict(NUMBER_Q, answer={"of": "speed"}), "question.answer.of", "must be one of latency"),
+        (dict(NUMBER_Q, answer={"of": "latency"}), "question.answer", "needs either a user"),
+        (dict(NUMBER_Q, answer={"of": "latency", "user": 0}), "question.answer.user",
+         "whole number from 1"),
+        (dict(NUMBER_Q, answer={"of": "makespan", "user": 2}), "question.answer.user",
+         "does not apply to 'makespan'"),
+        (dict(NUMBER_Q, answer={"of": "wait", "stat": "p99"}), "question.answer.stat",
+         "one of mean, median"),
+        (dict(NUMBER_Q, answer={"of": "wait", "stat": "mean", "path": "sleep"}),
+         "question.answer.path", "a path like /sleep"),
+        (dict(NUMBER_Q, answer=10.1), "question.answer", "must be a query"),
+        (dict(NUMBER_Q, tolerance=0), "question.tolerance", "above 0 to 1"),
+        (dict(NUMBER_Q, unit="h"), "question.unit", "must be s, ms"),
+        (dict(NUMBER_Q, wrong=1), "question.wrong", "is not allowed here"),
+        (dict(CHOICE_Q, correct="first"), "question.correct", "must be min or max"),
+        (dict(CHOICE_Q, options=[CHOICE_Q["options"][0]]), "question.options", "2 to 6"),
+        (dict(CHOICE_Q, options=[{"label": "a"}, {"label": "b"}]), "question.options[0]",
+         "needs a label and a value"),
+        (dict(CHOICE_Q, unit="s"), "question.unit", "does not apply to a choice question"),
+        (dict(NUMBER_Q, prompt="two\nlines"), "question.prompt", "one line"),
+    ],
+)
+def test_a_bad_question_is_one_line_naming_the_field(
+    question: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(LessonError) as info:
+        parse_lesson(dict(GOOD, question=question), "two-users", "class/two-users.json")
+    assert info.value.field == field
+    assert words in info.value.message
+    assert str(info.value).startswith(f"class/two-users.json: {field}: ")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("focus", "field", "words"),
+    [
+        ({"from_ms": 100}, "focus", "go together"),
+        ({"from_ms": 200, "to_ms": 100}, "focus.to_ms", "above 200"),
+        ({"from_ms": -1, "to_ms": 100}, "focus.from_ms", "from 0"),
+        ({"lane": "kernel"}, "focus.lane", "one of backlog, threads, gil"),
+        ({"request": 1.5}, "focus.request", "whole number"),
+        ({"zoom": 2}, "focus.zoom", "is not allowed here"),
+    ],
+)
+def test_a_bad_focus_is_one_line_naming_the_field(
+    focus: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(LessonError) as info:
+        parse_lesson(dict(GOOD, focus=focus), "two-users")
+    assert info.value.field == field
+    assert words in info.value.message
+
+
+def test_a_good_focus_is_kept() -> None:
+    focus = {"from_ms": 180, "to_ms": 420, "lane": "gil", "request": 2, "note": "Look here."}
+    assert parse_lesson(dict(GOOD, focus=focus), "two-users").focus == focus
