@@ -262,6 +262,7 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     """Encode a Trace for the wire: frames, spans, finished requests, narration."""
     from wsgiscope.simulator import frames as sim_frames
     from wsgiscope.simulator import narration as sim_narrate
+    from wsgiscope.simulator.contexts import context_view
 
     procs, keys = _thread_keys(trace)
     procs, keys, hidden = cap_lanes(procs, keys, MAX_LANES)
@@ -349,6 +350,8 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         "thread_states": THREAD_STATES,
         "statuses": STATUSES,
         "summary": trace.summary,
+        # what each thread had pushed and what globals, g and locals held, for small runs
+        "contexts": context_view(trace),
     }
     return Prepared(
         key, tick, end, meta, array("d", times),
@@ -399,12 +402,12 @@ def only_lanes(trace: Trace, keys: list[str]) -> Trace:
 def decimate_spans(spans: list[Any], tick_ms: float, max_spans: int) -> list[Any]:
     """Request spans ``(req, start, end, state)`` cut to at most ``max_spans`` for the view:
     within each request, consecutive spans are gathered into slices of at least ``w`` ms and
-    each slice becomes one span in the state that took most of it (``w`` starts at one
-    frame's tick and doubles until the spans fit). Ordered by start, then request."""
+    each slice becomes one span in the state that took most of it (``w`` starts at 1/64 of
+    a frame's tick and doubles until the spans fit). Ordered by start, then request."""
     by_req: dict[int, list[Any]] = {}
     for s in spans:
         by_req.setdefault(s[0], []).append(s)
-    width = max(tick_ms, 1e-6)
+    width = max(tick_ms / 64, 1e-6)
     while True:
         out: list[Any] = []
         for r, items in by_req.items():
