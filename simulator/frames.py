@@ -10,6 +10,7 @@ over the events: O(events + frames).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from .trace import Trace
@@ -54,8 +55,9 @@ def sample(
     end = trace.end_ms if end_ms is None else end_ms
     count = max(1, math.ceil((end - start_ms) / tick_ms - 1e-9))
     cores = max(1, trace.cores)
-    events = trace.events
-    n_events = len(events)
+    # plain (t, kind, who, what, ref) rows, one ahead: no Event is built per event
+    rows = trace.events.rows()
+    nxt = next(rows, None)
 
     backlog = 0
     # keyed by the events' ``who`` (str | int), hence Any
@@ -68,14 +70,13 @@ def sample(
     failed = 0
 
     frames: list[dict[str, Any]] = []
-    i = 0
     for k in range(count):
         t_end = start_ms + (k + 1) * tick_ms
         limit = t_end + 1e-9
         # inlined for speed: this loop runs once per event
-        while i < n_events and events[i][0] <= limit:
-            _, kind, who, what, ref = events[i]
-            i += 1
+        while nxt is not None and nxt[0] <= limit:
+            _, kind, who, what, ref = nxt
+            nxt = next(rows, None)
             if kind == "thread":
                 old = threads.get(who)
                 if old is not None and old[0] == "cpu":
@@ -145,11 +146,37 @@ def thread_spans_with_stage(trace: Trace) -> list[tuple[str, float, float, str, 
     return _sweep(trace, with_stage=True)[1]
 
 
+def iter_thread_spans_with_stage(
+    trace: Trace, chunk: int = 4096
+) -> Iterator[list[tuple[str, float, float, str, int, str]]]:
+    """:func:`thread_spans_with_stage` in lists of about ``chunk`` spans, each made as the
+    sweep reaches it: a big run's spans are never all in memory at once."""
+    req_out: list[Any] = []
+    thr_out: list[Any] = []
+    for _ in _sweeping(trace, True, True, req_out, thr_out, max(1, chunk)):
+        batch = thr_out.copy()
+        del thr_out[:], req_out[:]
+        yield batch
+    if thr_out:
+        yield thr_out
+
+
 def _sweep(
     trace: Trace, with_stage: bool, with_threads: bool = True
 ) -> tuple[list[Any], list[Any]]:
     req_out: list[Any] = []
     thr_out: list[Any] = []
+    for _ in _sweeping(trace, with_stage, with_threads, req_out, thr_out, 0):
+        pass
+    return req_out, thr_out
+
+
+def _sweeping(
+    trace: Trace, with_stage: bool, with_threads: bool, req_out: list[Any],
+    thr_out: list[Any], chunk: int,
+) -> Iterator[None]:
+    """The sweep behind :func:`spans`: appends request and thread spans to ``req_out`` and
+    ``thr_out``; with a ``chunk``, pauses (yields) whenever ``thr_out`` holds that many."""
     # request id -> [state, since]
     req_state: dict[int, list[Any]] = {}
     stage: dict[int, str] = {}
@@ -182,7 +209,9 @@ def _sweep(
             return str(th[0])
         return None
 
-    for t, kind, who, what, ref in trace.events:
+    for t, kind, who, what, ref in trace.events.rows():
+        if chunk and len(thr_out) >= chunk:
+            yield None
         if kind == "thread":
             key = str(who)
             r = int(ref)
@@ -239,7 +268,6 @@ def _sweep(
     for key, cur in thr.items():
         if with_threads and end > cur[2]:
             thr_out.append(_thread_span(key, cur, end, with_stage))
-    return req_out, thr_out
 
 
 def _forget(handing: dict[str, int], r: int) -> None:

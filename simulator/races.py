@@ -33,6 +33,7 @@ that wants the counter waits for the lock, so no update is lost (that wait is no
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from heapq import merge
 from typing import Any
@@ -132,7 +133,7 @@ class Replay:
     summary: dict[str, dict[str, int]]
 
 
-def _slices(loop: Loop, events: list[Event]) -> None:
+def _slices(loop: Loop, events: Sequence[Event]) -> None:
     """The loop's stretches on a core (holding the GIL): (start, end, switched out?)."""
     state, since = loop.first_state, loop.start
     end = loop.end if loop.end is not None else loop.start
@@ -148,7 +149,7 @@ def _slices(loop: Loop, events: list[Event]) -> None:
         loop.slices.append((since, end, False))
 
 
-def replay(loops: list[Loop], events: list[Event], seed: int) -> Replay:
+def replay(loops: list[Loop], events: Sequence[Event], seed: int) -> Replay:
     """Replay every finished loop on its process's counter (see the module docstring)."""
     rng = random.Random(f"races-{seed}")
     new: list[Event] = []

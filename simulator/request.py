@@ -1,14 +1,14 @@
 """A client request as the models see it, and the recorder that logs what happens to it.
 
 Both sit below every model (cores, GIL, threads, servers) and import none of them: a model
-takes a :class:`Request` and writes :class:`~.trace.Event` tuples through a
+takes a :class:`Request` and writes events (:class:`~.trace.Event`) through a
 :class:`Recorder`.
 """
 
 from __future__ import annotations
 
 from .core import Env
-from .trace import Event, RequestRecord
+from .trace import KINDS, EventLog, RequestRecord
 
 
 class Request:
@@ -55,33 +55,67 @@ class Request:
 
 
 class Recorder:
-    """Appends :class:`Event` tuples to the trace's log."""
+    """Writes events into the run's :class:`~.trace.EventLog`, a column at a time.
 
-    __slots__ = ("env", "events")
+    Each method appends one event; ``events.append(Event(...))`` works too (for a kind
+    without a method here), but costs more.
+    """
+
+    __slots__ = ("env", "events", "_t", "_code", "_who", "_what", "_ref")
 
     def __init__(self, env: Env) -> None:
         self.env = env
-        self.events: list[Event] = []
+        self.events = EventLog()
+        # the log's columns are never replaced, so their appends can be kept: inlined for speed
+        log = self.events
+        self._t = log.t.append
+        self._code = log.codes.append
+        self._who = log.who.append
+        self._what = log.what.append
+        self._ref = log.ref.append
 
-    # tuple.__new__ skips NamedTuple's Python-level constructor: inlined for speed
     def thread(self, key: str, state: str, req: Request | None) -> None:
-        self.events.append(_new(Event, (self.env.now, "thread", key, state,
-                                        req.id if req is not None else -1)))
+        self._t(self.env.now)
+        self._code(_THREAD)
+        self._who(key)
+        self._what(state)
+        self._ref(req.id if req is not None else -1)
 
     def gil(self, proc: str, holder: str) -> None:
-        self.events.append(_new(Event, (self.env.now, "gil", proc, holder, -1)))
+        self._t(self.env.now)
+        self._code(_GIL)
+        self._who(proc)
+        self._what(holder)
+        self._ref(-1)
 
     def backlog(self, depth: int) -> None:
-        self.events.append(_new(Event, (self.env.now, "backlog", "listen", depth, -1)))
+        self._t(self.env.now)
+        self._code(_BACKLOG)
+        self._who("listen")
+        self._what(depth)
+        self._ref(-1)
 
     def req(self, req: Request, phase: str, detail: str = "") -> None:
-        self.events.append(_new(Event, (self.env.now, "req", req.id, phase, detail)))
+        self._t(self.env.now)
+        self._code(_REQ)
+        self._who(req.id)
+        self._what(phase)
+        self._ref(detail)
 
     def stage(self, req: Request, stage: str) -> None:
-        self.events.append(_new(Event, (self.env.now, "req", req.id, "stage", stage)))
+        self._t(self.env.now)
+        self._code(_REQ)
+        self._who(req.id)
+        self._what("stage")
+        self._ref(stage)
 
     def worker(self, key: str, what: str, detail: str) -> None:
-        self.events.append(_new(Event, (self.env.now, "worker", key, what, detail)))
+        self._t(self.env.now)
+        self._code(_WORKER)
+        self._who(key)
+        self._what(what)
+        self._ref(detail)
 
 
-_new = tuple.__new__
+_THREAD, _GIL, _BACKLOG, _REQ, _WORKER = (KINDS.index(k) for k in
+                                          ("thread", "gil", "backlog", "req", "worker"))

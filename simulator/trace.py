@@ -7,7 +7,8 @@ the browser -- reads only a Trace.
 A Trace holds:
 
 * ``events``: an ordered log of :class:`Event` tuples ``(t, kind, who, what, ref)``, with
-  ``t`` in milliseconds since the first request was sent. The kinds are
+  ``t`` in milliseconds since the first request was sent, held by column in an
+  :class:`EventLog` (iterating or indexing it gives :class:`Event` tuples). The kinds are
 
   ========== ============================ ================================ =====================
   kind       who                          what                             ref
@@ -32,9 +33,11 @@ A Trace holds:
   waits in the kernel accept queue), ``accept`` (a server thread took it; detail is the
   thread key), ``pool`` (accepted, waiting for a free worker thread), ``stage`` (detail is a
   lifecycle stage from :data:`STAGES`), ``read`` (the view read a global or ``g``; detail
-  says whose value it got), ``outcome`` (the request took one of Flask's other paths: a
-  hook's early response, an abort, an exception, a route that does not match; detail says
-  which and what teardown receives), ``race`` (an unlocked increment was switched out
+  says whose value it got), ``store`` (the view wrote a global, ``g`` or a
+  ``threading.local``: detail ``global.user``, ``g.user`` or ``local.user``), ``outcome``
+  (the request took one of Flask's other paths: a hook's early response, an abort, an
+  exception, a route that does not match; detail says which and what teardown receives),
+  ``race`` (an unlocked increment was switched out
   between its load and its store, or stored over other threads' updates; detail says
   which), ``done`` (detail is the status).
 
@@ -51,15 +54,19 @@ A Trace holds:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from itertools import repeat
+from operator import attrgetter
+from typing import Any, NamedTuple, overload
 
 #: Thread states, in the order a legend shows them.
 THREAD_STATES = ("idle", "gil", "cpu", "io", "dead")
 
 #: Request phases recorded as ``req`` events.
 REQ_PHASES = ("syn", "drop", "overflow", "backlog", "accept", "pool", "stage", "read",
-              "outcome", "race", "done")
+              "store", "outcome", "race", "done")
 
 #: Flask/WSGI lifecycle stages a request walks through, in order.
 STAGES = (
@@ -99,7 +106,143 @@ class Event(NamedTuple):
     ref: str | int
 
 
-@dataclass
+#: The kinds of event an :class:`EventLog` knows without being told, by code.
+KINDS = ("thread", "gil", "backlog", "req", "worker", "core")
+
+_new = tuple.__new__  # builds an Event from a row without NamedTuple's Python-level __new__
+
+
+class EventLog(Sequence[Event]):
+    """The event log, stored by column instead of a tuple per event.
+
+    ``t`` is an ``array('d')`` of times, ``codes`` an ``array('B')`` of kinds (an index into
+    :attr:`kinds`, which starts with :data:`KINDS`), and ``who``, ``what`` and ``ref`` are
+    lists of ints and strings shared between events (a thread key or a state is one string
+    object however often it occurs). That is about 33 bytes per event instead of ~120.
+
+    It reads like the list of :class:`Event` tuples it replaces: ``len``, iteration,
+    ``log[i]``, ``log[a:b]`` (a list), ``append``, ``extend``, ``log[:] = events`` and ``==``
+    against another log or a list of events. Hot readers skip building an :class:`Event` per
+    event: :meth:`rows` yields plain ``(t, kind, who, what, ref)`` tuples, and the columns
+    are there to read directly. The column objects are never replaced (slice assignment
+    rewrites them in place), so a writer may keep their bound ``append`` methods.
+    """
+
+    __slots__ = ("t", "codes", "kinds", "who", "what", "ref", "_code_of")
+
+    def __init__(self, events: Iterable[Sequence[Any]] = ()) -> None:
+        self.t = array("d")
+        self.codes = array("B")
+        #: Kind names by code; kinds beyond :data:`KINDS` are added as they are met.
+        self.kinds: list[str] = list(KINDS)
+        self.who: list[Any] = []
+        self.what: list[Any] = []
+        self.ref: list[Any] = []
+        self._code_of = {k: i for i, k in enumerate(KINDS)}
+        self.extend(events)
+
+    def code(self, kind: str) -> int:
+        """The code of ``kind`` in :attr:`codes` (a new one for a kind not seen before)."""
+        code = self._code_of.get(kind)
+        if code is None:
+            if not isinstance(kind, str):
+                raise TypeError(f"an event's kind must be a string (got {kind!r})")
+            code = len(self.kinds)
+            if code > 255:
+                raise ValueError("an event log holds at most 256 kinds of event")
+            self.kinds.append(kind)
+            self._code_of[kind] = code
+        return code
+
+    def append(self, event: Sequence[Any]) -> None:
+        """Add one ``(t, kind, who, what, ref)`` event at the end."""
+        t, kind, who, what, ref = event
+        code = self.code(kind)  # first: a bad kind leaves the log as it was
+        self.t.append(t)
+        self.codes.append(code)
+        self.who.append(who)
+        self.what.append(what)
+        self.ref.append(ref)
+
+    def extend(self, events: Iterable[Sequence[Any]]) -> None:
+        """Add events at the end. Equal strings and ints among them are stored once (a log
+        decoded from JSON would otherwise hold a copy per event)."""
+        shared: dict[Any, Any] = {}
+        keep = shared.setdefault
+        t_add, code_add = self.t.append, self.codes.append
+        who_add, what_add, ref_add = self.who.append, self.what.append, self.ref.append
+        code_of = self._code_of
+        for t, kind, who, what, ref in events:
+            code = code_of.get(kind)
+            code_add(self.code(kind) if code is None else code)
+            t_add(t)
+            # exact types only: True and 1.0 are equal to 1 as dict keys
+            who_add(keep(who, who) if type(who) is str or type(who) is int else who)
+            what_add(keep(what, what) if type(what) is str or type(what) is int else what)
+            ref_add(keep(ref, ref) if type(ref) is str or type(ref) is int else ref)
+
+    def rows(self) -> Iterator[tuple[float, str, Any, Any, Any]]:
+        """The events as plain ``(t, kind, who, what, ref)`` tuples, the fastest way to read
+        them all (no :class:`Event` is built)."""
+        return zip(self.t, map(self.kinds.__getitem__, self.codes),
+                   self.who, self.what, self.ref, strict=True)
+
+    def kind_column(self) -> Iterator[str]:
+        """Each event's kind, in order."""
+        return map(self.kinds.__getitem__, self.codes)
+
+    def __iter__(self) -> Iterator[Event]:
+        return map(_new, repeat(Event), self.rows())
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @overload
+    def __getitem__(self, i: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Event]: ...
+
+    def __getitem__(self, i: int | slice) -> Event | list[Event]:
+        if isinstance(i, slice):
+            kinds = self.kinds
+            return [_new(Event, row) for row in zip(
+                self.t[i], [kinds[c] for c in self.codes[i]], self.who[i], self.what[i],
+                self.ref[i], strict=True)]
+        return _new(Event, (self.t[i], self.kinds[self.codes[i]], self.who[i],
+                            self.what[i], self.ref[i]))
+
+    def __setitem__(self, i: slice, events: Iterable[Sequence[Any]]) -> None:
+        """``log[a:b] = events``: the columns are rewritten in place."""
+        if not isinstance(i, slice):
+            raise TypeError("an event log is changed by slices only (log[a:b] = events)")
+        rows = list(self)
+        rows[i] = [tuple(e) for e in events]  # type: ignore[misc]
+        for column in (self.who, self.what, self.ref):
+            del column[:]
+        del self.t[:]
+        del self.codes[:]
+        self.extend(rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EventLog):
+            if self.kinds[:len(other.kinds)] == other.kinds[:len(self.kinds)]:
+                return (self.t == other.t and self.codes == other.codes
+                        and self.who == other.who and self.what == other.what
+                        and self.ref == other.ref)
+            return list(self.rows()) == list(other.rows())
+        if isinstance(other, (list, tuple)):
+            return len(other) == len(self) and all(
+                tuple(a) == tuple(b) for a, b in zip(self.rows(), other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<EventLog of {len(self)} events>"
+
+
+@dataclass(slots=True)  # slots: a big run holds 100,000s of these
 class RequestRecord:
     """What happened to one request. Times are ms since the first request was sent;
     a time the request never reached is ``None``."""
@@ -136,7 +279,9 @@ class Trace:
 
     scenario: dict[str, Any]
     source: str  # "simulated" or "measured"
-    events: list[Event] = field(default_factory=list)
+    #: The event log. Given a list of events (or anything iterable), the Trace stores it as
+    #: an :class:`EventLog`, whether passed to the constructor or assigned later.
+    events: EventLog = field(default_factory=EventLog)
     requests: list[RequestRecord] = field(default_factory=list)
     processes: list[dict[str, Any]] = field(default_factory=list)
     backlog_limit: int = 0
@@ -144,26 +289,35 @@ class Trace:
     summary: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "events" and not isinstance(value, EventLog):
+            value = EventLog(value)
+        object.__setattr__(self, name, value)
+
     @property
     def end_ms(self) -> float:
         """The time of the last event (0.0 for an empty trace)."""
-        return self.events[-1].t if self.events else 0.0
+        t = self.events.t
+        return t[-1] if t else 0.0
 
     def request_events(self, req_id: int) -> list[Event]:
         """Every event that concerns one request, in time order."""
+        log = self.events
+        req, thread = log.code("req"), log.code("thread")
         return [
-            e
-            for e in self.events
-            if (e.kind == "req" and e.who == req_id) or (e.kind == "thread" and e.ref == req_id)
+            log[i]
+            for i, (code, who, ref) in enumerate(zip(log.codes, log.who, log.ref, strict=True))
+            if (code == req and who == req_id) or (code == thread and ref == req_id)
         ]
 
     def to_result(self) -> dict[str, Any]:
-        """The result format (docs/ARCHITECTURE.md): ``{"requests": [...], "summary": {...}}``."""
+        """The result format (docs/ARCHITECTURE.md): ``{"requests": [...], "summary": {...}}``.
+        :func:`.export.write_json` writes the same as text without building it."""
         return {
             "source": self.source,
             "scenario": self.scenario.get("name", ""),
             "seed": self.seed,
-            "requests": [_rounded(asdict(r)) for r in self.requests],
+            "requests": [result_row(r) for r in self.requests],
             "summary": self.summary,
         }
 
@@ -174,19 +328,20 @@ class Trace:
         out["processes"] = self.processes
         out["backlog_limit"] = self.backlog_limit
         out["cores"] = self.cores
-        out["events"] = [[round(e.t, 4), e.kind, e.who, e.what, e.ref] for e in self.events]
+        out["events"] = [[round(t, 4), kind, who, what, ref]
+                         for t, kind, who, what, ref in self.events.rows()]
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trace:
         """The inverse of :meth:`to_dict`."""
-        fields = RequestRecord.__dataclass_fields__
+        names = RequestRecord.__dataclass_fields__
         return cls(
             scenario=data["scenario"],
             source=data.get("source", "simulated"),
-            events=[Event(*e) for e in data["events"]],
+            events=EventLog(data["events"]),
             requests=[
-                RequestRecord(**{k: v for k, v in r.items() if k in fields})
+                RequestRecord(**{k: v for k, v in r.items() if k in names})
                 for r in data["requests"]
             ],
             processes=data.get("processes", []),
@@ -197,8 +352,18 @@ class Trace:
         )
 
 
-def _rounded(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
+#: Every field of a RequestRecord, in order: the keys of a request in the result format.
+RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
+_record_values = attrgetter(*RECORD_FIELDS)
+
+
+def result_row(r: RequestRecord) -> dict[str, Any]:
+    """One request of the result format: every field of the record, floats rounded to the
+    microsecond (what ``dataclasses.asdict`` and a rounding gave, without its deep copy)."""
+    if type(r) is not RequestRecord:  # a subclass may have more fields
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(r).items()}
+    return {k: (round(v, 3) if isinstance(v, float) else v)
+            for k, v in zip(RECORD_FIELDS, _record_values(r), strict=True)}
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -239,7 +404,11 @@ def summarise(trace: Trace) -> dict[str, Any]:
         syn += r.syn_retries
     ok.sort()
     completed = len(ok)
-    max_backlog = max((e.what for e in trace.events if e.kind == "backlog"), default=0)
+    log = trace.events
+    backlog = log.code("backlog")
+    max_backlog = max((what for code, what in zip(log.codes, log.what, strict=True)
+                       if code == backlog),
+                      default=0)
     return {
         "requests": len(reqs),
         "completed": completed,

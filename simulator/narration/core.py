@@ -49,7 +49,7 @@ def _tell(story: Story, rules: Sequence[Rule]) -> None:
     next_check = step if step > 0 else float("inf")
     for rule in rules:
         rule.start()
-    for t, kind, who, what, ref in story.trace.events:
+    for t, kind, who, what, ref in story.trace.events.rows():  # rows: no Event each
         while t > next_check:
             if next_check >= end:  # no checkpoint at or after the end
                 next_check = float("inf")
