@@ -8,24 +8,64 @@ JSON. Each reads only the Trace, so simulated and measured runs export the same 
 * :func:`to_chrome_trace` (:mod:`.export_chrome`) -- JSON for Perfetto (ui.perfetto.dev) or
   ``chrome://tracing``: a track per thread, the GIL holder per process and the backlog as a
   counter.
-* :func:`to_json` -- the result format of docs/ARCHITECTURE.md (:meth:`Trace.to_result`).
+* :func:`to_json` -- the result format of docs/ARCHITECTURE.md (:meth:`Trace.to_result`);
+  :func:`iter_json` yields the same as indented JSON text, a piece at a time, without
+  building it (a run of 200,000 requests would otherwise hold it all twice).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
+from .export_chrome import iter_chrome_trace as iter_chrome_trace
 from .export_chrome import to_chrome_trace as to_chrome_trace
 from .export_table import to_table as to_table
-from .trace import RequestRecord, Trace
+from .trace import RequestRecord, Trace, result_row
+
+#: Requests per piece of text :func:`iter_json` yields.
+JSON_CHUNK = 2000
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_flat = json.JSONEncoder().encode  # no indent: the C encoder
 
 
 def to_json(trace: Trace) -> dict[str, Any]:
     """The result format (docs/ARCHITECTURE.md): ``{"requests": [...], "summary": {...}}``."""
     return trace.to_result()
+
+
+def iter_json(trace: Trace) -> Iterator[str]:
+    """``json.dumps(to_json(trace), indent=2) + "\\n"``, the same text to the byte, in pieces
+    of :data:`JSON_CHUNK` requests, each request encoded as it is reached."""
+    result = {"source": trace.source, "scenario": trace.scenario.get("name", ""),
+              "seed": trace.seed, "requests": [], "summary": trace.summary}
+    text = json.dumps(result, indent=2)
+    if not trace.requests:
+        yield text + "\n"
+        return
+    # the top level's "requests" comes before "summary"; a string holds no raw newline
+    before, after = text.split('\n  "requests": [],\n', 1)
+    yield before + '\n  "requests": [\n'
+    reqs = trace.requests
+    for a in range(0, len(reqs), JSON_CHUNK):
+        piece = ",\n".join([_request_text(r) for r in reqs[a:a + JSON_CHUNK]])
+        yield piece if a == 0 else ",\n" + piece
+    yield "\n  ],\n" + after + "\n"
+
+
+def _request_text(r: RequestRecord) -> str:
+    """One request of :func:`iter_json`, indented as ``json.dumps(..., indent=2)`` puts it."""
+    row = result_row(r)
+    if _SCALARS.issuperset(map(type, row.values())):
+        # Inlined for speed: the C encoder writes the flat row, then each ', "' -- which
+        # inside a string would be ', \\"' -- starts the next key on its own line.
+        return '    {\n      "' + _flat(row)[2:-1].replace(', "', ',\n      "') + "\n    }"
+    return "\n".join("    " + line for line in json.dumps(row, indent=2).split("\n"))
 
 
 # -- CSV --------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from .common import (
@@ -70,9 +71,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     data = scenario_with_profile(args.scenario, args.profile, load_lessons_arg(args.lessons))
     scenario = simulator.load_scenario(data)  # ScenarioError -> one line, exit 2
     trace = simulator.run(scenario, seed=args.seed)
-    sys.stdout.write(render(trace, args.format))
+    for piece in output(trace, args.format):
+        sys.stdout.write(piece)
     sys.stdout.flush()
     return 0
+
+
+def output(trace: Any, fmt: str) -> Iterator[str]:
+    """What :func:`~.common.render` returns, the same text, in pieces: the JSON formats are
+    written as they are encoded instead of being built whole first (a run of 200,000
+    requests would hold its result several times over)."""
+    from wsgiscope.simulator import export
+
+    if fmt == "json":
+        return export.iter_json(trace)
+    if fmt == "trace":
+        return export.iter_chrome_trace(trace)
+    return iter((render(trace, fmt),))
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
