@@ -94,12 +94,16 @@ def _origin_parts(origin: str) -> tuple[str, str, int] | None:
     return scheme, host, port
 
 
-def _own_origin() -> tuple[str, str, int] | None:
-    scheme = "https" if request.is_secure else "http"
+def _is_own(parts: tuple[str, str, int]) -> bool:
+    """Does an origin name the host and port the request was sent to (its Host header)?
+    The scheme is not compared, and a Host without a port matches the origin's default
+    port, so a TLS-terminating proxy that keeps the Host works (as Jupyter compares)."""
     host, port = split_host(request.host)
-    if not host:
-        return None
-    return scheme, host, port or _DEFAULT_PORTS[scheme]
+    if not host or host != parts[1]:
+        return False
+    if port is None:
+        return parts[2] == _DEFAULT_PORTS.get(parts[0]) or parts[2] in (80, 443)
+    return port == parts[2]
 
 
 def is_loopback(address: str | None) -> bool:
@@ -130,8 +134,7 @@ def origin_allowed(origin: str) -> bool:
     parts = _origin_parts(origin)
     if parts is None:
         return False
-    own = _own_origin()
-    if own is not None and (parts[1], parts[2]) == (own[1], own[2]):
+    if _is_own(parts):
         return True
     allowed = current_app.config.get("ALLOWED_ORIGINS") or ()
     if "*" in allowed:

@@ -113,10 +113,25 @@ def test_a_cross_origin_post_is_refused(lab_app: Any, headers: dict[str, str], p
 
 
 @pytest.mark.parametrize("headers", [{}, {"Origin": "http://localhost"},
+                                     {"Origin": "https://localhost"},  # behind TLS
                                      {"Sec-Fetch-Site": "same-origin"},
                                      {"Referer": "http://localhost/?preset=x"}])
 def test_a_same_origin_post_passes(client: Any, headers: dict[str, str]) -> None:
     assert client.post("/simulate", data=FORM, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(("host", "origin", "ok"), [
+    ("127.0.0.1:8000", "http://127.0.0.1:8000", True),
+    ("127.0.0.1:8000", "http://127.0.0.1:8001", False),
+    ("127.0.0.1:8000", "http://localhost:8000", False),
+    ("[::1]:8000", "http://[::1]:8000", True),
+    ("localhost", "https://localhost:8443", False),
+])
+def test_the_origin_must_name_the_host_and_port_the_page_came_from(
+    client: Any, host: str, origin: str, ok: bool
+) -> None:
+    resp = client.post("/simulate", data=FORM, headers={"Host": host, "Origin": origin})
+    assert (resp.status_code == 200) is ok
 
 
 def test_allowed_origins_setting() -> None:
