@@ -148,7 +148,7 @@ def band(
         }
     lo, hi = (min(vals), max(vals)) if q <= 0 else (_quantile(vals, q), _quantile(vals, 1 - q))
     if kind == "time":
-        low = lo - max(floor_ms, abs(lo) * pct / 100.0)
+        low = max(0.0, lo - max(floor_ms, abs(lo) * pct / 100.0))
         high = hi + max(floor_ms, abs(hi) * pct / 100.0)
     else:
         low, high = lo, hi

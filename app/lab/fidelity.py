@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,10 @@ Progress = Callable[[float, str], None]
 #: cores on average meanwhile, or the 1-minute load average was above the core count.
 BUSY_OTHER_CORES = 0.5
 
+#: The suite's report, written into its folder by default (not a case).
+REPORT_MD = "fidelity.md"
+REPORT_JSON = "fidelity.json"
+
 CASE_KEYS = (
     "case",
     "title",
@@ -45,6 +50,16 @@ CASE_KEYS = (
     "notes",
     "measured",
 )
+
+
+def dump_json(data: Any) -> str:
+    """JSON indented for reading and diffing, with each list of plain values on one line."""
+    text = json.dumps(data, indent=2)
+    return re.sub(
+        r"\[\s+([^\[\]{}]*?)\s+\]",
+        lambda m: "[" + " ".join(line.strip() for line in m.group(1).splitlines()) + "]",
+        text,
+    ) + "\n"
 
 
 def environment(info: dict[str, Any]) -> dict[str, Any]:
@@ -214,7 +229,7 @@ def load_suite(folder: Path, only: Sequence[str] = ()) -> list[tuple[Path, dict[
     """Every case of a suite folder, in file-name order (``only``: these case names)."""
     if not folder.is_dir():
         raise CaseError(f"{folder}: not a folder of case files")
-    cases = [(p, load_case(p)) for p in sorted(folder.glob("*.json"))]
+    cases = [(p, load_case(p)) for p in sorted(folder.glob("*.json")) if p.name != REPORT_JSON]
     if only:
         unknown = set(only) - {c["case"] for _p, c in cases}
         if unknown:
@@ -273,7 +288,7 @@ def run_suite(
         say(f"    {'agrees' if res['agrees'] else 'DISAGREES'} ({res['seconds']:.0f} s)")
         if update:
             case["measured"] = measured_record(res)
-            path.write_text(json.dumps(case, indent=2) + "\n", encoding="utf-8")
+            path.write_text(dump_json(case), encoding="utf-8")
     env = next((r["environment"] for r in results if "environment" in r), {})
     return {
         "environment": env,

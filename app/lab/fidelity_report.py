@@ -13,7 +13,7 @@ import statistics as stats
 from pathlib import Path
 from typing import Any
 
-from .fidelity import BUSY_OTHER_CORES
+from .fidelity import BUSY_OTHER_CORES, REPORT_JSON, REPORT_MD, dump_json
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -147,12 +147,21 @@ def _fig(v: float | None, kind: str) -> str:
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """Write ``fidelity.md`` and ``fidelity.json`` into ``out_dir``; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / "fidelity.md"
-    js = out_dir / "fidelity.json"
+    md = out_dir / REPORT_MD
+    js = out_dir / REPORT_JSON
     md.write_text(format_report(report), encoding="utf-8")
     slim = {
         **report,
         "cases": [{k: v for k, v in c.items() if k != "scenario"} for c in report["cases"]],
     }
-    js.write_text(json.dumps(slim, indent=2) + "\n", encoding="utf-8")
+    # one line per case: the report is data for tools and diffs, not for reading
+    head = {k: v for k, v in slim.items() if k != "cases"}
+    lines = [json.dumps(c, separators=(",", ":")) for c in slim["cases"]]
+    js.write_text(
+        dump_json(head).rstrip()[:-1].rstrip()
+        + ',\n  "cases": [\n    '
+        + ",\n    ".join(lines)
+        + "\n  ]\n}\n",
+        encoding="utf-8",
+    )
     return md, js

@@ -196,3 +196,21 @@ def test_compare_takes_a_case_file_and_refuses_a_bad_one(
     case = SUITE / "11-sync-w2-burst.json"
     assert main(["compare", str(case), "--per-request"]) == 2
     assert "is a fidelity case" in capsys.readouterr().err
+
+
+def test_the_report_files_read_back_and_are_not_taken_for_cases(tmp_path: Path) -> None:
+    from wsgiscope.app.lab.fidelity_report import write_report
+
+    sims = [trace([100, 100, 200, 200])]
+    res = judge([trace([100, 100, 200, 210])], sims)
+    res.update({"case": "c1", "title": "T", "mechanism": "m", "runs": 1, "seeds": [1],
+                "busy_runs": 0, "conditions": [{"loadavg_before": [0.5, 0, 0], "busy": False,
+                                                "other_cpu_cores": 0.1}]})
+    report = {"environment": {"date": "d"}, "seconds": 1.0, "cases": [res], "agree": 1,
+              "total": 1}
+    md, js = write_report(report, tmp_path)
+    assert json.loads(js.read_text()) == json.loads(json.dumps(report))
+    assert "1 of 1 cases agree" in md.read_text()
+    case = json.loads((SUITE / "11-sync-w2-burst.json").read_text())
+    (tmp_path / "01-x.json").write_text(json.dumps(case))
+    assert [c["case"] for _p, c in load_suite(tmp_path)] == ["sync-w2-burst"]
