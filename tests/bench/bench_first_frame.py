@@ -1,0 +1,167 @@
+"""Benchmark: how long the page waits for its first frame, by run size.
+
+Starts ``wsgiscope serve`` on a free 127.0.0.1 port (as a user would, whatever worker and
+simulation pool it uses), opens the page's WebSocket (``/ws``) and sends what the page sends
+on Start -- ``{"op": "start", "scenario": ..., "seed": ..., "play": true}`` -- then times the
+``meta`` message and the first ``frames`` message. The scenario is gunicorn sync -w 8 with
+an exponential 1 s I/O endpoint under Poisson arrivals at 7/s and the default stage costs,
+sized to the number of requests asked for. Every start uses a fresh seed, so no run comes
+from the server's cache; ``--cached`` adds a second start of the same run, which should.
+
+A small run first warms the server up (its simulation pool starts on the first run).
+A size the page refuses (its cap on requests, or the engine's event budget) is reported
+with the server's one-line reason. Each size is measured ``--repeat`` times (min and median).
+The server is stopped at the end, whatever happens.
+
+Run: python tests/bench/bench_first_frame.py [--requests 1000,10000,50000,200000]
+     [--repeat 3] [--cached]
+Not part of the test suite; needs simple-websocket (installed with the test extras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import simple_websocket
+
+RATE_PER_S = 7.0
+
+
+def scenario(n: int) -> dict[str, Any]:
+    return {
+        "name": f"gunicorn sync -w 8, exponential 1 s I/O, Poisson 7/s: {n:,} requests",
+        "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 8, "timeout_s": 0},
+        "machine": {"cores": 8},
+        "endpoints": {"/io": [{"io_ms": {"exp": 1000}}]},
+        "workload": [{"poisson": {"rate_per_s": RATE_PER_S, "duration_s": n / RATE_PER_S},
+                      "path": "/io"}],
+        "client": {"timeout_s": 3600},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(limit_s: float = 60.0) -> Iterator[str]:
+    """``wsgiscope serve`` on a free loopback port, in its own process group; always stopped."""
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wsgiscope.app.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port)],
+            start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+        )
+        address = f"127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + limit_s
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError("server did not start: " + log.read()[-2000:].decode())
+                try:
+                    with urllib.request.urlopen(f"http://{address}/healthz", timeout=2):  # noqa: S310
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            yield address
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+def first_frame(address: str, n: int, seed: int, timeout_s: float) -> tuple[float, float] | str:
+    """Seconds from the start message to ``meta`` and to the first ``frames``, or the
+    server's error."""
+    ws = simple_websocket.Client.connect(f"ws://{address}/ws")
+    try:
+        start = json.dumps({"op": "start", "scenario": scenario(n), "seed": seed,
+                            "play": True})
+        t0 = time.perf_counter()
+        ws.send(start)
+        meta = None
+        deadline = t0 + timeout_s
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return f"no frame within {timeout_s:.0f} s"
+            text = ws.receive(timeout=left)
+            if text is None:
+                continue
+            msg = json.loads(text)
+            kind = msg.get("type")
+            if kind == "error":
+                return str(msg.get("error"))
+            if kind == "meta" and meta is None:
+                meta = time.perf_counter() - t0
+            if kind == "frames":
+                return (meta if meta is not None else float("nan"),
+                        time.perf_counter() - t0)
+    finally:
+        ws.close()
+
+
+def load() -> str:
+    with open("/proc/loadavg", encoding="ascii") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", default="1000,10000,50000,200000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per start")
+    parser.add_argument("--cached", action="store_true", help="also time a cached start")
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.requests.split(",")]
+    seed = int(time.time()) % 1_000_000  # fresh runs, never in the server's cache
+    print(f"load average before: {load()}")
+    print(f"{'requests':>9} {'first frame s (min / median)':>30} {'meta s (median)':>16}")
+    with serving() as address:
+        first_frame(address, 100, seed, args.timeout)  # warm up: the first run starts the pool
+        for n in sizes:
+            got: list[tuple[float, float]] = []
+            refused = ""
+            for _ in range(args.repeat):
+                seed += 1
+                res = first_frame(address, n, seed, args.timeout)
+                if isinstance(res, str):
+                    refused = res
+                    break
+                got.append(res)
+            if refused:
+                print(f"{n:9,}  refused: {refused}", flush=True)
+                continue
+            frames = [g[1] for g in got]
+            print(f"{n:9,} {min(frames):15.3f} / {statistics.median(frames):6.3f} "
+                  f"{statistics.median(g[0] for g in got):16.3f}", flush=True)
+            if args.cached:
+                res = first_frame(address, n, seed, args.timeout)
+                if not isinstance(res, str):
+                    print(f"{'':9}  the same run again (cached): {res[1]:.3f} s", flush=True)
+    print(f"load average after: {load()}  ({time.strftime('%Y-%m-%d')})")
+
+
+if __name__ == "__main__":
+    main()
