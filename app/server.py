@@ -140,6 +140,17 @@ def run_gunicorn(config: dict[str, Any], options: dict[str, Any]) -> None:
 
             app = create_app(config)
             serving.start(app)
+            _warm_up(app)
             return app
 
     _Server().run()
+
+
+def _warm_up(app: Any) -> None:
+    """Render the page once before the first user: compiling its templates takes ~50 ms of
+    CPU, which on a gevent loop would be a pause in every viewer's frames."""
+    try:
+        with app.test_client() as client:
+            client.get("/", headers={"Host": "localhost"})
+    except Exception:  # a page that fails here fails for the user too, and says so there
+        pass

@@ -26,6 +26,7 @@ processes: a claim in Redis, the others poll the shared cache until it is there)
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
@@ -48,8 +49,12 @@ from .pool import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, JobError, PoolError, Sim
 from .pubsub import Broker, MemoryBroker, RedisBroker
 from .runs import Prepared, load_for_web, prepare, run_key
 
+log = logging.getLogger("wsgiscope.serving")
+
 #: Refusals remembered per process (a hostile page repeating an expensive scenario).
 KEEP_ERRORS = 256
+#: How often the pacer sends each playing viewer its next frames.
+SEND_INTERVAL_S = 1 / 30
 #: How often a process waiting for another one's simulation looks in the shared cache.
 SHARED_POLL_S = 0.05
 
@@ -237,6 +242,50 @@ class RunService:
         return out
 
 
+class Pacer:
+    """One loop per process that plays every viewer: each ``interval`` it calls ``tick()``
+    on each (which sends what that viewer needs now, without waiting), then sleeps for the
+    rest of the interval. A tick that takes longer than the interval is followed at once by
+    the next: each viewer then gets larger messages less often, never a queue. It yields
+    every few viewers, so pages and new sockets are served during a long pass."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._viewers: dict[int, Any] = {}
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.passes = 0
+        self.last_pass_s = 0.0
+        self.longest_pass_s = 0.0
+
+    def add(self, viewer: Any) -> None:
+        self._viewers[id(viewer)] = viewer
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="wsgiscope-pacer",
+                                                 daemon=True)
+                self._thread.start()
+
+    def remove(self, viewer: Any) -> None:
+        self._viewers.pop(id(viewer), None)
+
+    def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            for i, viewer in enumerate(list(self._viewers.values())):
+                try:
+                    viewer.tick()
+                except Exception:  # one viewer's bug must not stop everyone's frames
+                    log.exception("wsgiscope: a viewer's tick failed")
+                if i % 64 == 63:
+                    time.sleep(0)  # under gevent: let the loop serve others meanwhile
+            took = time.monotonic() - started
+            self.passes += 1
+            self.last_pass_s = took
+            self.longest_pass_s = max(self.longest_pass_s, took)
+            time.sleep(max(0.0, self.interval - took))
+
+
 class Viewers:
     """How many sockets this process serves, up to a limit."""
 
@@ -263,11 +312,16 @@ class Serving:
     rooms: Broker
     viewers: Viewers
     send_timeout_s: float
+    pacer: Pacer
     pool: SimPool | None = None
     started: float = field(default_factory=time.time)
 
     def summary(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "viewers": self.viewers.open,
+                "pacer": {"interval_s": round(self.pacer.interval, 4),
+                          "passes": self.pacer.passes,
+                          "last_pass_ms": round(self.pacer.last_pass_s * 1000, 2),
+                          "longest_pass_ms": round(self.pacer.longest_pass_s * 1000, 2)},
                 "viewers_max": self.viewers.limit, "viewers_dropped": self.viewers.dropped,
                 "viewers_refused": self.viewers.refused, "runs": self.runs.summary(),
                 "shared": self.runs.shared is not None, "uptime_s": round(
@@ -298,8 +352,13 @@ def _build(config: dict[str, Any]) -> Serving:
         rooms = RedisBroker(url)
     runs = RunService(MemoryRunCache(int(config.get("RUN_CACHE_BYTES", DEFAULT_MEMORY_BYTES))),
                       pool, shared, timeout_s, config.get("SIM_MAX_EVENTS"))
+    # Every write of a socket goes through its outlet, pings included (see .outlet): the
+    # socket library's own pinger would write from its reader, between a frame's bytes.
+    config["SOCK_SERVER_OPTIONS"] = {**config.get("SOCK_SERVER_OPTIONS", {}),
+                                     "ping_interval": None}
     return Serving(runs, rooms or MemoryBroker(), Viewers(int(config.get("MAX_VIEWERS", 1000))),
-                   float(config.get("SEND_TIMEOUT_S", 10.0)), pool)
+                   float(config.get("SEND_TIMEOUT_S", 10.0)),
+                   Pacer(float(config.get("SEND_INTERVAL_S", SEND_INTERVAL_S))), pool)
 
 
 def get(app: Flask) -> Serving:

@@ -49,12 +49,14 @@ MIN_SPEED, MAX_SPEED = 0.1, 100.0
 #: How far ahead of the browser's playhead the server keeps sending, in wall-clock seconds.
 LEAD_S = 0.25
 #: How often a playing session sends, and how many frames fit in one message at most.
-SEND_INTERVAL_S = 1 / 30
+SEND_INTERVAL_S = serving.SEND_INTERVAL_S  # the pacer's, see .serving.Pacer
 CHUNK_FRAMES = 1500
 #: The largest message the browser may send (a start with its scenario).
 MAX_MESSAGE_BYTES = 2_000_000
-#: How often an idle socket wakes to check that its viewer is still taking what it was sent.
+#: How often a socket's handler wakes, between messages, to check on its viewer.
 IDLE_CHECK_S = 2.0
+#: How often a socket is pinged (a peer that never takes the ping is dropped).
+PING_S = 20.0
 
 
 class ProtocolError(ValueError):
@@ -272,41 +274,83 @@ class Session:
         self.send({"type": "inspect", "id": rid, "html": html})
 
 
+class Viewer:
+    """One socket's session and outlet, as the pacer and the socket's handler share them.
+
+    The handler reads the browser's messages and answers them; the pacer
+    (:class:`.serving.Pacer`, one per process) sends every playing viewer its next frames,
+    SEND_INTERVAL_S apart, in one pass over all of them: no timer or wake-up per viewer.
+    Whoever touches the session holds ``outlet.lock``; the pacer skips a viewer whose
+    handler is busy, or that is behind.
+    """
+
+    def __init__(self, ws: Any, state: serving.Serving, max_frames: int,
+                 max_requests: int) -> None:
+        self.outlet = Outlet(ws, state.send_timeout_s)
+        self.session = Session(self.outlet, max_frames, max_requests, state.runs)
+        self.dropped = False
+        self.pinged = time.monotonic()
+
+    def tick(self) -> None:
+        """From the pacer: the frames the playhead will need soon, if the viewer can take
+        them now; never waits."""
+        if self.dropped or not self.session.busy or not self.outlet.lock.acquire(False):
+            return
+        try:
+            if self.outlet.look():  # behind: what is pending goes first, nothing new
+                self.outlet.flush()
+            else:
+                self.session.pump()
+        except ViewerGone:
+            self.drop()
+        finally:
+            self.outlet.lock.release()
+
+    def keep_alive(self) -> None:
+        """From the handler, between messages: a ping now and then, and the stall check."""
+        now = time.monotonic()
+        if now - self.pinged >= PING_S:
+            self.pinged = now
+            self.outlet.ping()
+        self.outlet.look()
+
+    def drop(self) -> None:
+        if not self.dropped:
+            self.dropped = True
+            self.outlet.drop()
+
+
 @sock.route("/ws")
 def stream(ws: Any) -> None:
-    """One browser's run: read messages, keep the frames flowing while playing."""
+    """One browser's run: read its messages and answer them; the pacer plays the frames."""
     state = serving.get(current_app)
     if not state.viewers.enter():
         ws.send(json.dumps({"type": "error", "field": "", "error": (
             f"this server is full ({state.viewers.limit} viewers); try again in a minute")}))
         return
-    outlet = Outlet(ws, state.send_timeout_s)
-    session = Session(outlet, current_app.config["MAX_FRAMES"],
-                      current_app.config["MAX_REQUESTS"], state.runs)
+    viewer = Viewer(ws, state, current_app.config["MAX_FRAMES"],
+                    current_app.config["MAX_REQUESTS"])
+    state.pacer.add(viewer)
     try:
-        while True:
-            behind = outlet.look()  # raises ViewerGone for a viewer that stopped reading
-            if not session.busy:
-                timeout = IDLE_CHECK_S  # nothing to send: wait for the browser, look again
-            elif math.isinf(session.speed) and not behind:
-                timeout = 0.001  # as fast as the viewer reads, letting the others run
-            else:
-                timeout = SEND_INTERVAL_S
-            text = ws.receive(timeout=timeout)
-            if text is not None:
-                session.handle(text)
-            if not behind:  # a viewer that is behind gets nothing new meanwhile
-                session.pump()
+        while not viewer.dropped:
+            text = ws.receive(timeout=IDLE_CHECK_S)
+            with viewer.outlet.lock:
+                if text is not None:
+                    viewer.session.handle(text)
+                viewer.keep_alive()
+                viewer.outlet.drain()  # the answer leaves before the next message is read
     except ViewerGone:
-        state.viewers.dropped += 1
-        outlet.drop()
+        viewer.drop()
     except ConnectionClosed:
         raise
     except Exception:  # a bug: close the socket, never write an HTTP 500 into the stream
         current_app.logger.exception("wsgiscope: a socket failed")
     finally:
+        state.pacer.remove(viewer)
         state.viewers.leave()
-        session.run = None
+        if viewer.dropped:
+            state.viewers.dropped += 1
+        viewer.session.run = None
 
 
 def healthz() -> ResponseReturnValue:
