@@ -13,8 +13,9 @@ A Trace holds:
   ========== ============================ ================================ =====================
   kind       who                          what                             ref
   ========== ============================ ================================ =====================
-  thread     thread key ``"w1/t1"``       state: idle, gil, cpu, io, dead  request id or -1
-  gil        process key ``"w1"``         holder thread key, "" when free  -1
+  thread     thread key ``"w1/t1"``       state (:data:`THREAD_STATES`)    request id or -1
+  gil        process key ``"w1"``         holder thread key, "" when free, -1
+                                          "?" when not known (measured)
   backlog    listener key ``"listen"``    accept-queue depth (int)         -1
   req        request id (int)             phase (see :data:`REQ_PHASES`)   detail (str)
   worker     process key                  boot, ready, killed, exit        detail (str)
@@ -61,8 +62,9 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Any, NamedTuple, overload
 
-#: Thread states, in the order a legend shows them.
-THREAD_STATES = ("idle", "gil", "cpu", "io", "dead")
+#: Thread states, in the order a legend shows them. ``unknown`` is for measured runs only:
+#: a time when the lab could not tell what the thread was doing (never drawn as running).
+THREAD_STATES = ("idle", "gil", "cpu", "io", "dead", "unknown")
 
 #: Request phases recorded as ``req`` events.
 REQ_PHASES = ("syn", "drop", "overflow", "backlog", "accept", "pool", "stage", "read",
