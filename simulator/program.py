@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .contexts import locals_per_connection
 from .core import Env
 from .cpu import CALL, CPU, IO, Step, Thread
 from .dispatch import dispatch
@@ -67,10 +68,7 @@ class Programs:
         #: gets a thread (werkzeug threaded), a process (forking) or a greenlet (gevent) of
         #: its own, which the model reuses under the same lane
         self.locals: dict[Any, tuple[Thread, dict[str, int]]] = {}
-        s = run.server
-        self.fresh_locals = (
-            (s["kind"] == "werkzeug" and (s["threaded"] or s["processes"] > 1))
-            or (s["kind"] == "gunicorn" and s["worker_class"] == "gevent"))
+        self.fresh_locals = locals_per_connection(run.server)
         #: path -> a function returning one request's steps (random durations drawn)
         self.programs = {path: self._view(path, segs) for path, segs in endpoints.items()}
 
@@ -156,6 +154,8 @@ class Programs:
             if op.endswith("_local"):
                 key = ("req", req.id) if self.fresh_locals else id(th)
                 local = self.locals.setdefault(key, (th, {}))[1]
+            if op.startswith("set_"):
+                rec.req(req, "store", f"{op[4:]}.{name}")
             if op == "set_global":
                 th.proc.globals[name] = req.id
             elif op == "set_g":

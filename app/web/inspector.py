@@ -17,21 +17,46 @@ STAGE_NOTES = {
                "thread calls accept().",
     "pool": "Accepted, but every worker thread is busy: the connection waits in the thread "
             "pool's queue.",
-    "recv": "The server reads the request bytes. This blocks, so the GIL is free meanwhile.",
-    "parse": "The server parses the request line and headers and builds the WSGI environ.",
-    "context": "Flask pushes the app context and the request context: request, g and "
-               "session now work.",
-    "match": "The URL map picks the view and its arguments. A routing error is only noted "
-             "here and raised later.",
-    "before_request": "before_request functions run, the app's first, then the blueprint's. "
-                      "One that returns a response skips the view.",
-    "view": "The view runs the endpoint's segments: CPU work needs the GIL and a core, an "
-            "I/O wait lets the GIL go.",
-    "after_request": "The return value becomes a response; after_request functions run in "
+    "recv": "The server reads the request from the socket (werkzeug's "
+            "WSGIRequestHandler.handle_one_request, gunicorn's parser); the read blocks, so "
+            "the GIL is free meanwhile.",
+    "parse": "The request line and headers become the WSGI environ "
+             "(WSGIRequestHandler.make_environ), and the server calls app(environ, "
+             "start_response), that is Flask.wsgi_app.",
+    "context": "wsgi_app calls RequestContext.push(): it pushes an AppContext first "
+               "(current_app, g) and then itself (request, session), each in its contextvar.",
+    "match": "RequestContext.match_request() asks the URL map for the rule and its "
+             "arguments; a 404 or 405 is only stored on request.routing_exception, raised "
+             "later.",
+    "before_request": "full_dispatch_request calls preprocess_request(): the before_request "
+                      "functions run in order, and one that returns a value skips the view.",
+    "view": "dispatch_request() calls the view function; CPU work needs the GIL and a core, "
+            "an I/O wait lets the GIL go.",
+    "error": "handle_user_exception() (an abort, a routing error, an exception with its own "
+             "errorhandler) or wsgi_app's handle_exception() (anything else: a logged 500) "
+             "turns the exception into a response.",
+    "after_request": "finalize_request(): make_response() turns the return value into a "
+                     "Response, then process_response() runs after_request functions in "
                      "reverse order of registration.",
-    "teardown": "The contexts pop: teardown_request and teardown_appcontext run, before the "
-                "body is sent.",
-    "write": "The server writes status, headers and body, then closes the connection.",
+    "teardown": "In wsgi_app's finally, ctx.pop(error) runs do_teardown_request and "
+                "do_teardown_appcontext (teardown functions in reverse order) and pops both "
+                "contexts, before the body is sent.",
+    "write": "The server writes the status line, headers and body and closes the connection "
+             "(werkzeug sends Connection: close).",
+}
+
+#: What each stage is on the way from the socket back to the socket.
+STAGE_STEPS = {
+    "recv": "WSGI server",
+    "parse": "environ",
+    "context": "app ctx push → request ctx push",
+    "match": "URL match",
+    "before_request": "before_request",
+    "view": "view",
+    "error": "error handler",
+    "after_request": "make_response → after_request (reverse)",
+    "teardown": "teardown (reverse) → ctx pop",
+    "write": "write → close",
 }
 
 
@@ -82,6 +107,9 @@ def inspect_request(trace: Trace, rid: int) -> dict[str, Any]:
         rows.append({"label": "wait for a thread", "start": pooled,
                      "end": first_stage if first_stage is not None else end, "state": "pool",
                      "note": STAGE_NOTES["pool"]})
+    outcome = next((str(ref) for _, what, ref in marks if what == "outcome"), "")
+    races = [str(ref) for _, what, ref in marks if what == "race"]
+    where = _where(rec)
     for i, (t, stage) in enumerate(stage_marks):
         stop = stage_marks[i + 1][0] if i + 1 < len(stage_marks) else end
         parts = []
@@ -94,9 +122,18 @@ def inspect_request(trace: Trace, rid: int) -> dict[str, Any]:
         note = STAGE_NOTES.get(stage, "")
         if gil_wait >= 0.05:
             note += f" Waited {gil_wait:.2f} ms for the GIL here."
+        if outcome and (stage == "error" or (stage == "before_request" and
+                                             "before_request function" in outcome)):
+            note += f" Here: {outcome}."
+        if races and stage == "view":
+            note += " " + " ".join(f"Race: {r}." for r in races[:3])
         rows.append({"label": stage, "start": t, "end": stop, "state": "", "parts": parts,
-                     "note": note})
+                     "note": note, "step": STAGE_STEPS.get(stage, stage), "where": where})
     span = max(end - start, 1e-6)
+    for row in rows:
+        row.setdefault("step", "socket" if row["label"] != "wait for a thread" else "pool")
+        row.setdefault("where", "the kernel" if row["state"] in ("connecting", "backlog")
+                       else where)
     for row in rows:
         row["left"] = 100.0 * (row["start"] - start) / span
         row["width"] = max(100.0 * (row["end"] - row["start"]) / span, 0.0)
@@ -106,6 +143,14 @@ def inspect_request(trace: Trace, rid: int) -> dict[str, Any]:
             p["width"] = 100.0 * (p["end"] - p["start"]) / max(row["end"] - row["start"], 1e-9)
     return {"record": rec, "rows": rows, "start": start, "end": end,
             "latency": rec.latency_ms, "stages": STAGES}
+
+
+def _where(rec: Any) -> str:
+    """The thread and process that served a request, as the inspector names them."""
+    if not rec.thread:
+        return ""
+    proc = rec.worker or rec.thread.partition("/")[0]
+    return f"thread {rec.thread}, process {proc}"
 
 
 def render_inspector(trace: Trace, rid: int) -> str:
