@@ -6,6 +6,11 @@ counter + one()``, locked), several times each, and writes what it saw, with the
 Python and the versions, to ``docs/measured/flask-lab.json``::
 
     python tests/bench/flask_lab_record.py [--runs 5] [--out docs/measured/flask-lab.json]
+        [--python /path/to/python3.9 ...]
+
+It also runs the same three loops in plain threads, without Flask, on this Python and on
+each ``--python`` given (an interpreter without Flask will do), to show where the
+interpreter's version changes the result.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -42,10 +48,49 @@ def counters(call: bool, lock: bool) -> dict[str, Any]:
     }
 
 
+# Four threads run each loop; prints {"version": ..., "<loop>": lost, ...} as JSON.
+_THREADS_ONLY = r"""
+import json, platform, threading
+counter = 0
+lock = threading.Lock()
+def one():
+    return 1
+def plain(n):
+    global counter
+    for _ in range(n):
+        counter += 1
+def call(n):
+    global counter
+    for _ in range(n):
+        counter = counter + one()
+def locked(n):
+    global counter
+    for _ in range(n):
+        with lock:
+            counter += 1
+out = {"version": platform.python_version()}
+for loop in (plain, call, locked):
+    counter = 0
+    threads = [threading.Thread(target=loop, args=(300000,)) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    out[loop.__name__] = 4 * 300000 - counter
+print(json.dumps(out))
+"""
+
+
+def threads_only(python: str) -> dict[str, Any]:
+    done = subprocess.run([python, "-c", _THREADS_ONLY], capture_output=True, text=True,
+                          timeout=300, check=True)
+    return json.loads(done.stdout)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", default=str(ROOT / "docs" / "measured" / "flask-lab.json"))
+    ap.add_argument("--python", action="append", default=[],
+                    help="another interpreter for the plain-thread loops")
     args = ap.parse_args()
 
     sc = scenario()
@@ -68,6 +113,8 @@ def main() -> int:
                        "lost_per_run": [r["lost"] for r in runs]}
         print(label, lost[label]["lost_per_run"], flush=True)
 
+    plain_threads = [threads_only(py) for py in [sys.executable, *args.python]]
+    print(plain_threads, flush=True)
     record = {
         "measured_on": datetime.date.today().isoformat(),
         "python": platform.python_version(),
@@ -78,6 +125,8 @@ def main() -> int:
         "hook_order": {"runs": hooks, "paths": paths},
         "lost_updates": {"server": "werkzeug threaded", "threads": THREADS,
                          "increments_per_request": TIMES, "counters": lost},
+        "lost_updates_plain_threads": {"threads": 4, "increments_per_thread": 300_000,
+                                       "by_python": plain_threads},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
