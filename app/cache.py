@@ -29,7 +29,8 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
-from .runs import WIRE_FORMAT, Prepared
+from .runpack import WIRE_FORMAT
+from .runs import Prepared
 
 log = logging.getLogger("wsgiscope.cache")
 

@@ -23,14 +23,14 @@ import bisect
 import hashlib
 import json
 import math
-import struct
-import sys
 from array import array
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from wsgiscope import simulator
-from wsgiscope.simulator.trace import Event, RequestRecord, Trace
+from wsgiscope.simulator.trace import Trace
+
+from . import runpack
 
 #: Request states, as numbered on the wire (``simulator.frames.REQUEST_STATES`` order).
 REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write", "unknown")
@@ -44,11 +44,6 @@ STATUSES = ("ok", "error", "reset", "timeout")
 #: The per-frame counters, by their name on the wire and in ``simulator.frames.sample``.
 COUNTERS = (("b", "backlog"), ("c", "busy_cores"), ("q", "in_flight"), ("d", "completed"),
             ("x", "failed"), ("k", "connecting"))
-#: Requests per batch of inspector data (decoded together when one of them is inspected).
-INSPECT_BATCH = 64
-#: The version of :meth:`Prepared.to_bytes`; part of every cache key (:mod:`.cache`).
-WIRE_FORMAT = 1
-_MAGIC = b"WSGISCOPE-RUN"
 
 #: Bounds on what one run sends, whatever the Trace (as a canvas renderer decimates: no
 #: more items than the view can show). Thread lanes sent, a share per process; the rest
@@ -105,19 +100,6 @@ def _ints(values: list[Any]) -> array[Any]:
         return array("q", values)
 
 
-class _OneRequest:
-    """What the request inspector reads of a Trace, for one request only."""
-
-    def __init__(self, rid: int, record: RequestRecord, events: list[Event],
-                 end_ms: float) -> None:
-        self.requests = {rid: record}
-        self._events = events
-        self.end_ms = end_ms
-
-    def request_events(self, req_id: int) -> list[Event]:
-        return self._events
-
-
 @dataclass
 class Prepared:
     """Everything one run sends, encoded once, in time order (see the module docstring)."""
@@ -136,7 +118,7 @@ class Prepared:
     done: list[str]  # one finished-request record as JSON
     line_times: array[float]
     narration: list[str]  # one ``[t, text]`` as JSON
-    inspect: list[str] = field(default_factory=list)  # JSON batches of INSPECT_BATCH requests
+    inspect: list[str] = field(default_factory=list)  # JSON batches (runpack.INSPECT_BATCH)
 
     @property
     def n(self) -> int:
@@ -187,75 +169,22 @@ class Prepared:
         """Meta and every frame in one object (for a measured trace drawn all at once)."""
         return {"meta": self.meta, "frames": self.chunk(0, self.n)}
 
-    def inspect_view(self, rid: int) -> _OneRequest:
+    def inspect_view(self, rid: int) -> Any:
         """What the request inspector needs of request ``rid`` (0 <= rid < n_requests)."""
-        batch = json.loads(self.inspect[rid // INSPECT_BATCH])
-        j = rid % INSPECT_BATCH
-        record = RequestRecord(**batch["records"][j])
-        events = [Event(*e) for e in batch["events"][j]]
-        return _OneRequest(rid, record, events, self.end_ms)
-
-    # -- bytes, for a pipe or a shared cache (no pickle: nothing in it is code) ----------
-    def _arrays(self) -> list[tuple[str, array[Any]]]:
-        named = [("times", self.times), ("th", self.th), ("g", self.g),
-                 ("span_starts", self.span_starts), ("done_times", self.done_times),
-                 ("line_times", self.line_times)]
-        return named + [(f"counter:{k}", v) for k, v in self.counters.items()]
+        return runpack.inspect_view(self, rid)
 
     def to_bytes(self) -> bytes:
-        arrays = self._arrays()
-        head = {"format": WIRE_FORMAT, "byteorder": sys.byteorder, "key": self.key,
-                "tick_ms": self.tick_ms, "end_ms": self.end_ms, "meta": self.meta,
-                "arrays": [[name, a.typecode, len(a)] for name, a in arrays],
-                "spans": self.spans, "done": self.done, "narration": self.narration,
-                "inspect": self.inspect}
-        text = _JSON.encode(head).encode()
-        return b"".join([_MAGIC, struct.pack("<Q", len(text)), text,
-                         *(a.tobytes() for _, a in arrays)])
+        """This run as bytes, for a pipe or a shared cache (:mod:`.runpack`)."""
+        return runpack.to_bytes(self)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Prepared:
         """The run :meth:`to_bytes` wrote; ValueError if it is not one (or another format)."""
-        if not data.startswith(_MAGIC):
-            raise ValueError("not a prepared run")
-        at = len(_MAGIC) + 8
-        (size,) = struct.unpack_from("<Q", data, len(_MAGIC))
-        head = json.loads(data[at:at + size])
-        if head.get("format") != WIRE_FORMAT or head.get("byteorder") != sys.byteorder:
-            raise ValueError("a prepared run of another format")
-        at += size
-        arrays: dict[str, array[Any]] = {}
-        for name, typecode, length in head["arrays"]:
-            a = array(typecode)
-            end = at + length * a.itemsize
-            a.frombytes(data[at:end])
-            arrays[name] = a
-            at = end
-        counters = {k[len("counter:"):]: v for k, v in arrays.items()
-                    if k.startswith("counter:")}
-        return cls(head["key"], head["tick_ms"], head["end_ms"], head["meta"],
-                   arrays["times"], counters, arrays["th"], arrays["g"],
-                   arrays["span_starts"], head["spans"], arrays["done_times"], head["done"],
-                   arrays["line_times"], head["narration"], head["inspect"])
+        return runpack.from_bytes(cls, data)
 
 
 def _r(v: float | None) -> float | None:
     return None if v is None else round(float(v), 3)
-
-
-def _inspect_batches(trace: Trace) -> list[str]:
-    """The inspector's data (each request's record and events), as JSON per batch."""
-    n = len(trace.requests)
-    events: list[list[Any]] = [[] for _ in range(n)]
-    for e in trace.events:  # one pass: what Trace.request_events picks, for every request
-        rid = e.who if e.kind == "req" else e.ref if e.kind == "thread" else None
-        if type(rid) is int and 0 <= rid < n:
-            events[rid].append(list(e))
-    out = []
-    for a in range(0, n, INSPECT_BATCH):
-        records = [asdict(r) for r in trace.requests[a:a + INSPECT_BATCH]]
-        out.append(_JSON.encode({"records": records, "events": events[a:a + INSPECT_BATCH]}))
-    return out
 
 
 def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
@@ -361,7 +290,7 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         array("d", [k for k, _ in done]), [_JSON.encode(r) for _, r in done],
         array("d", [t for t, _ in narration]),
         [_JSON.encode([round(t, 3), text]) for t, text in narration],
-        _inspect_batches(trace),
+        runpack.inspect_batches(trace),
     )
 
 
