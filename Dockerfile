@@ -1,6 +1,9 @@
-# wsgiscope: the web app served by gunicorn (gthread worker; flask-sock holds a thread per
-# WebSocket). Build:  docker build -t wsgiscope .
-# Run:                docker run --rm -p 8000:8000 wsgiscope   then open http://localhost:8000
+# wsgiscope: the web app served by gunicorn (gevent workers: a greenlet per WebSocket;
+# simulations in a pool of helper processes). Build:  docker build -t wsgiscope .
+# Run:   docker run --rm -p 8000:8000 wsgiscope   then open http://localhost:8000
+# More:  docker run --rm -p 8000:8000 wsgiscope wsgiscope serve --host 0.0.0.0 --port 8000 \
+#            --workers 2 --redis redis://redis:6379/0   (several workers or containers share
+#            their runs through Redis; see the README's Deploy section)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,7 +18,7 @@ COPY templates ./templates
 COPY static ./static
 # A regular install: the wheel carries the templates, static files and lessons, so the
 # sources are not needed once it is installed.
-RUN pip install '.[lab]' && rm -rf /src && useradd --create-home wsgiscope
+RUN pip install '.[redis]' && rm -rf /src && useradd --create-home wsgiscope
 WORKDIR /home/wsgiscope
 USER wsgiscope
 
