@@ -154,6 +154,28 @@ class Cores:
         c, token = arg
         if token != c.token:
             return
+        run = c.run
+        if len(run) == 1:  # inlined for speed: a thread alone on its core is done
+            th = run[0]
+            run.clear()
+            c.heap.clear()
+            self.n -= 1
+            self.idle += 1
+            now = self.env.now
+            c.v = th.vfin
+            c.t = now
+            th.core = None
+            th.last_core = c
+            th.left_at = now
+            th.work = 0.0
+            c.firing = True
+            th.cpu_done()  # it may come straight back, to this same core
+            c.firing = False
+            if run:
+                self._schedule(c)
+            elif self.n > self.cores - self.idle:
+                self._pull(c)
+            return
         self._sync(c)
         heap = c.heap
         done: list[Runner] = []
@@ -205,6 +227,24 @@ class Cores:
             c = self.core[self.rng.randrange(self.cores)]
         else:
             c = self._shortest()
+        if not c.run:  # inlined for speed: an idle core starts a new busy period
+            work = th.work if th.work > 0.0 else 0.0
+            c.run.append(th)
+            self.n += 1
+            self.idle -= 1
+            now = self.env.now
+            c.v = 0.0
+            c.t = now
+            c.rate = 1.0
+            th.core = c
+            self._seat += 1
+            th.seat = seat = self._seat
+            th.vfin = work
+            c.heap = [(work, seat, th)]
+            if not c.firing:
+                c.token += 1
+                self.env.at(now + work, self._fire, (c, c.token), URGENT)
+            return
         self._sync(c)
         self._join(c, th)
         if len(c.run) > 1 and not stayed and self.rec is not None:
@@ -218,6 +258,19 @@ class Cores:
         if c is None:
             return
         self._sync(c)
+        if len(c.run) == 1:  # inlined for speed: its core goes idle
+            c.run.clear()
+            c.heap.clear()
+            self.n -= 1
+            self.idle += 1
+            th.core = None
+            th.last_core = c
+            th.left_at = self.env.now
+            th.work = th.vfin - c.v
+            c.token += 1  # its completion no longer counts
+            if self.n > self.cores - self.idle:
+                self._pull(c)
+            return
         self._leave(c, th)
         self._settle(c)
 
