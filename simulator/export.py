@@ -53,19 +53,29 @@ def iter_json(trace: Trace) -> Iterator[str]:
     yield before + '\n  "requests": [\n'
     reqs = trace.requests
     for a in range(0, len(reqs), JSON_CHUNK):
-        piece = ",\n".join([_request_text(r) for r in reqs[a:a + JSON_CHUNK]])
+        piece = _requests_text(reqs[a:a + JSON_CHUNK])
         yield piece if a == 0 else ",\n" + piece
     yield "\n  ],\n" + after + "\n"
 
 
-def _request_text(r: RequestRecord) -> str:
-    """One request of :func:`iter_json`, indented as ``json.dumps(..., indent=2)`` puts it."""
-    row = result_row(r)
-    if _SCALARS.issuperset(map(type, row.values())):
-        # Inlined for speed: the C encoder writes the flat row, then each ', "' -- which
-        # inside a string would be ', \\"' -- starts the next key on its own line.
-        return '    {\n      "' + _flat(row)[2:-1].replace(', "', ',\n      "') + "\n    }"
-    return "\n".join("    " + line for line in json.dumps(row, indent=2).split("\n"))
+def _requests_text(records: list[RequestRecord]) -> str:
+    """Requests of :func:`iter_json`, indented as ``json.dumps(..., indent=2)`` puts them,
+    joined by ``",\\n"``."""
+    rows = [result_row(r) for r in records]
+    if all(type(r) is RequestRecord for r in records) and all(
+        _SCALARS.issuperset(map(type, row.values())) for row in rows
+    ):
+        # Inlined for speed: the C encoder writes the rows flat, in one call; then, as a
+        # string holds no raw '"' (it is written '\\"'), each '}, {"' is the step from one
+        # row to the next and each ', "' the step to a row's next key: each goes on its line.
+        flat = _flat(rows)[2:-2]  # the rows without the list's '[{' and '}]'
+        return ('    {\n      '
+                + flat.replace(', "', ',\n      "').replace('}, {"', '\n    },\n    {\n      "')
+                + "\n    }")
+    return ",\n".join(
+        "\n".join("    " + line for line in json.dumps(row, indent=2).split("\n"))
+        for row in rows
+    )
 
 
 # -- CSV --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import compress
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -27,12 +28,14 @@ _KERNEL_PID = 0
 #: Spans or counters per piece of text :func:`iter_chrome_trace` yields.
 CHUNK = 4096
 
-# One Trace Event each, laid out exactly as json.dumps writes the same dict.
-_X_REQ = ('{"name": "user %d%s (%s)", "cat": %s, "ph": "X", "ts": %r, "dur": %r, "pid": %d, '
-          '"tid": %d, "args": {"request": %d, "path": %s, "stage": %s, "state": %s}}')
-_X_OTHER = ('{"name": %s, "cat": %s, "ph": "X", "ts": %r, "dur": %r, "pid": %d, "tid": %d, '
+# One Trace Event each, laid out exactly as json.dumps writes the same dict; the parts that
+# depend only on the thread, state and stage are filled in once (see _Text.span).
+_X_REQ = ('{"name": "user %%d%s (%s)", "cat": %s, "ph": "X", "ts": %%r, "dur": %%r, '
+          '"pid": %d, "tid": %d, "args": {"request": %%d, "path": %%s, "stage": %s, '
+          '"state": %s}}')
+_X_OTHER = ('{"name": %s, "cat": %s, "ph": "X", "ts": %%r, "dur": %%r, "pid": %d, "tid": %d, '
             '"args": {"state": %s}}')
-_X_GIL = ('{"name": "held by %s", "cat": "gil", "ph": "X", "ts": %r, "dur": %r, "pid": %d, '
+_X_GIL = ('{"name": "held by %s", "cat": "gil", "ph": "X", "ts": %%r, "dur": %%r, "pid": %d, '
           '"tid": 0, "args": {"holder": %s}}')
 _C_BACKLOG = '{"name": "backlog", "ph": "C", "ts": %r, "pid": 0, "args": {"depth": %d}}'
 _C_FLIGHT = '{"name": "in flight", "ph": "C", "ts": %r, "pid": 0, "args": {"requests": %d}}'
@@ -55,9 +58,11 @@ def iter_chrome_trace(trace: Trace, chunk: int = CHUNK) -> Iterator[str]:
     """``json.dumps(to_chrome_trace(trace)) + "\\n"``, in pieces of about ``chunk`` events."""
     lanes = _Lanes(trace)
     yield '{"traceEvents": [' + ", ".join(lanes.meta())
-    text = _Text()
-    s = text.s
-    paths = {r.id: r.path for r in trace.requests}
+    text = _Text(lanes)
+    span = text.span
+    forms: dict[tuple[str, str, str, bool], str] = {}
+    paths = {r.id: text.s(r.path) for r in trace.requests}
+    no_path = text.s("")
     for spans in iter_thread_spans_with_stage(trace, chunk):
         out: list[str] = []
         for key, start, end, state, req, stage in spans:
@@ -66,55 +71,56 @@ def iter_chrome_trace(trace: Trace, chunk: int = CHUNK) -> Iterator[str]:
             a, b = int(start * 1e6 + 0.5), int(end * 1e6 + 0.5)  # whole ns: ends rounded
             if b <= a:
                 continue
-            pid, tid = lanes.tid_of(key)
-            if req >= 0:
-                out.append(_X_REQ % (
-                    req + 1, " " + text.inner(stage) if stage else "", text.inner(state),
-                    s(state), a / 1e3, (b - a) / 1e3, pid, tid, req, s(paths.get(req, "")),
-                    s(stage), s(state)))
+            on_req = req >= 0
+            form = forms.get((key, state, stage, on_req))
+            if form is None:
+                form = forms[(key, state, stage, on_req)] = span(key, state, stage, on_req)
+            if on_req:
+                out.append(form % (req + 1, a / 1e3, (b - a) / 1e3, req,
+                                   paths.get(req, no_path)))
             else:
-                name = "accept loop" if state in ("gil", "cpu") else state
-                out.append(_X_OTHER % (s(name), s(state), a / 1e3, (b - a) / 1e3, pid, tid,
-                                       s(state)))
+                out.append(form % (a / 1e3, (b - a) / 1e3))
         if out:
             yield ", " + ", ".join(out)
-    for piece in _gil_and_counters(trace, lanes, text, chunk):
+    for piece in _gil_and_counters(trace, text, chunk):
         yield ", " + piece
     other = {"scenario": str(trace.scenario.get("name", "")), "source": trace.source,
              "seed": trace.seed}
     yield '], "displayTimeUnit": "ms", "otherData": ' + json.dumps(other) + "}\n"
 
 
-def _gil_and_counters(trace: Trace, lanes: _Lanes, text: _Text, chunk: int) -> Iterator[str]:
+def _gil_and_counters(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
     """The GIL holder spans and the kernel's counters, in the order of the events."""
-    s, inner = text.s, text.inner
     out: list[str] = []
-    gil_open: dict[str, tuple[float, str]] = {}
+    held: dict[str, tuple[float, str]] = {}  # process key -> since, holder
+    forms: dict[tuple[str, str], str] = {}
     last_depth: int | None = None
     in_flight = 0
     started: set[Any] = set()
-
-    def gil_span(pkey: str, since: float, until: float, holder: str) -> None:
-        a, b = int(since * 1e6 + 0.5), int(until * 1e6 + 0.5)
-        if b > a:
-            out.append(_X_GIL % (inner(holder), a / 1e3, (b - a) / 1e3, lanes.pid_of(pkey),
-                                 s(holder)))
-
-    for t, kind, who, what, _ in trace.events.rows():
+    log = trace.events
+    kinds = {log.code("gil"), log.code("backlog"), log.code("req")}
+    wanted = bytes(code in kinds for code in range(256))
+    # only the kinds wanted reach the loop (filtered in C)
+    for t, kind, who, what, _ in compress(log.rows(), map(wanted.__getitem__, log.codes)):
         if kind == "gil":
             pkey = str(who)
-            prev = gil_open.pop(pkey, None)
+            prev = held.pop(pkey, None)
             if prev is not None and t > prev[0]:
-                gil_span(pkey, prev[0], t, prev[1])
+                a, b = int(prev[0] * 1e6 + 0.5), int(t * 1e6 + 0.5)
+                if b > a:
+                    form = forms.get((pkey, prev[1]))
+                    if form is None:
+                        form = forms[(pkey, prev[1])] = text.gil_span(pkey, prev[1])
+                    out.append(form % (a / 1e3, (b - a) / 1e3))
             if what:
-                gil_open[pkey] = (t, str(what))
+                held[pkey] = (t, str(what))
         elif kind == "backlog":
             depth = int(what)
             if depth == last_depth:
                 continue
             last_depth = depth
             out.append(_C_BACKLOG % (int(t * 1e6 + 0.5) / 1e3, depth))
-        elif kind == "req":
+        else:  # req
             if what == "syn" and who not in started:
                 started.add(who)
                 in_flight += 1
@@ -123,23 +129,23 @@ def _gil_and_counters(trace: Trace, lanes: _Lanes, text: _Text, chunk: int) -> I
             else:
                 continue
             out.append(_C_FLIGHT % (int(t * 1e6 + 0.5) / 1e3, in_flight))
-        else:
-            continue
         if len(out) >= chunk:
             yield ", ".join(out)
             out.clear()
     end = trace.end_ms
-    for pkey, (since, holder) in gil_open.items():
-        if end > since:
-            gil_span(pkey, since, end, holder)
+    for pkey, (since, holder) in held.items():
+        a, b = int(since * 1e6 + 0.5), int(end * 1e6 + 0.5)
+        if end > since and b > a:
+            out.append(text.gil_span(pkey, holder) % (a / 1e3, (b - a) / 1e3))
     if out:
         yield ", ".join(out)
 
 
 class _Text:
-    """JSON strings, each encoded once."""
+    """JSON strings, each encoded once, and the templates of the events."""
 
-    def __init__(self) -> None:
+    def __init__(self, lanes: _Lanes) -> None:
+        self.lanes = lanes
         self._done: dict[Any, str] = {}
 
     def s(self, value: Any) -> str:
@@ -153,9 +159,28 @@ class _Text:
         except TypeError:  # unhashable
             return json.dumps(value)
 
-    def inner(self, value: Any) -> str:
-        """The JSON of ``str(value)`` without its quotes, to go inside a longer string."""
-        return self.s(str(value))[1:-1]
+    def _t(self, value: Any) -> str:
+        """:meth:`s`, made safe to put in a %-format."""
+        return self.s(value).replace("%", "%%")
+
+    def _inner(self, value: Any) -> str:
+        """The JSON of ``str(value)`` without its quotes (to go inside a longer string),
+        made safe to put in a %-format."""
+        return self._t(str(value))[1:-1]
+
+    def span(self, key: str, state: str, stage: str, on_req: bool) -> str:
+        """The %-format of a thread's span; a request's takes (user, ts, dur, request id,
+        path as JSON), another's (ts, dur)."""
+        pid, tid = self.lanes.tid_of(key)
+        if on_req:
+            return _X_REQ % (" " + self._inner(stage) if stage else "", self._inner(state),
+                             self._t(state), pid, tid, self._t(stage), self._t(state))
+        name = "accept loop" if state in ("gil", "cpu") else state
+        return _X_OTHER % (self._t(name), self._t(state), pid, tid, self._t(state))
+
+    def gil_span(self, proc: str, holder: str) -> str:
+        """The %-format of a GIL holder's span: it takes (ts, dur)."""
+        return _X_GIL % (self._inner(holder), self.lanes.pid_of(proc), self._t(holder))
 
 
 class _Lanes:
