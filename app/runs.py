@@ -20,6 +20,7 @@ one viewer's run never stalls the frames of everyone else.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import math
@@ -127,6 +128,11 @@ class Prepared:
     @property
     def n_requests(self) -> int:
         return int(self.meta["n_requests"])
+
+    @functools.cached_property
+    def meta_text(self) -> str:
+        """The ``meta`` message as JSON, encoded once for every viewer of this run."""
+        return json.dumps(self.meta, separators=(",", ":"))
 
     def cursor(self, have: int) -> list[int]:
         """Positions in the span/record/narration lists once ``have`` frames are out."""

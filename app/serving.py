@@ -26,6 +26,8 @@ processes: a claim in Redis, the others poll the shared cache until it is there)
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -53,6 +55,8 @@ log = logging.getLogger("wsgiscope.serving")
 
 #: Refusals remembered per process (a hostile page repeating an expensive scenario).
 KEEP_ERRORS = 256
+#: Validated scenarios remembered per process, by their text.
+KEEP_JOBS = 256
 #: How often the pacer sends each playing viewer its next frames.
 SEND_INTERVAL_S = 1 / 30
 #: How often a process waiting for another one's simulation looks in the shared cache.
@@ -108,6 +112,7 @@ class RunService:
         self.timeout_s = timeout_s
         self._flights: dict[str, _Flight] = {}
         self._errors: OrderedDict[str, Exception] = OrderedDict()
+        self._jobs: OrderedDict[tuple[Any, ...], RunJob] = OrderedDict()
         self._lock = threading.Lock()
         self._alive = 0  # runs handed out and not yet garbage (cached, or held by a viewer)
         self.stats = {"simulations": 0, "joined": 0, "shared_hits": 0, "shared_waits": 0,
@@ -117,6 +122,28 @@ class RunService:
             max_requests: int) -> RunJob:
         """A request for the run of a validated scenario, within this service's budget."""
         return RunJob(scenario, seed, max_frames, max_requests, self.max_events)
+
+    def job_for(self, scenario_data: Any, seed: int | None, max_frames: int,
+                max_requests: int) -> RunJob:
+        """Validate ``scenario_data`` (raising ScenarioError) and make its job. A class
+        sends the same lesson's JSON many times: the same text is validated once."""
+        try:
+            text = json.dumps(scenario_data, sort_keys=True, separators=(",", ":"),
+                              allow_nan=False)
+            memo: tuple[Any, ...] | None = (
+                hashlib.sha256(text.encode()).digest(), seed, max_frames, max_requests)
+        except (TypeError, ValueError, RecursionError):
+            memo = None  # not plain JSON: validation says what is wrong with it
+        job = self._jobs.get(memo) if memo is not None else None
+        if job is None:
+            scenario = load_for_web(scenario_data, max_requests)
+            job = self.job(scenario.to_dict(), seed, max_frames, max_requests)
+            if memo is not None:
+                with self._lock:
+                    self._jobs[memo] = job
+                    while len(self._jobs) > KEEP_JOBS:
+                        self._jobs.popitem(last=False)
+        return job
 
     def get(self, job: RunJob) -> Prepared:
         """The prepared run of ``job``. Raises ScenarioError or JobError for a run the

@@ -38,7 +38,7 @@ from wsgiscope.simulator.validation import check_seed, parse_scenario_text
 from . import serving
 from .outlet import Outlet, ViewerGone
 from .pool import JobError, PoolError
-from .runs import Prepared, load_for_web
+from .runs import Prepared
 from .serving import RunService
 from .web.inspector import render_inspector
 
@@ -73,9 +73,8 @@ def build(scenario_data: Any, seed: Any, max_frames: int, max_requests: int,
     helper process). Raises ScenarioError, JobError or PoolError."""
     if seed is not None:
         check_seed(seed)  # 0 to 2**32 - 1, as in a scenario
-    scenario = load_for_web(scenario_data, max_requests)
     runs = runs or serving.local_runs()
-    return runs.get(runs.job(scenario.to_dict(), seed, max_frames, max_requests))
+    return runs.get(runs.job_for(scenario_data, seed, max_frames, max_requests))
 
 
 def _speed(value: Any) -> float:
@@ -209,7 +208,7 @@ class Session:
         self.speed = speed
         self.playing = bool(msg.get("play", False))
         resume = msg.get("resume")
-        self.send(run.meta)
+        self.send_text(run.meta_text)
         if isinstance(resume, dict) and resume.get("key") == run.key:
             have = resume.get("have")
             if isinstance(have, int) and 0 <= have <= run.n:
