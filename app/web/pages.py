@@ -32,6 +32,7 @@ from .forms import (
     load_for_page,
     scenario_from_form,
 )
+from .tour import identify, lesson_context, lesson_of, origin_of
 
 bp = Blueprint("views", __name__)
 
@@ -47,7 +48,7 @@ def _preset_list() -> list[dict[str, str]]:
 
 
 def _form(values: dict[str, str], error: tuple[str, str] | None = None,
-          preset: str = "") -> str:
+          preset: str = "", origin: str = "") -> str:
     return render_template(
         "_fragments/_form.html",
         v=values,
@@ -58,6 +59,7 @@ def _form(values: dict[str, str], error: tuple[str, str] | None = None,
         machine_fields=MACHINE_FIELDS,
         advanced_fields=ADVANCED_FIELDS,
         preset=preset,
+        origin=origin or values.get("from", ""),
         lab_available=_lab_available(),
         lab_enabled=bool(current_app.config.get("LAB_ENABLED")),
     )
@@ -73,6 +75,11 @@ def _run(scenario: dict[str, Any], play: bool, oob: bool = False) -> str:
         play=play,
         oob=oob,
     )
+
+
+def _lesson(name: str, origin: str = "", oob: bool = True) -> str:
+    """The lesson's words and data (question, focus, takeaway, the tour's neighbours)."""
+    return render_template("_fragments/_lesson.html", les=lesson_context(name, origin), oob=oob)
 
 
 def _invalid(values: dict[str, str], exc: Exception) -> Response:
@@ -96,10 +103,13 @@ def index() -> Any:
     error = None
     preset = request.args.get("preset", "")
     scenario: dict[str, Any] | None = None
+    origin = ""
     try:
         if request.args.get("s"):
             scenario, _seed = scenario_from_query()
-            preset = ""
+            # a shared lesson, unchanged, opens as the lesson
+            preset = lesson_of(scenario)
+            origin = preset or origin_of(scenario)
         elif preset:
             try:
                 p = simulator.presets.get(preset, all_presets())
@@ -117,16 +127,14 @@ def index() -> Any:
             preset = DEFAULT_PRESET if DEFAULT_PRESET in all_presets() else ""
         scenario = simulator.load_scenario(default_scenario()).to_dict()
     values = form_values(scenario)
-    lesson = ""
-    for p in _preset_list():
-        if p["name"] == preset:
-            lesson = p["lesson"]
+    les = lesson_context(preset, origin or preset)
     html = render_template(
         "index.html",
         presets=_preset_list(),
         preset=preset,
-        lesson=lesson,
-        form_html=_form(values, error, preset),
+        les=les,
+        own_label=les["own_label"],
+        form_html=_form(values, error, preset, origin or preset),
         run_html=_run(scenario, play=False),
         autostart=error is None,
     )
@@ -143,20 +151,24 @@ def preset_fragment() -> Any:
         return _invalid(form_values(default_scenario()), simulator.ScenarioError(
             "", f"there is no preset {name!r} (known: {', '.join(all_presets())})"))
     scenario = simulator.load_scenario(p.scenario).to_dict()
-    lesson = render_template("_fragments/_lesson.html", lesson=p.lesson, oob=True)
-    return _form(form_values(scenario), preset=name) + _run(scenario, False, oob=True) + lesson
+    return (_form(form_values(scenario), preset=name, origin=name)
+            + _run(scenario, False, oob=True) + _lesson(name, name))
 
 
 @bp.post("/simulate")
 def simulate() -> Any:
-    """Validate the form; 200 with the run fragment, or 422 with the form marked."""
+    """Validate the form; 200 with the run fragment, or 422 with the form marked.
+
+    The run loads paused. An edited lesson stops being the lesson (see :mod:`.tour`)."""
     values = {k: v for k, v in request.form.items()}
     try:
         data = scenario_from_form(request.form)
         scenario = load_for_page(data).to_dict()
     except simulator.ScenarioError as exc:
         return _invalid(values, exc)
-    return _form(form_values(scenario)) + _run(scenario, play=True, oob=True)
+    scenario, name, origin = identify(scenario, request.form.get("from", ""))
+    return (_form(form_values(scenario), preset=name, origin=origin)
+            + _run(scenario, play=False, oob=True) + _lesson(name, origin))
 
 
 @bp.post("/scenario/import")
@@ -180,7 +192,9 @@ def import_scenario() -> Any:
         scenario = load_for_page(data).to_dict()
     except simulator.ScenarioError as exc:
         return _invalid(values or form_values(default_scenario()), exc)
-    return _form(form_values(scenario)) + _run(scenario, play=False, oob=True)
+    scenario, name, origin = identify(scenario)
+    return (_form(form_values(scenario), preset=name, origin=origin)
+            + _run(scenario, play=False, oob=True) + _lesson(name, origin))
 
 
 @bp.post("/api/timeline")

@@ -8,6 +8,7 @@ import { House } from "./house.js";
 import { bindControls, showPlaying } from "./controls.js";
 import { Metrics } from "./metrics.js";
 import { bindProjector, isProjector, withProjector } from "./projector.js";
+import { Lessons } from "./lesson.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
@@ -55,6 +56,7 @@ const player = {
 
   play() {
     if (!store.meta) return;
+    lessons.onPlay();
     if (store.complete && this.t >= this.end - 1e-6) this.t = 0;  // play again from the top
     this.playing = true;
     showPlaying(true);
@@ -156,6 +158,9 @@ const stream = new Stream(body.dataset.ws, {
 });
 let pendingStart = null;
 window.wsgiscope.stream = stream;
+const lessons = new Lessons({ store, player, scale, timeline, stream, redraw: () => { dirty = true; } });
+window.wsgiscope.lessons = lessons;
+lessons.load($("lesson"));
 
 function showNotice(text) {
   const el = $("conn");
@@ -177,6 +182,7 @@ function startFromRunInfo(play) {
 }
 htmx.onLoad((elt) => {
   if (elt.id === "run-info") { startFromRunInfo(); bindRunInfo(); }
+  if (elt.id === "lesson") lessons.load(elt);
 });
 // The clipboard API needs a secure context (https or localhost); a classroom server on the
 // LAN over http has none, so fall back to a selected text field and execCommand.
@@ -260,6 +266,8 @@ function draw(now) {
     scrub.value = player.end ? String((t / player.end) * 1000) : "0";
   }
   drawNarration(t);
+  lessons.tick();
+  lessons.watch(t);
   if (now - lastMetrics > 120 || !player.playing) { metrics.draw(t, k); lastMetrics = now; }
   stats.draws++;
   body.dataset.t = t.toFixed(3);
@@ -331,6 +339,7 @@ function bindTimeline(tl, wrap, inspectable) {
   canvas.addEventListener("click", (ev) => {
     if (drag && drag.moved) return;
     const [x, y] = pos(ev);
+    if (inspectable && x >= scale.left && lessons.takeClick(scale.t(x))) return;  // a click question
     const hit = tl.hit(x, y);
     if (hit && hit.req !== undefined) {
       if (inspectable) {

@@ -26,6 +26,8 @@ export function stateColours() {
   c.veil = css.getPropertyValue("--veil").trim() || "rgba(255,255,255,0.85)";
   c.bad = css.getPropertyValue("--bad").trim() || "#c62828";
   c.line = css.getPropertyValue("--line").trim() || "#c4cbd3";
+  c.accent = css.getPropertyValue("--accent").trim() || "#1f5fbf";
+  c.race = "#7048e8";
   return c;
 }
 
@@ -61,6 +63,8 @@ export class Timeline {
     this.selected = -1;
     this.maxRequestsHeight = opts.maxRequestsHeight || 380;
     this.k = 1;
+    this.marks = [];       // [{t, label, kind}]: moments marked on the axis (an answer, the run's)
+    this.focusLane = "";   // the lane a lesson points at: outlined
   }
 
   // A canvas font at this view's text scale.
@@ -363,6 +367,17 @@ export class Timeline {
       ctx.fillRect(x - 2, lane.y + r.id * rowH + gap / 2, 4, h);
       if (rowH >= 12) ctx.fillText(`✕ ${r.http ? r.http : r.status}`, x + 5, y + 1);
     }
+    // a request that read another request's value of a module global: a mark where it read it
+    for (const r of s.done) {
+      if (!r.race || r.finished === null || r.finished > known || r.finished < sc.t0 || r.finished > sc.t1) continue;
+      const x = sc.x(r.finished), y = lane.y + r.id * rowH + rowH / 2;
+      ctx.fillStyle = C.race;
+      ctx.fillRect(x - 2, lane.y + r.id * rowH + gap / 2, 4, h);
+      if (rowH >= 12) {
+        const text = "⚠ read another request's global", w = ctx.measureText(text).width;
+        ctx.fillText(text, x + 5 + w > sc.left + sc.width ? x - 5 - w : x + 5, y + 1);
+      }
+    }
     if (this.selected >= 0) {
       ctx.strokeStyle = C.ink;
       ctx.lineWidth = 2;
@@ -413,12 +428,55 @@ export class Timeline {
     for (const lane of this.lanes) {
       if (lane.kind === "proc" || lane.kind === "reqhead") ctx.fillText(lane.label, 8, lane.y + lane.h / 2 + 1);
     }
+    this.drawFocusLane(ctx);
+    this.drawMarks(ctx);
     if (x >= sc.left && x <= xr) {
       ctx.fillStyle = C.ink;
       ctx.fillRect(x - 1, AX - 6, 2, this.height - AX + 6);
       ctx.beginPath();
       ctx.moveTo(x - 6, AX - 10); ctx.lineTo(x + 6, AX - 10); ctx.lineTo(x, AX - 2);
       ctx.fill();
+    }
+  }
+
+  // The lanes a lesson points at, outlined.
+  drawFocusLane(ctx) {
+    const want = this.focusLane;
+    if (!want) return;
+    const kinds = { backlog: ["backlog"], threads: ["thread"], gil: ["gil"], cores: ["cores"], requests: ["requests"] }[want] || [];
+    let lanes = this.lanes.filter((l) => kinds.includes(l.kind));
+    if (!lanes.length && want === "gil") lanes = this.lanes.filter((l) => l.kind === "thread");
+    if (!lanes.length) return;
+    const top = Math.min(...lanes.map((l) => l.y)), bottom = Math.max(...lanes.map((l) => l.y + l.h));
+    ctx.save();
+    ctx.strokeStyle = this.colours.accent;
+    ctx.lineWidth = 3;
+    ctx.strokeRect(2, top + 1, this.cssW - 4, bottom - top - 2);
+    ctx.restore();
+  }
+
+  // Moments marked on the timeline: a dashed line and a label at the axis.
+  drawMarks(ctx) {
+    const sc = this.scale, AX = this.axis;
+    for (const m of this.marks) {
+      const x = sc.x(m.t);
+      if (x < sc.left || x > sc.left + sc.width) continue;
+      const colour = m.kind === "truth" ? this.colours.cpu : this.colours.accent;
+      ctx.save();
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = 2;
+      ctx.setLineDash([6, 4]);
+      ctx.beginPath(); ctx.moveTo(x, AX); ctx.lineTo(x, this.height); ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.font = this.font(12, "700");
+      const w = ctx.measureText(m.label).width + 8;
+      const lx = Math.min(x + 3, sc.left + sc.width - w);
+      ctx.fillStyle = colour;
+      ctx.fillRect(lx, AX + 2, w, Math.round(16 * this.k));
+      ctx.fillStyle = "#fff";
+      ctx.textBaseline = "middle";
+      ctx.fillText(m.label, lx + 4, AX + 2 + Math.round(8 * this.k));
+      ctx.restore();
     }
   }
 
