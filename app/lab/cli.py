@@ -247,7 +247,7 @@ def _compare_flask(data: Any, simulated: Any, measured: Any) -> tuple[Any, Any]:
 
     lost = None
     if "increments" in simulated.summary:
-        lost = compare_lost_updates(lost_update_spread(data, [1, 2, 3, 4, 5]), measured)
+        lost = compare_lost_updates(lost_update_spread(data, list(range(1, 11))), measured)
     return compare_hooks(simulated, measured), lost
 
 
