@@ -30,7 +30,7 @@ from collections import OrderedDict
 from typing import Any
 
 from .runpack import WIRE_FORMAT
-from .runs import Prepared
+from .runs import CHUNK_MEMO, CHUNK_MEMO_TEXT, Prepared
 
 log = logging.getLogger("wsgiscope.cache")
 
@@ -70,6 +70,7 @@ def approx_size(run: Prepared) -> int:
     size = sum(a.itemsize * len(a) + 64 for a in arrays)
     for texts in (run.spans, run.done, run.narration, run.inspect):
         size += sum(len(t) for t in texts) + 57 * len(texts)  # str header and list slot
+    size += CHUNK_MEMO * CHUNK_MEMO_TEXT // 4  # its memo of encoded chunks, when in use
     return size + len(json.dumps(run.meta)) * 3  # the meta as Python objects
 
 

@@ -56,6 +56,10 @@ MAX_FRAME_VALUES = 1_000_000
 #: time are merged into one, in the state that took most of it.
 MAX_SPANS = 200_000
 
+#: Encoded chunks a run keeps for the viewers that ask for the same ones, and the largest
+#: kept (so a run's memo holds at most 2 MB).
+CHUNK_MEMO, CHUNK_MEMO_TEXT = 256, 8192
+
 _NICE = (1.0, 2.0, 5.0)
 _JSON = json.JSONEncoder(separators=(",", ":"))
 
@@ -120,6 +124,7 @@ class Prepared:
     line_times: array[float]
     narration: list[str]  # one ``[t, text]`` as JSON
     inspect: list[str] = field(default_factory=list)  # JSON batches (runpack.INSPECT_BATCH)
+    _chunks: dict[tuple[int, int], str] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -150,8 +155,21 @@ class Prepared:
     def chunk_text(self, a: int, b: int) -> str:
         """The JSON text of the ``frames`` message for frames ``a`` to ``b`` (exclusive).
 
-        Sent to every playing viewer many times a second, so it is string joins over typed
-        arrays (a number's ``repr`` is its JSON; the arrays hold no NaN or infinity)."""
+        Sent to every playing viewer many times a second: viewers in step (the stream asks
+        for chunks on a grid) share one encoding, kept in a small memo; the encoding itself
+        is string joins over typed arrays (a number's ``repr`` is its JSON; the arrays hold
+        no NaN or infinity)."""
+        memo = self._chunks
+        text = memo.get((a, b))
+        if text is None:
+            text = self._chunk_text(a, b)
+            if len(text) <= CHUNK_MEMO_TEXT:  # a playing viewer's; not a seek's whole run
+                if len(memo) >= CHUNK_MEMO:
+                    memo.clear()
+                memo[(a, b)] = text
+        return text
+
+    def _chunk_text(self, a: int, b: int) -> str:
         ca, cb = self.cursor(a), self.cursor(b)
         n = len(self.times)
         wt, wg = len(self.th) // max(n, 1), len(self.g) // max(n, 1)

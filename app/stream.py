@@ -160,7 +160,13 @@ class Session:
             self.send_until(self.run.n)
             return
         ahead = self.playhead() + self.speed * LEAD_S * 1000.0
-        self.send_until(self.frame_index(ahead))
+        target = self.frame_index(ahead)
+        if target < self.run.n:
+            # On a grid of blocks of about one send interval: viewers of the same run at the
+            # same speed ask for the same chunks, which the run encodes once for all of them.
+            block = max(1, int(SEND_INTERVAL_S * 1000.0 * self.speed / self.run.tick_ms))
+            target -= target % block
+        self.send_until(target)
 
     @property
     def busy(self) -> bool:
