@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from .commands.common import CliError
@@ -81,6 +82,9 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.redis is not None:
         config["REDIS_URL"] = check_redis(args.redis)
+    elif args.workers > 1:
+        print(f"wsgiscope: {args.workers} workers without --redis: each simulates and caches "
+              "runs on its own (give --redis URL to share them)", file=sys.stderr)
     return config
 
 
