@@ -32,6 +32,10 @@ from wsgiscope import simulator
 from wsgiscope.simulator.trace import Trace
 
 from . import runpack
+from .decimate import MAX_FRAME_VALUES as MAX_FRAME_VALUES
+from .decimate import MAX_LANES as MAX_LANES
+from .decimate import MAX_SPANS as MAX_SPANS
+from .decimate import cap_lanes, decimate_spans, only_lanes
 
 #: Request states, as numbered on the wire (``simulator.frames.REQUEST_STATES`` order).
 REQUEST_STATES = ("connecting", "backlog", "pool", "gil", "cpu", "io", "write", "unknown")
@@ -45,16 +49,6 @@ STATUSES = ("ok", "error", "reset", "timeout")
 #: The per-frame counters, by their name on the wire and in ``simulator.frames.sample``.
 COUNTERS = (("b", "backlog"), ("c", "busy_cores"), ("q", "in_flight"), ("d", "completed"),
             ("x", "failed"), ("k", "connecting"))
-
-#: Bounds on what one run sends, whatever the Trace (as a canvas renderer decimates: no
-#: more items than the view can show). Thread lanes sent, a share per process; the rest
-#: are counted in ``meta.hidden_threads`` / ``meta.hidden_processes``:
-MAX_LANES = 512
-#: ... per-frame lane values (thread states and GIL holders) in all: past it, the tick grows;
-MAX_FRAME_VALUES = 1_000_000
-#: ... request spans: past it, each request's spans shorter than a pixel-sized slice of
-#: time are merged into one, in the state that took most of it.
-MAX_SPANS = 200_000
 
 #: Encoded chunks a run keeps for the viewers that ask for the same ones, and the largest
 #: kept (so a run's memo holds at most 2 MB).
@@ -316,83 +310,6 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         [_JSON.encode([round(t, 3), text]) for t, text in narration],
         runpack.inspect_batches(trace),
     )
-
-
-def cap_lanes(procs: list[dict[str, Any]], keys: list[str], max_lanes: int
-              ) -> tuple[list[dict[str, Any]], list[str], tuple[int, int]]:
-    """At most ``max_lanes`` thread lanes: each process keeps its first threads up to an even
-    share, processes beyond ``max_lanes`` are left out. Returns the kept processes (``first``
-    renumbered), their thread keys and (threads left out, processes left out)."""
-    if len(keys) <= max_lanes:
-        return procs, keys, (0, 0)
-    kept = procs[:max_lanes]
-    share = max(1, max_lanes // len(kept))
-    spare = max_lanes - sum(min(len(p["threads"]), share) for p in kept)
-    out: list[dict[str, Any]] = []
-    out_keys: list[str] = []
-    for p in kept:
-        take = min(len(p["threads"]), share)
-        extra = min(len(p["threads"]) - take, spare)  # room a small process left
-        spare -= extra
-        threads = p["threads"][:take + extra]
-        out.append({**p, "first": len(out_keys), "threads": threads})
-        out_keys.extend(threads)
-    return out, out_keys, (len(keys) - len(out_keys), len(procs) - len(kept))
-
-
-def only_lanes(trace: Trace, keys: list[str]) -> Trace:
-    """A copy of ``trace`` without the thread events of threads not in ``keys`` (sampling
-    costs frames x threads: a capped run samples only the lanes it sends)."""
-    keep = set(keys)
-    log = trace.events
-    rows = log.rows() if hasattr(log, "rows") else log
-    events = [e for e in rows if e[1] != "thread" or e[2] in keep]
-    return Trace(scenario=trace.scenario, source=trace.source, events=events,
-                 requests=trace.requests, processes=trace.processes,
-                 backlog_limit=trace.backlog_limit, cores=trace.cores, seed=trace.seed)
-
-
-def decimate_spans(spans: list[Any], tick_ms: float, max_spans: int) -> list[Any]:
-    """Request spans ``(req, start, end, state)`` cut to at most ``max_spans`` for the view:
-    within each request, consecutive spans are gathered into slices of at least ``w`` ms and
-    each slice becomes one span in the state that took most of it (``w`` starts at 1/64 of
-    a frame's tick and doubles until the spans fit). Ordered by start, then request."""
-    by_req: dict[int, list[Any]] = {}
-    for s in spans:
-        by_req.setdefault(s[0], []).append(s)
-    width = max(tick_ms / 64, 1e-6)
-    while True:
-        out: list[Any] = []
-        for r, items in by_req.items():
-            _merge_request(r, items, width, out)
-        if len(out) <= max_spans or width > 1e12:
-            break
-        width *= 2
-    out.sort(key=lambda s: (round(s[1], 6), s[0]))
-    return out
-
-
-def _merge_request(r: int, items: list[Any], width: float, out: list[Any]) -> None:
-    a0 = b0 = 0.0
-    took: dict[str, float] = {}
-
-    def flush() -> None:
-        state = max(took, key=took.__getitem__)
-        if out and out[-1][0] == r and out[-1][3] == state and abs(out[-1][2] - a0) < 1e-9:
-            out[-1] = (r, out[-1][1], b0, state)  # the same state goes on
-        else:
-            out.append((r, a0, b0, state))
-
-    for _, a, b, st in sorted(items, key=lambda s: s[1]):
-        if took and (b0 - a0 >= width or a - b0 > 1e-9):  # a full slice, or a gap
-            flush()
-            took = {}
-        if not took:
-            a0 = a
-        b0 = max(b0, b) if took else b
-        took[st] = took.get(st, 0.0) + (b - a)
-    if took:
-        flush()
 
 
 def load_for_web(scenario_data: Any, max_requests: int) -> simulator.Scenario:

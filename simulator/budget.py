@@ -21,13 +21,20 @@ and :data:`MAX_SIM_THREADS` simulated threads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .validation import ScenarioError
 
 if TYPE_CHECKING:
-    from .core import Env
     from .scenario import Scenario
+
+
+class EventLoop(Protocol):
+    """What :func:`run_within` needs of :class:`~.core.Env` (which imports this module)."""
+
+    max_events: int
+
+    def run(self) -> None: ...
 
 #: The default event budget of a run: about a minute and 1 GB of memory at most.
 MAX_EVENTS = 4_000_000
@@ -202,7 +209,7 @@ def _advice(field: str) -> str:
     return ": send fewer requests"
 
 
-def run_within(env: Env, sc: Scenario, max_events: int) -> None:
+def run_within(env: EventLoop, sc: Scenario, max_events: int) -> None:
     """Run ``env`` to the end within ``max_events``; past it, a :class:`BudgetError`
     naming the field the estimate blames most."""
     env.max_events = max_events

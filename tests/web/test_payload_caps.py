@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from wsgiscope.app import runs
-from wsgiscope.app.runs import MAX_FRAME_VALUES, MAX_LANES, cap_lanes, decimate_spans
+from wsgiscope.app.decimate import MAX_FRAME_VALUES, MAX_LANES, cap_lanes, decimate_spans
 from wsgiscope.app.stream import Session
 
 MB = 1_000_000
