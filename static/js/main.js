@@ -9,6 +9,9 @@ import { bindControls, showPlaying } from "./controls.js";
 import { Metrics } from "./metrics.js";
 import { bindProjector, isProjector, withProjector } from "./projector.js";
 import { Lessons } from "./lesson.js";
+import { Queueing } from "./queueing.js";
+import { HeatMap } from "./heatmap.js";
+import { exportCanvas, downloadPng } from "./export.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
@@ -22,6 +25,8 @@ const timeline = new Timeline($("timeline"), store, scale, { empty: "Pick a less
 const labTimeline = new Timeline($("lab-timeline"), labStore, scale, { maxRequestsHeight: 260 });
 const house = new House($("house"), store);
 const metrics = new Metrics(store, { dl: $("metrics"), histogram: $("histogram"), slowest: $("slowest") });
+const queueing = new Queueing(store);
+const heatmap = new HeatMap($("heatmap"), store, scale);
 
 // Numbers the measurement script and the browser tests read.
 const stats = { bytes: 0, frameMessages: 0, framesReceived: 0, firstFrameAt: 0, startAt: 0, draws: 0, errors: [] };
@@ -37,6 +42,7 @@ const player = {
 
   start(scenario, seed, play) {
     this.run = { scenario, seed };
+    queueing.setScenario(scenario);
     this.t = 0;
     this.playing = !!play;
     showPlaying(this.playing);
@@ -207,27 +213,29 @@ function bindRunInfo() {
     button.textContent = (await copyText(button.dataset.share)) ? "Link copied" : "Link is in the address bar";
     setTimeout(() => { button.textContent = "Copy share link"; }, 4000);
   });
-  $("export-png").addEventListener("click", () => {
-    $("timeline").toBlob((blob) => {
-      const a = document.createElement("a");
-      a.href = URL.createObjectURL(blob);
-      a.download = "wsgiscope-timeline.png";
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  for (const [id, projector] of [["export-png", false], ["export-png-projector", true]]) {
+    $(id).addEventListener("click", () => {
+      if (!store.meta || !player.run) return;
+      const lesson = $("lesson");
+      const title = lesson && lesson.dataset.name ? $("preset").selectedOptions[0].textContent : store.meta.name;
+      const canvas = exportCanvas({ store, scale, title, scenario: player.run.scenario, seed: store.meta.seed, projector });
+      window.wsgiscope.lastExport = { width: canvas.width, height: canvas.height, title };
+      downloadPng(canvas, projector ? "wsgiscope-timeline-projector.png" : "wsgiscope-timeline.png");
     });
-  });
+  }
 }
 bindRunInfo();
 if (body.dataset.autostart) startFromRunInfo(false);
 
 // --- drawing loop -------------------------------------------------------------------------
-let dirty = true, lastNow = performance.now(), renderedLine = -2, lastMetrics = 0;
+let dirty = true, lastNow = performance.now(), renderedLine = -2, lastMetrics = 0, lastHeat = 0;
 
 function sizeAll() {
   timeline.layout();
   timeline.resize();
   if (labStore.meta) { labTimeline.layout(); labTimeline.resize(); }
   house.resize();
+  heatmap.resize();
   metrics.resize();
   dirty = true;
 }
@@ -259,6 +267,7 @@ function draw(now) {
   if (labStore.meta) labTimeline.compose(t);
   const k = store.frameAt(t);
   house.draw(k, t);
+  if (now - lastHeat > 150 || !player.playing) { heatmap.draw(t); lastHeat = now; }
   $("clock").value = fmtClock(t);
   $("clock").textContent = fmtClock(t);
   const scrub = $("scrub");
@@ -268,7 +277,7 @@ function draw(now) {
   drawNarration(t);
   lessons.tick();
   lessons.watch(t);
-  if (now - lastMetrics > 120 || !player.playing) { metrics.draw(t, k); lastMetrics = now; }
+  if (now - lastMetrics > 120 || !player.playing) { metrics.draw(t, k); queueing.draw(t, k); lastMetrics = now; }
   stats.draws++;
   body.dataset.t = t.toFixed(3);
   const took = performance.now() - started;
@@ -397,6 +406,31 @@ bindProjector();
   });
   canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
 })();
+
+// The heat map shares the timeline's time axis: wheel zooms, double-click fits, hover explains.
+(function bindHeatMap() {
+  const canvas = $("heatmap"), wrap = $("heat-wrap"), tip = $("tooltip");
+  canvas.addEventListener("wheel", (ev) => {
+    if (!store.meta) return;
+    ev.preventDefault();
+    const x = ev.clientX - canvas.getBoundingClientRect().left;
+    scale.zoom(ev.deltaY > 0 ? 1.25 : 0.8, scale.t(Math.max(x, scale.left)));
+    dirty = true;
+  }, { passive: false });
+  canvas.addEventListener("dblclick", () => { scale.fit(); dirty = true; });
+  canvas.addEventListener("mousemove", (ev) => {
+    const r = canvas.getBoundingClientRect(), x = ev.clientX - r.left, y = ev.clientY - r.top;
+    const text = heatmap.hit(x, y);
+    if (!text) { tip.hidden = true; return; }
+    if (tip.parentElement !== wrap) wrap.appendChild(tip);
+    tip.textContent = text;
+    tip.hidden = false;
+    tip.style.left = `${Math.max(4, Math.min(x + 14, wrap.clientWidth - tip.offsetWidth - 4))}px`;
+    tip.style.top = `${canvas.offsetTop + y + 14}px`;
+  });
+  canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+})();
+window.wsgiscope.heatmap = heatmap;
 
 // --- the lab: run it for real ---------------------------------------------------------------
 async function runForReal() {

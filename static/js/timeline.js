@@ -117,7 +117,7 @@ export class Timeline {
 
   resize() {
     const dpr = window.devicePixelRatio || 1;
-    const w = this.canvas.clientWidth || this.canvas.parentElement.clientWidth;
+    const w = this.opts.width || this.canvas.clientWidth || this.canvas.parentElement.clientWidth;
     this.cssW = w;
     this.dpr = dpr;
     for (const c of [this.canvas, this.layer]) {
@@ -172,7 +172,10 @@ export class Timeline {
     ctx.fillStyle = C.inkSoft;
     ctx.font = this.font(14);
     ctx.textAlign = "center";
-    for (const t of tk.marks) ctx.fillText(fmtTick(t, tk.step), sc.x(t), AX / 2);
+    for (const t of tk.marks) {
+      const label = fmtTick(t, tk.step), half = ctx.measureText(label).width / 2;
+      ctx.fillText(label, Math.min(sc.x(t), this.cssW - half - 2), AX / 2);  // the last stays whole
+    }
     ctx.textAlign = "left";
 
     ctx.save();

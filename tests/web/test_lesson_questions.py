@@ -18,7 +18,7 @@ TOUR = [  # one thread, threads, processes, the GIL, convoy, gunicorn workers, g
     "gunicorn-sync-2", "too-many-workers", "right-sized-workers",
     "gunicorn-gthread-1x4", "gthread-hoarding", "gthread-poisson",
     "gevent-io", "gevent-cpu", "slow-clients-sync", "slow-clients-gevent",
-    "backlog-overflow", "mm8-queue",
+    "backlog-overflow", "mm8-queue", "mm8-queue-long",
     "worker-timeout", "gthread-no-timeout", "max-requests",
     "flask-lifecycle", "globals-race",
 ]
