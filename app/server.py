@@ -138,16 +138,26 @@ def run_gunicorn(config: dict[str, Any], options: dict[str, Any]) -> None:
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            # In each worker, after the fork (and after gevent's patching): the simulation
-            # pool is forked here, from the worker's main thread, before the first viewer.
-            from . import create_app, serving
-
-            app = create_app(config)
-            serving.start(app)
-            _warm_up(app)
-            return app
+            return served_app(config)
 
     _Server().run()
+
+
+def served_app(config: dict[str, Any] | None = None) -> Any:
+    """The app as a gunicorn worker serves it: ``create_app(config)``, its simulation pool
+    started, its page rendered once. Called in each worker, after the fork (and after
+    gevent's patching), so the pool is forked from the worker's main thread before the first
+    viewer. For gunicorn's own command line::
+
+        gunicorn -k gevent --worker-connections 1100 --no-control-socket \
+            'wsgiscope.app.server:served_app({"SIM_PROCESSES": 2})'
+    """
+    from . import create_app, serving
+
+    app = create_app(config)
+    serving.start(app)
+    _warm_up(app)
+    return app
 
 
 def _warm_up(app: Any) -> None:
