@@ -69,12 +69,12 @@ def test_context_locals_at_the_playhead_and_the_wrong_read_marked(page, live_ser
     text = panel.inner_text()
     assert "request ctx (user 1)" in text and "request ctx (user 2)" in text
     assert "/global" in text and "user = user 2" in text  # the second write won
-    page.evaluate("wsgiscope.player.seek(45)")  # user 1 has read it back
+    page.evaluate("wsgiscope.player.seek(105)")  # user 1 has read it back
     settle(page)
     wrong = panel.locator(".ctx-reads li.wrong")
     assert wrong.count() == 1 and "user 1 read the global user: user 2's value" in \
         wrong.first.inner_text()
-    page.evaluate("wsgiscope.player.seek(460)")  # /whoami on a reused pool thread
+    page.evaluate("wsgiscope.player.seek(760)")  # /whoami on a reused pool thread
     settle(page)
     assert "threading.local user: user 5's value ✗" in panel.inner_text()
     assert page.locator("#ctx-marks .ctx-mark.wrong").count() == 2  # the global, the local
