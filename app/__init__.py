@@ -76,12 +76,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_lessons(app)  # LESSONS: a teacher's lesson folders (default $WSGISCOPE_LESSONS)
 
+    from .rooms import bp as rooms_bp  # before sock.init_app: it adds the rooms' socket
     from .stream import sock
     from .web.exports import bp as exports_bp
     from .web.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(exports_bp)
+    app.register_blueprint(rooms_bp)
     sock.init_app(app)
 
     try:

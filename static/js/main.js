@@ -12,6 +12,7 @@ import { Lessons } from "./lesson.js";
 import { Queueing } from "./queueing.js";
 import { HeatMap } from "./heatmap.js";
 import { exportCanvas, downloadPng } from "./export.js";
+import { Room } from "./room.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
@@ -167,6 +168,8 @@ window.wsgiscope.stream = stream;
 const lessons = new Lessons({ store, player, scale, timeline, stream, redraw: () => { dirty = true; } });
 window.wsgiscope.lessons = lessons;
 lessons.load($("lesson"));
+const room = new Room({ store, player, timeline, stream, lessons, inspect: (id) => inspect(id) });
+window.wsgiscope.room = room;
 
 function showNotice(text) {
   const el = $("conn");
