@@ -123,3 +123,16 @@ def test_the_timeline_and_the_slowest_table_inspect_from_the_keyboard(page, live
     page.keyboard.press("Enter")
     page.wait_for_function(f"{heading}.includes('user 10')")
     assert page.console.errors == []
+
+
+def test_axe_in_projector_mode_with_a_question_and_a_room(page, live_server):
+    page.goto(f"{live_server}/?preset=gevent-cpu&projector=1")
+    ready(page)
+    assert axe_violations(page, impacts=("moderate", "serious", "critical")) == []
+    page.locator("#btn-room").click()
+    page.wait_for_selector("#room-overlay .room-qr svg")
+    assert axe_violations(page) == []
+    page.locator("#room-overlay .room-close").click()
+    page.locator("#room-answers").click()
+    assert axe_violations(page) == []
+    assert page.console.errors == []
