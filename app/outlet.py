@@ -19,8 +19,8 @@ as long as TCP keeps the connection, minutes after the viewer is gone. Here:
   background greenlet or thread); the handler ends, and with it the viewer's hold on its
   run.
 * A small message (a playing viewer's frames, 30 times a second) goes out uncompressed, as
-  permessage-deflate allows per message (RFC 7692, section 6): compressing a few hundred
-  bytes cost more CPU than anything else in sending them; larger ones are compressed.
+  permessage-deflate allows per message (RFC 7692, section 6): compressing a few KB cost
+  more CPU than anything else in sending them; larger ones are compressed.
 
 All writes of a socket go through its outlet, keep-alive pings included (simple-websocket's
 own pinger is turned off), so a frame is never interleaved with another's bytes. The
@@ -48,8 +48,11 @@ SIOCOUTQ = 0x5411
 SEND_BUFFER = 256 * 1024
 #: Unsent bytes above which a viewer is behind: no new frames until they drain.
 HIGH_WATER = 128 * 1024
-#: Messages up to this size go out uncompressed.
-PLAIN_MAX = 1024
+#: Messages up to this size go out uncompressed: a playing viewer's frames (a few hundred
+#: bytes to a few KB a message), and the larger catch-up messages of a pacer that is late
+#: under load, when compressing them would only make it later. A start, a seek, a run at
+#: full speed are compressed.
+PLAIN_MAX = 4096
 
 
 class ViewerGone(Exception):
