@@ -8,7 +8,8 @@ takes a :class:`Request` and writes events (:class:`~.trace.Event`) through a
 from __future__ import annotations
 
 from .core import Env
-from .trace import KINDS, EventLog, RequestRecord
+from .eventlog import KINDS, EventLog
+from .trace import RequestRecord
 
 
 class Request:
