@@ -1,0 +1,47 @@
+"""Every inside-Flask lesson plays in the page, and a request of each can be stepped through
+stage by stage in the inspector, in real Chromium against ``wsgiscope serve``."""
+
+from __future__ import annotations
+
+import pytest
+from pagekit import playhead, ready, settle
+
+pytestmark = pytest.mark.browser
+
+FLASK_LESSONS = ["flask-short-circuit", "flask-error-path", "flask-no-route", "context-locals",
+                 "context-locals-gevent", "lost-update-39", "lost-update-311",
+                 "lost-update-lock"]
+
+
+@pytest.mark.parametrize("name", FLASK_LESSONS)
+def test_each_flask_lesson_plays_and_steps(page, live_server, name):
+    page.goto(f"{live_server}/?preset={name}")
+    ready(page)
+    # it plays: the playhead moves forward and the run arrives in full
+    page.evaluate("wsgiscope.player.play()")
+    page.wait_for_function("wsgiscope.player.t > 0")
+    page.evaluate("wsgiscope.player.pause()")
+    page.evaluate("wsgiscope.player.seek(wsgiscope.player.end)")
+    page.wait_for_function("wsgiscope.store.complete")
+    page.evaluate("wsgiscope.stream.send({op: 'inspect', id: 0})")
+    page.wait_for_function(
+        "document.querySelector('#inspector h2').textContent.includes('user 1')")
+    page.evaluate("wsgiscope.player.seek(0)")
+    seen: list[str] = []
+    for _ in range(40):
+        page.get_by_role("button", name="stage →").click()
+        settle(page)
+        now = page.locator("#inspector ol.lifecycle li.now")
+        if now.count() == 0:
+            break
+        step = now.first.get_attribute("data-step")
+        assert abs(playhead(page) - float(now.first.get_attribute("data-start"))) < 1e-3
+        if not seen or seen[-1] != step:
+            seen.append(step)
+        if step == "write → close":
+            break
+    # the walk goes through the server, Flask's contexts and ends with the write
+    assert seen[0] == "socket" and seen[-1] == "write → close", seen
+    push, pop = "app ctx push → request ctx push", "teardown (reverse) → ctx pop"
+    assert push in seen and pop in seen and seen.index(push) < seen.index(pop)
+    assert page.console.errors == []
