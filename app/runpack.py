@@ -79,10 +79,11 @@ def inspect_batches(trace: Trace) -> list[str]:
     """The inspector's data (each request's record and events), as JSON per batch."""
     n = len(trace.requests)
     events: list[list[Any]] = [[] for _ in range(n)]
-    for e in trace.events:  # one pass: what Trace.request_events picks, for every request
-        rid = e.who if e.kind == "req" else e.ref if e.kind == "thread" else None
+    # one pass: what Trace.request_events picks, for every request (plain rows: no Event each)
+    for t, kind, who, what, ref in trace.events.rows():
+        rid = who if kind == "req" else ref if kind == "thread" else None
         if type(rid) is int and 0 <= rid < n:
-            events[rid].append(list(e))
+            events[rid].append([t, kind, who, what, ref])
     out = []
     for a in range(0, n, INSPECT_BATCH):
         records = [asdict(r) for r in trace.requests[a:a + INSPECT_BATCH]]
