@@ -99,6 +99,8 @@ def test_the_heat_map_shows_the_syn_retransmit_steps(page, live_server):
 def test_the_heat_map_shows_the_convoy_tail(page, live_server):
     page.goto(f"{live_server}/?preset=convoy-threads")
     ready(page)
+    focus = simulator.presets.get("convoy-threads").focus
+    page.wait_for_function(f"Math.abs(wsgiscope.scale.t1 - {focus['to_ms']}) < 0.5")  # zoomed
     to_end(page)
     page.evaluate("wsgiscope.scale.fit(); window.dispatchEvent(new Event('resize'))")
     settle(page)
