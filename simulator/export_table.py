@@ -72,30 +72,29 @@ def _timeline(trace: Trace) -> list[str]:
             return
         rows.append((row_t, _grouped(client), _queue_cell(queue), _grouped(server)))
 
-    for e in trace.events:
-        if e.kind == "req":
-            what = e.what
+    for t, kind, who, what, ref in trace.events.rows():
+        if kind == "req":
             if what not in ("syn", "drop", "overflow", "accept", "pool", "done", "backlog"):
                 continue
-            r = int(e.who)
-        elif e.kind == "worker":
+            r = int(who)
+        elif kind == "worker":
             # werkzeug's forked children come and go with each request: the accept says it
-            if not gunicorn or (e.what in ("ready", "boot") and e.t <= 0):
+            if not gunicorn or (what in ("ready", "boot") and t <= 0):
                 continue
         else:
             continue
-        if row_t is None or e.t - row_t > quantum:
+        if row_t is None or t - row_t > quantum:
             flush()
-            row_t = e.t
+            row_t = t
             client, server = [], []
-        if e.kind == "worker":
-            detail = f" ({e.ref})" if e.ref else ""
-            server.append((-1, f"worker {e.who} {e.what}{detail}", "", ""))
+        if kind == "worker":
+            detail = f" ({ref})" if ref else ""
+            server.append((-1, f"worker {who} {what}{detail}", "", ""))
             continue
         u = r + 1
         if what == "syn":
             rec = records.get(r)
-            if rec is not None and e.t <= rec.sent_ms + 1e-9:
+            if rec is not None and t <= rec.sent_ms + 1e-9:
                 client.append((u, "", f" -> GET {paths.get(r, '?')}", ""))
             else:
                 client.append((u, "", " resend SYN", ""))
@@ -107,13 +106,13 @@ def _timeline(trace: Trace) -> list[str]:
             queue[r] = None
         elif what == "accept":
             queue.pop(r, None)
-            server.append((u, f"{_short_lane(sc, str(e.ref))} accepts ", "", ""))
+            server.append((u, f"{_short_lane(sc, str(ref))} accepts ", "", ""))
         elif what == "pool":
             server.append((u, "", " wait for a thread", ""))
         elif what == "done":
             queue.pop(r, None)
             rec = records.get(r)
-            status = str(e.ref)
+            status = str(ref)
             took = f" ({fmt_dur(rec.latency_ms)})" if rec is not None and rec.latency_ms else ""
             if status in ("ok", "error"):
                 fallback = 200 if status == "ok" else 500
