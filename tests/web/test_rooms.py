@@ -157,3 +157,40 @@ def test_a_room_over_live_sockets(live_server) -> None:
     finally:
         for ws in [teacher, *students]:
             ws.close()
+
+
+def test_a_room_across_processes_through_redis(tmp_path) -> None:
+    """Two serving processes (two brokers, two apps) share a room and its key through Redis:
+    a teacher in one drives a student in the other."""
+    from servekit import redis_server
+    from wsgiscope.app import create_app
+    from wsgiscope.app.pubsub import RedisBroker
+    from wsgiscope.app.rooms import room_key
+
+    with redis_server(tmp_path) as url:
+        apps = [create_app({"TESTING": True, "REDIS_URL": url}) for _ in range(2)]
+        keys = [room_key(app) for app in apps]
+        assert keys[0] == keys[1]  # one key, so either process checks the teacher's secret
+        brokers = [RedisBroker(url), RedisBroker(url)]
+        try:
+            assert all(b.wait_connected(5) for b in brokers)
+            code, secret = new_room(keys[0])
+            subs = [b.subscribe(f"room:{code}") for b in brokers]
+            members = [Member(code, keys[i], lambda text, b=brokers[i]:
+                              b.publish(f"room:{code}", text)) for i in range(2)]
+            teacher, student = members
+            teacher.handle(json.dumps({"op": "hello", "role": "teacher", "secret": secret}))
+            student.handle(json.dumps({"op": "hello", "role": "student"}))
+            teacher.handle(json.dumps({"op": "play", "t": 42, "playing": True}))
+            deadline = time.monotonic() + 5
+            got: list[dict] = []
+            while time.monotonic() < deadline and not any(m["type"] == "play" for m in got):
+                text = subs[1].get(timeout=0.2)
+                if text is not None and student.wants(text):
+                    got.append(json.loads(text[2:]))
+            assert [m for m in got if m["type"] == "play"][0]["t"] == 42
+        finally:
+            from wsgiscope.app import serving
+
+            for b in brokers + [serving.get(app).rooms for app in apps]:
+                b.close()
