@@ -28,7 +28,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
-import logging
 import os
 import threading
 import time
@@ -47,18 +46,15 @@ from .cache import (
     RedisRunStore,
     cache_key,
 )
+from .pacer import SEND_INTERVAL_S, Pacer
 from .pool import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, JobError, PoolError, SimPool
 from .pubsub import Broker, MemoryBroker, RedisBroker
 from .runs import Prepared, load_for_web, prepare, run_key
-
-log = logging.getLogger("wsgiscope.serving")
 
 #: Refusals remembered per process (a hostile page repeating an expensive scenario).
 KEEP_ERRORS = 256
 #: Validated scenarios remembered per process, by their text.
 KEEP_JOBS = 256
-#: How often the pacer sends each playing viewer its next frames.
-SEND_INTERVAL_S = 1 / 30
 #: How often a process waiting for another one's simulation looks in the shared cache.
 SHARED_POLL_S = 0.05
 
@@ -267,50 +263,6 @@ class RunService:
         if self.pool is not None:
             out["pool"] = {"processes": self.pool.size, **self.pool.stats}
         return out
-
-
-class Pacer:
-    """One loop per process that plays every viewer: each ``interval`` it calls ``tick()``
-    on each (which sends what that viewer needs now, without waiting), then sleeps for the
-    rest of the interval. A tick that takes longer than the interval is followed at once by
-    the next: each viewer then gets larger messages less often, never a queue. It yields
-    every few viewers, so pages and new sockets are served during a long pass."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._viewers: dict[int, Any] = {}
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self.passes = 0
-        self.last_pass_s = 0.0
-        self.longest_pass_s = 0.0
-
-    def add(self, viewer: Any) -> None:
-        self._viewers[id(viewer)] = viewer
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="wsgiscope-pacer",
-                                                 daemon=True)
-                self._thread.start()
-
-    def remove(self, viewer: Any) -> None:
-        self._viewers.pop(id(viewer), None)
-
-    def _run(self) -> None:
-        while True:
-            started = time.monotonic()
-            for i, viewer in enumerate(list(self._viewers.values())):
-                try:
-                    viewer.tick()
-                except Exception:  # one viewer's bug must not stop everyone's frames
-                    log.exception("wsgiscope: a viewer's tick failed")
-                if i % 64 == 63:
-                    time.sleep(0)  # under gevent: let the loop serve others meanwhile
-            took = time.monotonic() - started
-            self.passes += 1
-            self.last_pass_s = took
-            self.longest_pass_s = max(self.longest_pass_s, took)
-            time.sleep(max(0.0, self.interval - took))
 
 
 class Viewers:

@@ -35,7 +35,7 @@ from simple_websocket import ConnectionClosed
 from wsgiscope import simulator
 from wsgiscope.simulator.validation import check_seed, parse_scenario_text
 
-from . import serving
+from . import pacer, serving
 from .outlet import Outlet, ViewerGone
 from .pool import JobError, PoolError
 from .runs import Prepared
@@ -49,7 +49,7 @@ MIN_SPEED, MAX_SPEED = 0.1, 100.0
 #: How far ahead of the browser's playhead the server keeps sending, in wall-clock seconds.
 LEAD_S = 0.25
 #: How often a playing session sends, and how many frames fit in one message at most.
-SEND_INTERVAL_S = serving.SEND_INTERVAL_S  # the pacer's, see .serving.Pacer
+SEND_INTERVAL_S = pacer.SEND_INTERVAL_S  # the pacer's (.pacer.Pacer)
 CHUNK_FRAMES = 1500
 #: The largest message the browser may send (a start with its scenario).
 MAX_MESSAGE_BYTES = 2_000_000
@@ -283,7 +283,7 @@ class Viewer:
     """One socket's session and outlet, as the pacer and the socket's handler share them.
 
     The handler reads the browser's messages and answers them; the pacer
-    (:class:`.serving.Pacer`, one per process) sends every playing viewer its next frames,
+    (:class:`.pacer.Pacer`, one per process) sends every playing viewer its next frames,
     SEND_INTERVAL_S apart, in one pass over all of them: no timer or wake-up per viewer.
     Whoever touches the session holds ``outlet.lock``; the pacer skips a viewer whose
     handler is busy, or that is behind.
