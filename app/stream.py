@@ -162,10 +162,12 @@ class Session:
         ahead = self.playhead() + self.speed * LEAD_S * 1000.0
         target = self.frame_index(ahead)
         if target < self.run.n:
-            # On a grid of blocks of about one send interval: viewers of the same run at the
-            # same speed ask for the same chunks, which the run encodes once for all of them.
-            block = max(1, int(SEND_INTERVAL_S * 1000.0 * self.speed / self.run.tick_ms))
-            target -= target % block
+            # On a grid of blocks of half a send interval: viewers of the same run at the
+            # same speed ask for the same chunks, which the run encodes once for all of them
+            # (and a pass that comes a little early still finds a block to send).
+            block = int(SEND_INTERVAL_S * 500.0 * self.speed / self.run.tick_ms)
+            if block > 1:
+                target -= target % block
         self.send_until(target)
 
     @property
