@@ -5,8 +5,9 @@
 thread that lives as long as the worker):
 
 ========================  ===================================================================
-``SIM_PROCESSES``         simulation processes (:mod:`.pool`); 0 runs the engine in the
-                          serving process itself (tests, the development server)
+``SIM_PROCESSES``         simulation processes (:mod:`.pool`); 0 (the default of a bare
+                          ``create_app``, as in tests) runs the engine in the serving
+                          process itself; ``wsgiscope serve`` gives cores / workers
 ``SIM_TIMEOUT_S``         wall-clock limit of one simulation (default 60)
 ``SIM_MEMORY_MB``         address-space limit of each simulation process (default 2048)
 ``RUN_CACHE_BYTES``       this process's cache of prepared runs (default 256 MB)
@@ -21,6 +22,10 @@ thread that lives as long as the worker):
 this process's cache, else from the shared cache, else by a simulation, and only one
 simulation for identical requests in flight at once (here: the others wait for it; across
 processes: a claim in Redis, the others poll the shared cache until it is there).
+
+``get(app).rooms`` is the process's :class:`~wsgiscope.app.pubsub.Broker` for classroom
+rooms: ``publish(room, message)`` and ``subscribe(room)``, in memory, or through Redis when
+``REDIS_URL`` is set, so a room's followers may be on any worker or instance.
 """
 
 from __future__ import annotations
