@@ -151,3 +151,24 @@ def ws_send(sock: socket.socket, text: str) -> None:
         head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
     sock.sendall(head + mask + masked)
+
+
+def ws_receive(sock: socket.socket) -> tuple[int, bytes]:
+    """One frame from the server (unmasked, not compressed): (opcode, payload)."""
+
+    def exactly(n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            out += chunk
+        return out
+
+    b0, b1 = exactly(2)
+    n = b1 & 0x7F
+    if n == 126:
+        (n,) = struct.unpack("!H", exactly(2))
+    elif n == 127:
+        (n,) = struct.unpack("!Q", exactly(8))
+    return b0 & 0x0F, exactly(n)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import simple_websocket
-from servekit import get, healthz, serve, ws_connect, ws_send
+from servekit import get, healthz, serve, ws_connect, ws_receive, ws_send
 from wsgiscope import simulator
 
 
@@ -163,3 +163,21 @@ def test_a_viewer_that_stops_reading_is_dropped_and_its_run_freed(tmp_path):
             ws.close()
         finally:
             sock.close()
+
+
+def test_a_full_server_says_so_and_serves_the_page(tmp_path):
+    with serve(tmp_path / "server.log", "--max-viewers", "2") as address:
+        socks = [ws_connect(address) for _ in range(2)]
+        try:
+            third = ws_connect(address)
+            opcode, payload = ws_receive(third)
+            msg = json.loads(payload)
+            assert opcode == 1 and msg["type"] == "error"
+            assert "this server is full (2 viewers)" in msg["error"]
+            assert ws_receive(third)[0] == 8  # then the server closes the socket
+            third.close()
+            assert get(f"http://{address}/")[0] == 200
+            assert healthz(address)["viewers_refused"] == 1
+        finally:
+            for s in socks:
+                s.close()
