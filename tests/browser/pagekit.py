@@ -37,3 +37,23 @@ def axe_violations(page, impacts=("serious", "critical")):
             targets = ", ".join(" ".join(n["target"]) for n in v["nodes"][:6])
             out.append(f"{v['impact']} {v['id']}: {targets}")
     return out
+
+
+def walk_stages(page, last="write → close", limit=40):
+    """Press "stage →" in the request inspector until the ``last`` stage (or no stage) is
+    under the playhead; check each time that the playhead sits at that stage's start. The
+    stages seen, in order, once each."""
+    seen = []
+    for _ in range(limit):
+        page.get_by_role("button", name="stage →").click()
+        settle(page)
+        now = page.locator("#inspector ol.lifecycle li.now")
+        if now.count() == 0:
+            break
+        step = now.first.get_attribute("data-step")
+        assert abs(playhead(page) - float(now.first.get_attribute("data-start"))) < 1e-3
+        if not seen or seen[-1] != step:
+            seen.append(step)
+        if step == last:
+            break
+    return seen

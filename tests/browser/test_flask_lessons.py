@@ -4,7 +4,7 @@ stage by stage in the inspector, in real Chromium against ``wsgiscope serve``.""
 from __future__ import annotations
 
 import pytest
-from pagekit import playhead, ready, settle
+from pagekit import ready, walk_stages
 
 pytestmark = pytest.mark.browser
 
@@ -27,19 +27,7 @@ def test_each_flask_lesson_plays_and_steps(page, live_server, name):
     page.wait_for_function(
         "document.querySelector('#inspector h2').textContent.includes('user 1')")
     page.evaluate("wsgiscope.player.seek(0)")
-    seen: list[str] = []
-    for _ in range(40):
-        page.get_by_role("button", name="stage →").click()
-        settle(page)
-        now = page.locator("#inspector ol.lifecycle li.now")
-        if now.count() == 0:
-            break
-        step = now.first.get_attribute("data-step")
-        assert abs(playhead(page) - float(now.first.get_attribute("data-start"))) < 1e-3
-        if not seen or seen[-1] != step:
-            seen.append(step)
-        if step == "write → close":
-            break
+    seen = walk_stages(page)
     # the walk goes through the server, Flask's contexts and ends with the write
     assert seen[0] == "socket" and seen[-1] == "write → close", seen
     push, pop = "app ctx push → request ctx push", "teardown (reverse) → ctx pop"

@@ -4,7 +4,7 @@ in real Chromium against ``wsgiscope serve``."""
 from __future__ import annotations
 
 import pytest
-from pagekit import ARTIFACTS, playhead, ready, settle
+from pagekit import ARTIFACTS, ready, settle, walk_stages
 
 pytestmark = pytest.mark.browser
 
@@ -34,20 +34,7 @@ def test_stepping_through_a_refused_request_stage_by_stage(page, live_server):
     assert "before_request" in labels and "after_request" in labels and "view" not in labels
     assert "401" in page.locator("#inspector .inspect-summary").inner_text()
     page.evaluate("wsgiscope.player.seek(0)")
-    seen = []
-    for _ in range(20):
-        page.get_by_role("button", name="stage →").click()
-        settle(page)
-        now = page.locator("#inspector ol.lifecycle li.now")
-        if now.count() == 0:
-            break
-        step = now.first.get_attribute("data-step")
-        start = float(now.first.get_attribute("data-start"))
-        assert abs(playhead(page) - start) < 1e-3  # the playhead is at the stage's start
-        if not seen or seen[-1] != step:
-            seen.append(step)
-        if step == "write → close":
-            break
+    seen = walk_stages(page, limit=20)  # the playhead at each stage's start
     assert seen == REFUSED
     assert "at the playhead: write → close" in page.locator(".lifecycle-now").inner_text()
     # and back one stage
