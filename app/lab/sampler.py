@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .recorder import now_ms
 
@@ -64,7 +65,27 @@ def listening_ports() -> set[int]:
     return ports
 
 
-class BacklogSampler:
+class _Poller:
+    """A daemon thread running ``_run`` until :meth:`stop` (what both samplers share)."""
+
+    def _init_thread(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Any:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+
+class BacklogSampler(_Poller):
     """A thread recording ``(t_ms, depth)`` each time the accept queue's depth changes.
 
     ``interval_ms`` is the polling period; depths that last less than that may be missed,
@@ -80,17 +101,7 @@ class BacklogSampler:
         self.samples: list[tuple[float, int]] = []
         self.polls = 0
         self.cpu_s = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="backlog-sampler", daemon=True)
-
-    def start(self) -> BacklogSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        self._init_thread("backlog-sampler")
 
     def _run(self) -> None:
         last = -1
@@ -127,7 +138,7 @@ def parse_stat_state(text: bytes) -> int:
     return RUNNING if state == [b"R"] else SLEEPING
 
 
-class ThreadSampler:
+class ThreadSampler(_Poller):
     """A thread recording, for each thread of the watched processes, each change of what it
     is doing (see the module docstring).
 
@@ -157,17 +168,7 @@ class ThreadSampler:
         self.fallback = False
         self._fds: dict[tuple[int, int], tuple[int, bool]] = {}
         self._last: dict[tuple[int, int], int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="thread-sampler", daemon=True)
-
-    def start(self) -> ThreadSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        self._init_thread("thread-sampler")
 
     def _discover(self) -> None:
         if self.record_dir is not None:
