@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from wsgiscope import simulator
+from wsgiscope.app.lab.flask_hooks import _LOOPS
 from wsgiscope.app.lab.hooks_compare import compare_hooks, flask_path
 from wsgiscope.app.lab.measure import measure
 
@@ -49,25 +50,7 @@ def counters(call: bool, lock: bool) -> dict[str, Any]:
 
 
 # Four threads run each loop; prints {"version": ..., "<loop>": lost, ...} as JSON.
-_THREADS_ONLY = r"""
-import json, platform, threading
-counter = 0
-lock = threading.Lock()
-def one():
-    return 1
-def plain(n):
-    global counter
-    for _ in range(n):
-        counter += 1
-def call(n):
-    global counter
-    for _ in range(n):
-        counter = counter + one()
-def locked(n):
-    global counter
-    for _ in range(n):
-        with lock:
-            counter += 1
+_THREADS_ONLY = "import json, platform, threading\n" + _LOOPS + r"""
 out = {"version": platform.python_version()}
 for loop in (plain, call, locked):
     counter = 0
