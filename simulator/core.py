@@ -43,21 +43,30 @@ class Env:
         """Call ``fn(arg)`` ``delay`` ms from now."""
         self.at(self.now + delay, fn, arg, prio)
 
-    def run(self) -> None:
-        """Run events in order until none are left, or raise :class:`BudgetError` once
-        ``max_events`` have run and more are due."""
+    def run(self, until: float | None = None) -> None:
+        """Run events in order until none are left (or, given ``until``, until the next one
+        is later than ``until``: every event at or before it has run, and the run can carry
+        on with another call); raise :class:`BudgetError` once ``max_events`` have run and
+        more are due."""
         heap = self._heap
         count = 0
         room = self.max_events - self.events_run
         try:
-            while heap and count < room:  # inlined for speed
-                t, _, _, fn, arg = heappop(heap)
-                self.now = t
-                fn(arg)
-                count += 1
+            if until is None:
+                while heap and count < room:  # inlined for speed
+                    t, _, _, fn, arg = heappop(heap)
+                    self.now = t
+                    fn(arg)
+                    count += 1
+            else:
+                while heap and heap[0][0] <= until and count < room:
+                    t, _, _, fn, arg = heappop(heap)
+                    self.now = t
+                    fn(arg)
+                    count += 1
         finally:
             self.events_run += count
-        if heap:
+        if heap and (until is None or heap[0][0] <= until):
             raise BudgetError(
                 "scenario",
                 f"the run took more than {approx(self.max_events)} events (simulation steps) "

@@ -11,7 +11,8 @@ import gc
 import math
 import random
 from bisect import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import accumulate
 from typing import Any
 
@@ -282,43 +283,110 @@ def run(scenario: dict[str, Any] | Scenario, seed: int | None = None,
     A run costing more than ``max_events`` (default and most: ``budget.MAX_EVENTS``) is
     refused before it starts, or stopped, with a ``budget.BudgetError`` (a ScenarioError).
     """
-    sc = load_scenario(scenario)
-    limit = budget.check(sc, max_events)
-    # Speed: a run allocates millions of small objects (events, tuples, records) that the
-    # cyclic garbage collector would scan over and over for nothing; pause it meanwhile.
+    return Simulation(scenario, seed, max_events).finish()
+
+
+class Simulation:
+    """One run played in steps: :meth:`run_until` a time, look at what happened so far
+    (:meth:`partial`), carry on, :meth:`finish` with the very Trace :func:`run` gives (events
+    run in time order either way). The budget is checked here and held over all the steps."""
+
+    def __init__(self, scenario: dict[str, Any] | Scenario, seed: int | None = None,
+                 max_events: int | None = None) -> None:
+        sc = load_scenario(scenario)
+        self.scenario = sc
+        self.max_events = budget.check(sc, max_events)
+        self.seed = sc.seed if seed is None else seed
+        with _no_gc():
+            self.sim = sim = Sim(sc, self.seed)
+            sim.rec.backlog(0)
+            make_server(sim).start()
+            sim.start_clients()
+        sim.env.max_events = self.max_events
+        self._trace: Trace | None = None
+
+    @property
+    def events_run(self) -> int:
+        return self.sim.env.events_run
+
+    @property
+    def finished(self) -> bool:
+        """True when no event is left to run."""
+        return not self.sim.env._heap
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request of the run, in the order they are sent (known from the start)."""
+        return self.sim.requests
+
+    def run_until(self, t_ms: float) -> bool:
+        """Run every event at or before ``t_ms``; True when the run has no events left."""
+        with _no_gc():
+            try:
+                self.sim.env.run(until=t_ms)
+            except budget.BudgetError as exc:
+                raise budget.BudgetError(budget.estimate(self.scenario)[0].field,
+                                         exc.message) from None
+        return self.finished
+
+    def partial(self) -> Trace:
+        """What has happened so far, as a Trace: the event log up to now (the run's own
+        log: read it before the run goes on), the lanes so far and the records of the
+        requests sent so far (a request still in flight has no ``finished_ms`` and a status
+        that is not final). No summary: that needs the whole run."""
+        sim = self.sim
+        now = sim.env.now
+        return Trace(
+            scenario=self.scenario.to_dict(),
+            source="simulated",
+            events=sim.rec.events,
+            requests=[r.record() for r in sim.requests if r.sent <= now],
+            processes=[{**lane, "threads": list(lane["threads"])}
+                       for lane in sim.lanes.values()],
+            backlog_limit=sim.listen.capacity,
+            cores=self.scenario.machine["cores"],
+            seed=self.seed,
+        )
+
+    def finish(self) -> Trace:
+        """Run to the end and return the run's Trace."""
+        if self._trace is not None:
+            return self._trace
+        sim, sc, seed = self.sim, self.scenario, self.seed
+        with _no_gc():
+            budget.run_within(sim.env, sc, self.max_events)
+            lost = _replay_increments(sim, seed)
+            trace = Trace(
+                scenario=sc.to_dict(),
+                source="simulated",
+                events=sim.rec.events,
+                requests=[r.record() for r in sim.requests],
+                processes=list(sim.lanes.values()),
+                backlog_limit=sim.listen.capacity,
+                cores=sc.machine["cores"],
+                seed=seed,
+            )
+            trace.summary = summarise(trace)
+            trace.summary["events_simulated"] = sim.env.events_run
+            trace.summary["races"] = sum(1 for r in sim.requests if r.note.startswith("read "))
+            if lost is not None:
+                trace.summary["increments"] = lost
+                trace.summary["lost_updates"] = sum(row["lost"] for row in lost.values())
+        self._trace = trace
+        return trace
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Speed: a run makes millions of small objects (events, tuples, records) that the
+    cyclic garbage collector would scan over and over for nothing; pause it meanwhile."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _simulate(sc, sc.seed if seed is None else seed, limit)
+        yield
     finally:
         if collecting:
             gc.enable()
-
-
-def _simulate(sc: Scenario, seed: int, max_events: int = budget.MAX_EVENTS) -> Trace:
-    sim = Sim(sc, seed)
-    sim.rec.backlog(0)
-    make_server(sim).start()
-    sim.start_clients()
-    budget.run_within(sim.env, sc, max_events)
-    lost = _replay_increments(sim, seed)
-    trace = Trace(
-        scenario=sc.to_dict(),
-        source="simulated",
-        events=sim.rec.events,
-        requests=[r.record() for r in sim.requests],
-        processes=list(sim.lanes.values()),
-        backlog_limit=sim.listen.capacity,
-        cores=sc.machine["cores"],
-        seed=seed,
-    )
-    trace.summary = summarise(trace)
-    trace.summary["events_simulated"] = sim.env.events_run
-    trace.summary["races"] = sum(1 for r in sim.requests if r.note.startswith("read "))
-    if lost is not None:
-        trace.summary["increments"] = lost
-        trace.summary["lost_updates"] = sum(row["lost"] for row in lost.values())
-    return trace
 
 
 def _replay_increments(sim: Sim, seed: int) -> dict[str, dict[str, int]] | None:
