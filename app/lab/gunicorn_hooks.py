@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from typing import Any
 
 from wsgiscope.app.lab.demo_app import ENVIRON_KEY
@@ -33,6 +34,8 @@ _sink = RecordSink(_cfg["record_dir"])
 _accepted: dict[Any, float] = {}
 _picked: dict[Any, tuple[float, int]] = {}
 _in_flight: dict[int, dict[str, Any]] = {}
+#: Finished requests' records, written once their connection is closed (:func:`_flush`).
+_pending: deque[dict[str, Any]] = deque()
 
 # Quiet, quick to stop.
 loglevel = "warning"
@@ -60,14 +63,26 @@ def post_fork(server: Any, worker: Any) -> None:
             _picked.setdefault(conn.client, (now_ms(), threading.get_ident()))
             return handle(conn)
 
+        finish_request = worker.finish_request
+
+        def lab_finish_request(*args: Any) -> Any:
+            try:
+                return finish_request(*args)  # the main thread closes (or keeps) it
+            finally:
+                _flush()
+
         worker.enqueue_req = lab_enqueue_req
         worker.handle = lab_handle
+        worker.finish_request = lab_finish_request
     else:
         handle = worker.handle
 
         def lab_handle_conn(listener: Any, client: Any, addr: Any) -> Any:
             _accepted[addr] = now_ms()
-            return handle(listener, client, addr)
+            try:
+                return handle(listener, client, addr)  # closes the connection
+            finally:
+                _flush()
 
         worker.handle = lab_handle_conn
 
@@ -114,11 +129,22 @@ def post_request(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> N
     if resp is not None and getattr(resp, "status_code", None):
         rec["status"] = resp.status_code
     rec["written_out"] = True
-    _sink.write(rec)
+    _pending.append(rec)
+
+
+def _flush() -> None:
+    """Write the records of requests whose connection is closed now.
+
+    post_request runs before the worker closes the connection, and the client's response
+    ends only when it sees the close: a file write there would be one more system call,
+    one more GIL hand-over, inside every request the lab times. So it waits until here."""
+    while _pending:
+        _sink.write(_pending.popleft())
 
 
 def worker_abort(worker: Any) -> None:
     t = now_ms()
+    _flush()
     _sink.write({"kind": "abort", "t": t})
     for rec in list(_in_flight.values()):
         if rec.get("written_out"):
@@ -135,4 +161,5 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
+    _flush()
     _sink.write({"kind": "worker_exit", "t": now_ms(), "pid": os.getpid()})
