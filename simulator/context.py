@@ -37,8 +37,13 @@ class Sim(Host, Protocol):
     def accepted(self, req: Request, th: Thread) -> None:
         """``th`` has just ``accept()``-ed ``req``."""
 
-    def serve(self, th: Thread, req: Request, on_done: Callable[[Thread], None]) -> None:
-        """Run ``req``'s whole lifecycle on ``th``; then ``on_done(th)``."""
+    def serve(self, th: Thread, req: Request, on_done: Callable[[Thread], None],
+              respond: bool = True) -> None:
+        """Run ``req``'s whole lifecycle on ``th``; then ``on_done(th)`` (and, unless
+        ``respond`` is False, the client has its response)."""
+
+    def respond(self, req: Request) -> None:
+        """The client has the whole response to ``req`` now (the server closed it)."""
 
     def fail(self, req: Request, status: str, http: int | None, why: str) -> None:
         """End ``req`` with ``status`` (unless it has ended already) because of ``why``."""

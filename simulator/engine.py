@@ -65,7 +65,7 @@ class Sim:
         ) if step[1] > 0]
         drain = c["werkzeug_drain_ms"] if sc.server["kind"] == "werkzeug" else 0.0
         self.tail: list[Step] = [step for step in (
-            (IO, c["write_ms"], "write"), (IO, drain, "write"),
+            (IO, c["write_ms"], "write"), (IO, drain, "write"), (CPU, c["close_ms"], "write"),
         ) if step[1] > 0]
         self.app = Programs(self, sc.endpoints, self.head, self.tail)
         self.programs = self.app.programs
@@ -234,8 +234,10 @@ class Sim:
         req.thread = th.key
         self.rec.req(req, "accept", th.key)
 
-    def serve(self, th: Thread, req: Request, on_done: Callable[[Thread], None]) -> None:
-        """Run the request's whole lifecycle on ``th``; then ``on_done(th)``."""
+    def serve(self, th: Thread, req: Request, on_done: Callable[[Thread], None],
+              respond: bool = True) -> None:
+        """Run the request's whole lifecycle on ``th``; then ``on_done(th)``. With
+        ``respond=False`` the server calls :meth:`respond` later (gthread's main thread)."""
         req.started = self.env.now
         req.thread = th.key
         req.worker = th.proc.key
@@ -254,13 +256,18 @@ class Sim:
                         steps[1:] if steps and steps[0][2] == "recv" else steps)
 
         def done(t: Thread) -> None:
-            if not req.status:
-                http = self.app.http.get(req.path, 200)
-                self._end(req, "ok" if http < 500 else "error", http)
-            self._server_done(req)
+            if respond or req.status:
+                self.respond(req)
             on_done(t)
 
         th.run(steps, req, done)
+
+    def respond(self, req: Request) -> None:
+        """The server is done with ``req``: the client has its whole response."""
+        if not req.status:
+            http = self.app.http.get(req.path, 200)
+            self._end(req, "ok" if http < 500 else "error", http)
+        self._server_done(req)
 
     def _cut_off(self, th: Thread) -> None:
         if th.req is not None:

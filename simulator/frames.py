@@ -225,7 +225,8 @@ def _sweeping(
                 cur[0], cur[1], cur[2], cur[3] = what, r, t, st
             if r >= 0 and r in req_state:
                 on_thread[r] = key
-                state = "write" if stage.get(r) == "write" else what
+                # writing the response, unless it waits for the GIL to finish it
+                state = "write" if stage.get(r) == "write" and what != "gil" else what
                 if state in _ON_THREAD or state == "write":
                     set_req(r, str(state), t)
                 if handing:

@@ -99,6 +99,9 @@ COSTS: dict[str, tuple[Any, Any]] = {
     # thread running (a seeded jitter around it; more when every core is busy).
     "wakeup_ms": (0.03, number(0, 10_000)),
     "thread_start_ms": (0.08, number(0, 10_000)),
+    # A new thread's bootstrap (threading's _bootstrap_inner) before it runs its target: the
+    # new thread takes the GIL first (werkzeug threaded=True starts one per connection).
+    "thread_boot_ms": (0.02, number(0, 10_000)),
     "fork_ms": (2.0, number(0, 10_000)),
     # gunicorn: from a worker's exit to the arbiter reaping it (the exiting interpreter's
     # teardown, then SIGCHLD wakes the arbiter); servers/gunicorn.py says how it was measured.
@@ -116,6 +119,11 @@ COSTS: dict[str, tuple[Any, Any]] = {
     # One bytecode instruction of an `increment` loop (about 5 ns in CPython 3.11).
     "instruction_ms": (0.000005, number(0, 10)),
     "write_ms": (0.05, number(0, 10_000)),
+    # After the last write, Python code runs before the connection is shut down (werkzeug:
+    # the drain's selector.close(), finish(), shutdown_request; gunicorn: resp.close(),
+    # post_request, util.close): it needs the GIL, so with a CPU-bound thread in the same
+    # process the client's response ends only once this thread gets the GIL back.
+    "close_ms": (0.03, number(0, 10_000)),
     # werkzeug only: after the response, serving.py waits up to 10 ms (select timeout 0.01)
     # for leftover request data before it closes the connection.
     "werkzeug_drain_ms": (10.0, number(0, 10_000)),

@@ -158,23 +158,28 @@ class GunicornGthread(Arbiter):
             loop()
 
         def handle(th: Thread, req: Request) -> None:
-            if handle_steps is None:
-                sim.serve(th, req, finished)
-            else:
-                th.run(handle_steps, req, lambda _th: sim.serve(th, req, finished))
+            # The client's response ends when the main thread shuts the connection
+            # (finish_request -> close_graceful), not when the pool thread is done.
+            def served(t: Thread) -> None:
+                finished(t, req)
 
-        def finished(th: Thread) -> None:
+            if handle_steps is None:
+                sim.serve(th, req, served, respond=False)
+            else:
+                th.run(handle_steps, req, lambda _th: sim.serve(th, req, served, respond=False))
+
+        def finished(th: Thread, req: Request) -> None:
             if not proc.alive:
                 return
             if defer_steps is None:
-                deferred(th)
+                deferred(th, req)
             else:
-                th.run(defer_steps, None, deferred)
+                th.run(defer_steps, None, lambda t: deferred(t, req))
 
-        def deferred(th: Thread) -> None:
+        def deferred(th: Thread, done: Request | None) -> None:
             if not proc.alive:
                 return
-            post(finish)
+            post(lambda: finish(done))
             if queued:
                 req = queued.popleft()
                 req.pool_wait_ms += sim.env.now - req.pool_from
@@ -182,13 +187,15 @@ class GunicornGthread(Arbiter):
             else:
                 idle.append(th)
 
-        def finish() -> None:
+        def finish(req: Request | None) -> None:
             if finish_steps is None:
-                closed(main)
+                closed(req)
             else:
-                main.run(finish_steps, None, closed)
+                main.run(finish_steps, None, lambda _th: closed(req))
 
-        def closed(_: Thread) -> None:
+        def closed(req: Request | None) -> None:
+            if req is not None:
+                sim.respond(req)  # close_graceful: shutdown(SHUT_WR), the client sees EOF
             self.done_one(key, w)
             loop()
 

@@ -55,7 +55,11 @@ class WerkzeugThreaded(Server):
                     idle[t.key] = t
                     slots.give(t.key)
 
-                sim.serve(worker, req, done)
+                boot = sim.costs["thread_boot_ms"]
+                if boot > 0:  # the new thread takes the GIL before it runs a line of ours
+                    worker.run([(CPU, boot, None)], req, lambda t: sim.serve(t, req, done))
+                else:
+                    sim.serve(worker, req, done)
 
             # socketserver.ThreadingMixIn: Thread(target=...).start() in the main thread
             main.run([(CPU, self.costs["thread_start_ms"], None), (CALL, spawn, None)], None,
