@@ -63,12 +63,16 @@ class Process:
 class Thread:
     """A thread (or greenlet) that runs a program of steps for a request or a loop."""
 
-    __slots__ = ("sim", "key", "proc", "req", "steps", "i", "on_done", "work", "token",
-                 "state", "stage", "wait_from", "cpu_scale", "gil_ticket", "gil_saved",
-                 "core", "last_core", "left_at", "seat", "vfin")
+    __slots__ = ("sim", "env", "rec", "cores", "key", "proc", "req", "steps", "i", "on_done",
+                 "work", "token", "state", "stage", "wait_from", "cpu_scale", "gil_ticket",
+                 "gil_saved", "core", "last_core", "left_at", "seat", "vfin")
 
     def __init__(self, sim: Host, proc: Process, key: str) -> None:
         self.sim = sim
+        # the run's clock, recorder and cores, held directly: read at every step
+        self.env: Env = sim.env
+        self.rec: Recorder = sim.rec
+        self.cores: Cores = sim.cores
         self.proc = proc
         self.key = key
         self.req: Request | None = None
@@ -94,17 +98,18 @@ class Thread:
 
     # -- state --------------------------------------------------------------------------
     def _set(self, state: str) -> None:
-        if state != self.state:
-            now = self.sim.env.now
+        old = self.state
+        if state != old:
+            now = self.env.now
             req = self.req
             if req is not None:
-                if self.state == "gil":
+                if old == "gil":
                     req.gil_wait_ms += now - self.wait_from
-                elif self.state == "io":
+                elif old == "io":
                     req.io_ms += now - self.wait_from
             self.wait_from = now
             self.state = state
-            self.sim.rec.thread(self.key, state, req)
+            self.rec.thread(self.key, state, req)
 
     # -- running a program ----------------------------------------------------------------
     def run(self, steps: list[Step], req: Request | None,
@@ -119,22 +124,26 @@ class Thread:
 
     def _advance(self) -> None:
         steps = self.steps
-        while self.i < len(steps):
+        n = len(steps)
+        req = self.req
+        while self.i < n:
             kind, amount, stage = steps[self.i]
             if stage is not None and stage != self.stage:
                 self.stage = stage
-                if self.req is not None:
-                    self.sim.rec.stage(self.req, stage)
+                if req is not None:
+                    self.rec.stage(req, stage)
             if kind == CPU:
                 if amount <= 0:
                     self.i += 1
                     continue
-                self.work = amount * self.cpu_scale
-                if self.req is not None:
-                    self.req.cpu_ms += self.work
+                work = amount * self.cpu_scale
+                self.work = work
+                if req is not None:
+                    req.cpu_ms += work
                 gil = self.proc.gil
                 if gil is None or gil.holder is self or gil.acquire(self):
-                    self._on_core()
+                    self._set("cpu")  # inlined for speed: _on_core
+                    self.cores.add(self)
                 else:
                     self._set("gil")
                 return
@@ -142,15 +151,19 @@ class Thread:
                 gil = self.proc.gil
                 if gil is not None and gil.holder is self:
                     gil.release(self)
+                    req = self.req
                 self.i += 1
                 if amount > 0:
                     self._set("io")
-                    self.sim.env.after(amount, self._io_done, self.token, URGENT)
+                    env = self.env
+                    env.at(env.now + amount, self._io_done, self.token, URGENT)
                     return
                 continue
-            # CALL: an instant action (it must not start another program on this thread)
+            # CALL: an instant action (it must not start another program on this thread,
+            # but may end its request: read ``req`` again)
             self.i += 1
             amount(self)
+            req = self.req
         self._finish()
 
     def _finish(self) -> None:
@@ -166,7 +179,7 @@ class Thread:
 
     def _on_core(self) -> None:
         self._set("cpu")
-        self.sim.cores.add(self)
+        self.cores.add(self)
 
     def cpu_done(self) -> None:
         """The cores say its CPU step is done (it is off its core already)."""
@@ -174,14 +187,13 @@ class Thread:
         self._advance()
 
     def _io_done(self, token: int) -> None:
-        if token != self.token:
-            return
-        self._advance()
+        if token == self.token:
+            self._advance()
 
     # -- GIL callbacks --------------------------------------------------------------------
     def preempt(self) -> None:
         """The GIL was taken away mid-burst: leave the core, wait for the GIL again."""
-        self.sim.cores.remove(self)
+        self.cores.remove(self)
         self._set("gil")
 
     def gil_granted(self) -> None:
@@ -194,7 +206,7 @@ class Thread:
         """The process died under this thread: drop everything it was doing."""
         self.token += 1
         if self.state == "cpu":
-            self.sim.cores.remove(self)
+            self.cores.remove(self)
         gil = self.proc.gil
         if gil is not None:
             gil.release(self)
