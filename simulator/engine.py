@@ -27,7 +27,7 @@ from .races import replay
 from .request import Recorder, Request
 from .scenario import MAX_REQUESTS, Scenario, load_scenario
 from .servers import make_server
-from .trace import Trace, summarise
+from .trace import RequestRecord, Trace, summarise
 
 
 class Sim:
@@ -341,19 +341,9 @@ class Simulation:
         log: read it before the run goes on), the lanes so far and the records of the
         requests sent so far (a request still in flight has no ``finished_ms`` and a status
         that is not final). No summary: that needs the whole run."""
-        sim = self.sim
-        now = sim.env.now
-        return Trace(
-            scenario=self.scenario.to_dict(),
-            source="simulated",
-            events=sim.rec.events,
-            requests=[r.record() for r in sim.requests if r.sent <= now],
-            processes=[{**lane, "threads": list(lane["threads"])}
-                       for lane in sim.lanes.values()],
-            backlog_limit=sim.listen.capacity,
-            cores=self.scenario.machine["cores"],
-            seed=self.seed,
-        )
+        sim, now = self.sim, self.sim.env.now
+        return self._trace_of([r.record() for r in sim.requests if r.sent <= now],
+                              [{**p, "threads": list(p["threads"])} for p in sim.lanes.values()])
 
     def finish(self) -> Trace:
         """Run to the end and return the run's Trace."""
@@ -363,16 +353,7 @@ class Simulation:
         with _no_gc():
             budget.run_within(sim.env, sc, self.max_events)
             lost = _replay_increments(sim, seed)
-            trace = Trace(
-                scenario=sc.to_dict(),
-                source="simulated",
-                events=sim.rec.events,
-                requests=[r.record() for r in sim.requests],
-                processes=list(sim.lanes.values()),
-                backlog_limit=sim.listen.capacity,
-                cores=sc.machine["cores"],
-                seed=seed,
-            )
+            trace = self._trace_of([r.record() for r in sim.requests], list(sim.lanes.values()))
             trace.summary = summarise(trace)
             trace.summary["events_simulated"] = sim.env.events_run
             trace.summary["races"] = sum(1 for r in sim.requests if r.note.startswith("read "))
@@ -381,6 +362,12 @@ class Simulation:
                 trace.summary["lost_updates"] = sum(row["lost"] for row in lost.values())
         self._trace = trace
         return trace
+
+    def _trace_of(self, requests: list[RequestRecord], lanes: list[dict[str, Any]]) -> Trace:
+        return Trace(scenario=self.scenario.to_dict(), source="simulated",
+                     events=self.sim.rec.events, requests=requests, processes=lanes,
+                     backlog_limit=self.sim.listen.capacity,
+                     cores=self.scenario.machine["cores"], seed=self.seed)
 
 
 @contextmanager
