@@ -8,7 +8,8 @@ goes wrong (too slow, out of memory, crashed) takes only its own helper down.
 
 * The wire is a pipe each way: a request is a length-prefixed JSON document, an answer a
   length-prefixed status byte and payload (a :meth:`Prepared.to_bytes` run, or a JSON
-  error). No pickle: the serving process decodes nothing that could run code.
+  error); a large run asked for with ``head`` first sends its head (status ``H``, see
+  :mod:`.heads`). No pickle: the serving process decodes nothing that could run code.
 * I/O is ``poll`` plus ``os.read``/``os.write`` on non-blocking descriptors, which gevent's
   monkey patching makes cooperative and which threads use as they are.
 * Every helper dies with its parent (``PR_SET_PDEATHSIG``, with a check for a parent that
@@ -35,6 +36,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 #: How long one simulation may take (wall clock) before its process is killed.
@@ -47,6 +49,7 @@ MAX_ANSWER_BYTES = 512 * 1024 * 1024
 DEFAULT_QUEUE_WAIT_S = 30.0
 
 _LEN = struct.Struct(">Q")
+OnPart = Callable[[bytes], None] | None
 _PR_SET_PDEATHSIG = 1
 _F_SETPIPE_SZ = 1031
 
@@ -120,13 +123,19 @@ class _Helper:
         self.from_child = from_child
         self.jobs = 0
 
-    def call(self, request: bytes, deadline: float) -> bytes:
+    def call(self, request: bytes, deadline: float, on_part: OnPart = None) -> bytes:
+        """Send a job, return its answer; parts before it (status ``H``) go to ``on_part``."""
         _write_all(self.to_child, _LEN.pack(len(request)) + request, deadline)
-        (size,) = _LEN.unpack(_read_exact(self.from_child, _LEN.size, deadline))
-        if size > MAX_ANSWER_BYTES:
-            raise PoolError(f"the simulation's result is too large ({size:,} bytes)")
-        self.jobs += 1
-        return _read_exact(self.from_child, size, deadline)
+        while True:
+            (size,) = _LEN.unpack(_read_exact(self.from_child, _LEN.size, deadline))
+            if size > MAX_ANSWER_BYTES:
+                raise PoolError(f"the simulation's result is too large ({size:,} bytes)")
+            answer = _read_exact(self.from_child, size, deadline)
+            if answer[:1] != b"H":
+                self.jobs += 1
+                return answer
+            if on_part is not None:
+                on_part(answer[1:])
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -229,9 +238,10 @@ class SimPool:
         self._helpers.add(box[0])
         return box[0]  # type: ignore[no-any-return]
 
-    def call(self, request: dict[str, Any]) -> bytes:
-        """Run ``request`` on a helper and return its payload; raise :class:`JobError` for
-        a job it refused, :class:`PoolError` when it could not run."""
+    def call(self, request: dict[str, Any], on_part: OnPart = None) -> bytes:
+        """Run ``request`` on a helper and return its payload (each part sent before it, a
+        run's head, to ``on_part``); raise :class:`JobError` for a job it refused,
+        :class:`PoolError` when it could not run."""
         if self._closed:
             raise PoolError("the server is shutting down")
         if self.stats["waiting"] >= self.max_waiting:
@@ -254,13 +264,13 @@ class SimPool:
             raise
         try:
             try:
-                return self._run(helper, request)  # a helper that failed is retired there
+                return self._run(helper, request, on_part)  # a helper that failed is retired there
             except _HelperDied:
                 # Found dead (killed, out of memory) while idle or on this job: the job gets
                 # one more try on a fresh helper; a job that kills that one too is reported.
                 helper = self._new_helper()
                 try:
-                    return self._run(helper, request)
+                    return self._run(helper, request, on_part)
                 except _HelperDied as exc:
                     raise PoolError(f"the simulation process failed: {exc}") from None
         finally:
@@ -276,12 +286,12 @@ class SimPool:
         self._helpers.discard(helper)
         self.stats["replaced"] += 1
 
-    def _run(self, helper: _Helper, request: dict[str, Any]) -> bytes:
+    def _run(self, helper: _Helper, request: dict[str, Any], on_part: OnPart = None) -> bytes:
         body = json.dumps(request, separators=(",", ":"), allow_nan=False).encode()
         deadline = time.monotonic() + self.timeout_s
         self.stats["jobs"] += 1
         try:
-            answer = helper.call(body, deadline)
+            answer = helper.call(body, deadline, on_part)
         except TimeoutError:
             self.stats["timeouts"] += 1
             self._retire(helper)
@@ -329,25 +339,21 @@ def _one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _job_prepare(request: dict[str, Any]) -> bytes:
-    from wsgiscope import simulator
+def _job_prepare(request: dict[str, Any], send_part: Callable[[bytes], None]) -> bytes:
+    from .heads import job
 
-    from .runs import load_for_web, prepare
-
-    scenario = load_for_web(request["scenario"], int(request["max_requests"]))
-    trace = simulator.run(scenario, seed=request["seed"], max_events=request.get("max_events"))
-    return prepare(trace, int(request["max_frames"]), str(request["key"])).to_bytes()
+    return job(request, send_part)
 
 
 JOBS = {"prepare": _job_prepare}
 
 
-def _answer(request: dict[str, Any]) -> bytes:
+def _answer(request: dict[str, Any], send_part: Callable[[bytes], None]) -> bytes:
     from wsgiscope import simulator
 
     try:
         job = JOBS[request["job"]]
-        return b"R" + job(request)
+        return b"R" + job(request, send_part)
     except MemoryError:
         err: dict[str, Any] = {"message": "the simulation needs more memory than a run may "
                                           "use; make the scenario smaller"}
@@ -375,7 +381,7 @@ def main(argv: list[str]) -> int:
     out = os.dup(1)
     os.dup2(2, 1)
     forever = float("inf")
-    import wsgiscope.app.runs  # noqa: F401  # import before the first job, not during it
+    import wsgiscope.app.heads  # noqa: F401  # import before the first job, not during it
 
     while True:
         try:
@@ -383,8 +389,11 @@ def main(argv: list[str]) -> int:
             request = json.loads(_read_exact(0, size, forever))
         except EOFError:
             return 0
-        answer = _answer(request)
-        _write_all(out, _LEN.pack(len(answer)) + answer, forever)
+
+        def send(answer: bytes) -> None:
+            _write_all(out, _LEN.pack(len(answer)) + answer, forever)
+
+        send(_answer(request, send))
 
 
 if __name__ == "__main__":

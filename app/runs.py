@@ -128,6 +128,11 @@ class Prepared:
     def n_requests(self) -> int:
         return int(self.meta["n_requests"])
 
+    @property
+    def partial(self) -> bool:
+        """Whether this is a run's head (:mod:`.heads`): the whole run comes later."""
+        return bool(self.meta.get("partial"))
+
     @functools.cached_property
     def meta_text(self) -> str:
         """The ``meta`` message as JSON, encoded once for every viewer of this run."""
@@ -176,7 +181,7 @@ class Prepared:
                   '],"rs":[', join(self.spans[ca[0]:cb[0]]),
                   '],"done":[', join(self.done[ca[1]:cb[1]]),
                   '],"n":[', join(self.narration[ca[2]:cb[2]]),
-                  '],"last":', "true" if b >= n else "false", "}"]
+                  '],"last":', "true" if b >= n and not self.partial else "false", "}"]
         return "".join(parts)
 
     def chunk(self, a: int, b: int) -> dict[str, Any]:
@@ -205,21 +210,74 @@ def _r(v: float | None) -> float | None:
     return None if v is None else round(float(v), 3)
 
 
-def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
-    """Encode a Trace for the wire: frames, spans, finished requests, narration."""
-    from wsgiscope.simulator import frames as sim_frames
+class Lanes:
+    """A run's thread lanes as the wire numbers them (capped at MAX_LANES)."""
+
+    def __init__(self, trace: Trace) -> None:
+        procs, keys = _thread_keys(trace)
+        self.procs, self.keys, self.hidden = cap_lanes(procs, keys, MAX_LANES)
+        self.index = {k: i for i, k in enumerate(self.keys)}
+        self.proc_index = {p["key"]: i for i, p in enumerate(self.procs)}
+
+    @property
+    def values(self) -> int:
+        """Lane values per frame: a state and a request per thread, a holder per process."""
+        return 2 * len(self.keys) + len(self.procs)
+
+    def frame_cap(self, max_frames: int) -> int:
+        """The most frames a run with these lanes sends (MAX_FRAME_VALUES in all)."""
+        return max(1, min(max_frames, MAX_FRAME_VALUES // max(self.values, 1)))
+
+    def same(self, other: Lanes) -> bool:
+        return self.procs == other.procs and self.keys == other.keys
+
+
+def shared_tick(tick_ms: float | None, end_ms: float, lanes: Lanes, max_frames: int) -> bool:
+    """Whether a run ending at ``end_ms`` keeps a tick chosen before it ran (from an
+    estimate of its end): up to twice ``max_frames`` frames (within MAX_FRAME_VALUES) and
+    at least a quarter of them; otherwise the estimate was wrong and the tick is chosen
+    again."""
+    if not tick_ms:
+        return False
+    n = math.ceil(max(end_ms, 1.0) / tick_ms - 1e-9)
+    cap = lanes.frame_cap(max_frames)
+    return cap // 4 <= n <= min(2 * max_frames, MAX_FRAME_VALUES // max(lanes.values, 1))
+
+
+def prepare(trace: Trace, max_frames: int = 4000, key: str = "",
+            tick_ms: float | None = None) -> Prepared:
+    """Encode a Trace for the wire: frames, spans, finished requests, narration.
+
+    ``tick_ms`` is the tick a run's head was sent with (:mod:`.heads`): kept when the run's
+    end allows it (:func:`shared_tick`), so the head's frames are this run's first frames."""
     from wsgiscope.simulator import narration as sim_narrate
     from wsgiscope.simulator.contexts import context_view
 
-    procs, keys = _thread_keys(trace)
-    procs, keys, hidden = cap_lanes(procs, keys, MAX_LANES)
-    index = {k: i for i, k in enumerate(keys)}
-    proc_index = {p["key"]: i for i, p in enumerate(procs)}
+    lanes = Lanes(trace)
     end = trace.end_ms
-    values = 2 * len(keys) + len(procs)  # per frame
-    tick = pick_tick(end, max(1, min(max_frames, MAX_FRAME_VALUES // max(values, 1))))
+    if not shared_tick(tick_ms, end, lanes, max_frames):
+        tick_ms = pick_tick(end, lanes.frame_cap(max_frames))
+    assert tick_ms is not None
+    paths = sorted({r.path for r in trace.requests})
+    narration = [(float(t), str(text)) for t, text in sim_narrate.narrate(trace)]
+    return encode(trace, lanes, tick_ms, end, key, paths, len(trace.requests), narration,
+                  summary=trace.summary, contexts=context_view(trace),
+                  inspect=runpack.inspect_batches(trace))
+
+
+def encode(trace: Trace, lanes: Lanes, tick: float, end: float, key: str, paths: list[str],
+           n_requests: int, narration: list[tuple[float, str]], summary: Any,
+           contexts: Any, inspect: list[str], horizon: float | None = None,
+           extra: dict[str, Any] | None = None) -> Prepared:
+    """The Prepared run of ``trace``'s frames up to ``end`` at ``tick``; with a
+    ``horizon`` (a run's head), frames stop there, and spans and records that start later,
+    or requests not finished by then, are left for the whole run."""
+    from wsgiscope.simulator import frames as sim_frames
+
+    procs, keys, hidden, index = lanes.procs, lanes.keys, lanes.hidden, lanes.index
+    stop = end if horizon is None else horizon
     raw = sim_frames.sample(only_lanes(trace, keys) if hidden[0] else trace, tick,
-                            end_ms=end)
+                            end_ms=stop)
     absent = THREAD_STATES.index("absent")
     tcode = {s: i for i, s in enumerate(THREAD_STATES)}
     times: list[float] = []
@@ -237,7 +295,7 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         th.extend(row)
         g = [-1] * len(procs)
         for pk, holder in f["gil"].items():
-            pi = proc_index.get(pk)
+            pi = lanes.proc_index.get(pk)
             if pi is not None and holder:
                 g[pi] = GIL_UNKNOWN if holder == "?" else index.get(holder, -1)
         gil.extend(g)
@@ -250,6 +308,10 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
     # by start (to the ns, so float noise cannot reorder ties), then by request
     raw_spans = sorted(sim_frames.spans(trace, threads=False)["requests"],
                        key=lambda s: (round(s[1], 6), s[0]))
+    if horizon is not None:  # a head: spans still open run to its horizon, as far as known
+        last, open_reqs = trace.end_ms, {r.id for r in trace.requests if r.finished_ms is None}
+        raw_spans = [(r, a, horizon if r in open_reqs and b >= last else b, st)
+                     for r, a, b, st in raw_spans if a <= horizon + 1e-9]
     if len(raw_spans) > MAX_SPANS:
         raw_spans = decimate_spans(raw_spans, tick, MAX_SPANS)
     rs = REQUEST_STATES
@@ -258,10 +320,11 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         for r, a, b, st in raw_spans
         if st in rs
     ]
-    paths = sorted({r.path for r in trace.requests})
     path_index = {p: i for i, p in enumerate(paths)}
     done = []
     for r in trace.requests:
+        if horizon is not None and (r.finished_ms is None or r.finished_ms > horizon + 1e-9):
+            continue  # still in flight at the head's horizon
         known = r.finished_ms if r.finished_ms is not None else end
         thread = -1
         if r.worker and r.thread:
@@ -275,7 +338,6 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
             1 if r.note.startswith("read ") else 0,  # read another request's value
         ]))
     done.sort(key=lambda x: (x[0], x[1][0]))
-    narration = [(float(t), str(text)) for t, text in sim_narrate.narrate(trace)]
     meta = {
         "type": "meta",
         "key": key,
@@ -283,7 +345,8 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         "name": trace.scenario.get("name", ""),
         "seed": trace.seed,
         "tick_ms": tick,
-        "n_frames": len(times),
+        "n_frames": math.ceil(max(end, 1.0) / tick - 1e-9) if horizon is not None
+        else len(times),
         "end_ms": round(end, 3),
         "cores": trace.cores,
         "backlog_limit": trace.backlog_limit,
@@ -291,14 +354,15 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         "threads": keys,
         "hidden_threads": hidden[0],
         "hidden_processes": hidden[1],
-        "n_requests": len(trace.requests),
+        "n_requests": n_requests,
         "paths": paths,
         "request_states": REQUEST_STATES,
         "thread_states": THREAD_STATES,
         "statuses": STATUSES,
-        "summary": trace.summary,
+        "summary": summary,
         # what each thread had pushed and what globals, g and locals held, for small runs
-        "contexts": context_view(trace),
+        "contexts": contexts,
+        **(extra or {}),
     }
     return Prepared(
         key, tick, end, meta, array("d", times),
@@ -308,7 +372,7 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "") -> Prepared:
         array("d", [k for k, _ in done]), [_JSON.encode(r) for _, r in done],
         array("d", [t for t, _ in narration]),
         [_JSON.encode([round(t, 3), text]) for t, text in narration],
-        runpack.inspect_batches(trace),
+        inspect,
     )
 
 

@@ -7,11 +7,14 @@ connection, nothing is shared between users.
 
 Frames go out columnar, in chunks: a ``frames`` message carries a run of consecutive
 frames plus every request span, finished request and narration line that starts at or
-before the chunk's last frame. The browser keeps all of it, so scrubbing back
-never asks the server for anything; going past what it has asks for a ``seek``.
+before the chunk's last frame. The browser keeps all of it, so scrubbing back never asks
+the server for anything; going past what it has asks for a ``seek``.
 
 A dropped socket reconnects and sends ``start`` again with ``resume``: the run is
 deterministic, so the server rebuilds it and carries on from the frame the browser has.
+A large run starts from its head (:mod:`.heads`, ``meta.partial``), played while the rest
+is simulated; then the whole run's ``meta`` with ``replace``, and the frames the viewer has
+again (the same frames: both share their tick), which the page swaps in under its playhead.
 
 Serving many viewers (see :mod:`.serving`): a run comes from :class:`.serving.RunService`
 (cached by content hash, simulated once in a helper process, never on the loop that serves
@@ -28,7 +31,7 @@ import math
 import time
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
@@ -39,7 +42,7 @@ from . import pacer, serving
 from .outlet import Outlet, ViewerGone
 from .pool import JobError, PoolError
 from .runs import Prepared
-from .serving import RunService
+from .serving import Flight, RunService
 from .web.inspector import render_inspector
 
 sock = Sock()
@@ -65,16 +68,6 @@ class ProtocolError(ValueError):
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.field = field
-
-
-def build(scenario_data: Any, seed: Any, max_frames: int, max_requests: int,
-          runs: RunService | None = None) -> Prepared:
-    """Validate a scenario and get its encoded run from ``runs`` (cached, or simulated in a
-    helper process). Raises ScenarioError, JobError or PoolError."""
-    if seed is not None:
-        check_seed(seed)  # 0 to 2**32 - 1, as in a scenario
-    runs = runs or serving.local_runs()
-    return runs.get(runs.job_for(scenario_data, seed, max_frames, max_requests))
 
 
 def _speed(value: Any) -> float:
@@ -108,6 +101,10 @@ class Session:
         self.max_requests = max_requests
         self.runs = runs
         self.run: Prepared | None = None
+        self.flight: Flight | None = None  # the whole run, while the viewer plays its head
+        self.want_t = 0.0  # the furthest time asked for (a seek, a step), for the whole run
+        self.inspect_id: int | None = None  # asked of a head: answered from the whole run
+        self.inspect_app: Flask | None = None
         self.sent = 0
         self.playing = False
         self.speed = 1.0
@@ -134,7 +131,7 @@ class Session:
         if index > self.sent:
             self.send_text(run.chunk_text(self.sent, index))
             self.sent = index
-        if self.sent >= run.n and not self.ended:
+        if self.sent >= run.n and not self.ended and not run.partial:
             self.ended = True
             self.send({"type": "end", "n_frames": run.n})
 
@@ -152,8 +149,30 @@ class Session:
         self.anchor_t = self.playhead() if t is None else t
         self.anchor_wall = time.monotonic()
 
+    def upgrade(self) -> None:
+        """Once a head's whole run is there: its meta (``replace``) and the frames the
+        viewer has or asked for, again, from it."""
+        flight = self.flight
+        if flight is None or not flight.done.is_set():
+            return
+        self.flight = None
+        try:
+            run = flight.ready()
+        except Exception as exc:  # the rest of the run failed (a budget, the time limit)
+            return self.error(f"the run stopped after its first moments: {exc}",
+                              getattr(exc, "field", ""))
+        assert run is not None and self.run is not None
+        have = self.run.times[self.sent - 1] if self.sent else 0.0
+        self.run, self.sent, self.ended = run, 0, False
+        self.send_text('{"replace":true,' + run.meta_text[1:])
+        self.send_until(self.frame_index(max(have, self.want_t, self.playhead())), limit=run.n)
+        if self.inspect_id is not None and self.inspect_app:
+            with self.inspect_app.app_context():  # the pacer's thread has none
+                self.op_inspect({"id": self.inspect_id})
+
     def pump(self) -> None:
         """Send what the playhead will need soon; called after every message and timeout."""
+        self.upgrade()
         if self.run is None or not self.playing or self.sent >= self.run.n:
             return
         if math.isinf(self.speed):
@@ -172,6 +191,9 @@ class Session:
 
     @property
     def busy(self) -> bool:
+        """Whether the pacer has something to send: frames, or the whole run of a head."""
+        if self.flight is not None and self.flight.done.is_set():
+            return True
         return self.run is not None and self.playing and self.sent < self.run.n
 
     # -- messages --------------------------------------------------------------------------
@@ -210,9 +232,13 @@ class Session:
     def op_start(self, msg: dict[str, Any]) -> None:
         speed = _speed(msg.get("speed", 1))
         start_t = _time(msg) or 0.0
-        run = build(msg.get("scenario"), msg.get("seed"), self.max_frames, self.max_requests,
-                    self.runs)
+        if (seed := msg.get("seed")) is not None:
+            check_seed(seed)  # 0 to 2**32 - 1, as in a scenario
+        runs = self.runs or serving.local_runs()
+        job = runs.job_for(msg.get("scenario"), seed, self.max_frames, self.max_requests)
+        run, self.flight = runs.start(job)
         self.run, self.sent, self.ended = run, 0, False
+        self.want_t, self.inspect_id = start_t, None
         self.speed = speed
         self.playing = bool(msg.get("play", False))
         resume = msg.get("resume")
@@ -249,6 +275,7 @@ class Session:
             raise ProtocolError("seek needs t, a time in ms", "t")
         assert self.run is not None
         self.anchor(t)
+        self.want_t = t
         self.send_until(self.frame_index(t), limit=self.run.n)
         self.pump()
 
@@ -264,6 +291,7 @@ class Session:
         target = min(max(target, run.times[0]), run.times[-1])
         self.playing = False
         self.anchor(target)
+        self.want_t = target
         self.send_until(self.frame_index(target), limit=run.n)
         self.send({"type": "goto", "t": target})
 
@@ -277,6 +305,10 @@ class Session:
             raise ProtocolError(
                 f"id must be a request number from 0 to {run.n_requests - 1} "
                 f"(got {rid!r})", "id")
+        if run.partial:  # the inspector reads the whole run
+            self.inspect_id, self.inspect_app = rid, current_app._get_current_object()
+            return
+        self.inspect_id = None
         html = render_inspector(run.inspect_view(rid), rid)  # type: ignore[arg-type]
         self.send({"type": "inspect", "id": rid, "html": html})
 
@@ -357,7 +389,7 @@ def stream(ws: Any) -> None:
         state.viewers.leave()
         if viewer.dropped:
             state.viewers.dropped += 1
-        viewer.session.run = None
+        viewer.session.run = viewer.session.flight = None
 
 
 def healthz() -> ResponseReturnValue:

@@ -54,6 +54,7 @@ const player = {
     timeline.opts.empty = "Simulating… (a run of thousands of requests takes a few seconds)";
     timeline.selected = -1;
     dirty = true;
+    pendingMeta = null;
     stream.send({ op: "start", scenario, seed, speed: this.speedValue(), play: this.playing, t: 0 });
   },
 
@@ -117,10 +118,12 @@ window.wsgiscope.player = player;
 const stream = new Stream(body.dataset.ws, {
   onOpen(again) {
     if (again && player.run) {
-      // resume: the run is deterministic, so the server rebuilds it and carries on
+      // resume: the run is deterministic, so the server rebuilds it and carries on (a run's
+      // head is not kept: the frames come again, from the whole run if it is there by now)
+      const have = store.meta && store.meta.partial ? 0 : store.n;
       stream.send({
         op: "start", scenario: player.run.scenario, seed: player.run.seed, speed: player.speedValue(),
-        play: player.playing, t: player.t, resume: { key: store.key, have: store.n },
+        play: player.playing, t: player.t, resume: { key: store.key, have },
       });
     } else if (!again && pendingStart) {
       const p = pendingStart; pendingStart = null;
@@ -135,17 +138,24 @@ const stream = new Stream(body.dataset.ws, {
   onMessage(msg, size) {
     stats.bytes += size;
     if (msg.type === "meta") {
-      if (msg.key !== store.key || !store.n) {
+      if (msg.key === store.key && store.n && (msg.replace || store.meta.partial)) {
+        // The whole run in place of its head: swapped in with the frames that follow, in
+        // the same task, so the page never draws an empty store in between.
+        pendingMeta = msg;
+      } else if (msg.key !== store.key || !store.n) {
         store.reset(msg);
         scale.fit(Math.max(msg.end_ms, labStore.meta ? labStore.end : 0));
         timeline.layout();
         sizeAll();
         renderedLine = -2;
       }
+      body.dataset.partial = String(!!(store.meta && store.meta.partial));
+      if (msg.partial) stats.heads = (stats.heads || 0) + 1;
     } else if (msg.type === "frames") {
       stats.frameMessages++;
       stats.framesReceived += msg.t.length;
       stats.frameBytes = (stats.frameBytes || 0) + size;
+      if (pendingMeta && msg.i === 0) { replaceRun(pendingMeta); pendingMeta = null; }
       store.ingest(msg);
       if (!stats.firstFrameAt) stats.firstFrameAt = performance.now();
       dirty = true;
@@ -163,8 +173,25 @@ const stream = new Stream(body.dataset.ws, {
     }
   },
 });
-let pendingStart = null;
+let pendingStart = null, pendingMeta = null;
 window.wsgiscope.stream = stream;
+
+// The whole run replaces the head it started from: same key, same frames so far (the page
+// gets them again right after), a known end and summary. The playhead, the selection and
+// a zoomed view stay; a view that showed the whole (estimated) run shows the whole run.
+function replaceRun(meta) {
+  const fitted = scale.t0 <= 0 && Math.abs(scale.t1 - scale.end) < 1e-6;
+  const end = Math.max(meta.end_ms, labStore.meta ? labStore.end : 0);
+  store.reset(meta);
+  if (fitted) scale.fit(end);
+  else { scale.end = Math.max(end, 0.01); scale.clamp(); }
+  player.t = Math.min(player.t, meta.end_ms);
+  timeline.layout();
+  sizeAll();
+  renderedLine = -2;
+  body.dataset.partial = "false";
+  stats.replaced = (stats.replaced || 0) + 1;
+}
 const lessons = new Lessons({ store, player, scale, timeline, stream, redraw: () => { dirty = true; } });
 window.wsgiscope.lessons = lessons;
 lessons.load($("lesson"));
