@@ -26,13 +26,13 @@ class Replacement(Rule):
         key, what = str(who), str(what)
         if what in ("killed", "exit"):
             if what == "killed" and story.gevent and story.once("gevent-kill"):
-                keepalive = (story.scenario.get("server", {}) or {}).get("keepalive_s", 2)
                 story.say(LESSON, t, (
                     f"gevent's worker {key} swallows the SIGABRT's SystemExit: the client of "
                     "the greenlet that was running gets no response at all, only a closed "
-                    f"connection once that greenlet's wait for a next request times out "
-                    f"(keepalive {keepalive:g} s); the worker stops accepting, finishes its "
-                    "other greenlets and exits"))
+                    "connection; its heartbeat came from the worker's loop once a second, "
+                    "so it was killed up to a second sooner than the timeout after the "
+                    "request began; the worker stops accepting, finishes its other greenlets "
+                    "and exits"))
             self.gone[key] = t  # a gevent worker exits after it was killed
         elif what == "boot" and key in self.gone:
             self.forked[key] = t

@@ -11,10 +11,14 @@ that burns 10 s of CPU):
   2 ms after the signal; then the worker exits. A response already being written is cut
   off instead (``headers_sent``: the connection is closed).
 * gevent: ``handle_request`` swallows ``SystemExit``: no response. The greenlet goes back to
-  reading the connection for a next request, under ``keepalive``, and closes it when that
-  times out: the client sees the connection closed with nothing, ``keepalive`` (2 s) after
-  the signal (measured: 2.006 s). The worker stops accepting, lets its other greenlets
-  finish and exits at its loop's next one-second tick.
+  its keep-alive loop, whose ``next(parser)`` stops at once for a request that said
+  ``Connection: close`` (``Parser.__next__``: ``mesg.should_close()``), as every client here
+  does (one request per connection), and ``handle()`` closes the connection: the client
+  sees it closed with nothing, at the signal (measured: within 1 ms; a keep-alive client
+  would wait ``keepalive`` for it). The worker stops accepting, lets its other greenlets
+  finish and exits at its loop's next one-second tick. Its heartbeat is written by that
+  loop once a second, so a CPU-bound request is killed 0-1 s sooner than ``timeout`` after
+  it started: ``timeout`` after the last tick before it took over.
 * gthread: its heartbeat comes from the main thread, so a long request is never killed; if
   its process dies, every connection it holds is closed without a response.
 
@@ -46,7 +50,7 @@ from typing import Any
 
 from ..context import Sim
 from ..core import NORMAL
-from ..cpu import IO, Process, Thread
+from ..cpu import Process, Thread
 from .base import Server
 
 ARBITER_TICK_MS = 1000.0  # gunicorn's arbiter sleeps up to 1 s between checks
@@ -231,22 +235,16 @@ class CooperativeArbiter(Arbiter):
         sim.rec.worker(key, "killed", why)
         if gil is not None and isinstance(hog, Thread) and hog.req is not None:
             req = hog.req
-            keepalive_ms = sim.server["keepalive_s"] * 1000.0
             on_done = hog.on_done
             hog.token += 1  # drop what it was doing
             if hog.state == "cpu":
                 sim.cores.remove(hog)
             gil.release(hog)
-
-            def closed(th: Thread) -> None:
-                sim.fail(req, "reset", None,
-                         f"{why}; gevent's worker swallows the SystemExit: no response, and "
-                         "the connection is closed when the wait for a next request on it "
-                         f"times out (keepalive {sim.server['keepalive_s']:g} s)")
-                if on_done is not None:
-                    on_done(th)
-
-            # It reads the connection for a next request, under keepalive, then closes it.
-            hog.run([(IO, keepalive_ms, None)], req, closed)
+            hog._set("idle")
+            sim.fail(req, "reset", None,
+                     f"{why}; gevent's worker swallows the SystemExit: no response, and the "
+                     "connection is closed at once (the request said Connection: close)")
+            if on_done is not None:
+                on_done(hog)
         elif w["conns"] == 0:
             self.leave(key, w)
