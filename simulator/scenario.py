@@ -29,10 +29,12 @@ from .validation import MAX_DEPTH as MAX_DEPTH
 from .validation import MAX_TEXT_BYTES as MAX_TEXT_BYTES
 from .validation import PATH_RULE as PATH_RULE
 from .validation import SEED_MAX as SEED_MAX
+from .validation import TOP as TOP
 from .validation import ScenarioError as ScenarioError
 from .validation import boolean, choice, field_key, number, short_text, show, url_path
 from .validation import check_depth as check_depth
 from .validation import check_seed as check_seed
+from .validation import check_top as check_top
 from .validation import parse_scenario_text as parse_scenario_text
 
 #: Bounds that keep a run finite.
@@ -103,6 +105,12 @@ COSTS: dict[str, tuple[Any, Any]] = {
     # new thread takes the GIL first (werkzeug threaded=True starts one per connection).
     "thread_boot_ms": (0.02, number(0, 10_000)),
     "fork_ms": (2.0, number(0, 10_000)),
+    # A forked child's extra CPU on its request, over what a thread spends: copy-on-write
+    # faults on every page its Python code touches for the first time (refcounts write to
+    # shared objects). Measured: a werkzeug processes=4 child's request costs 6.0-8.4 ms of
+    # CPU against 1.1-2.4 ms for a threaded=True request (thread CPU time, records of the
+    # lab's app, 10 requests each).
+    "fork_child_ms": (5.0, number(0, 10_000)),
     # gunicorn: from a worker's exit to the arbiter reaping it (the exiting interpreter's
     # teardown, then SIGCHLD wakes the arbiter); servers/gunicorn.py says how it was measured.
     "reap_ms": (40.0, number(0, 60_000)),
@@ -287,8 +295,6 @@ def _workload(raw: Any, endpoints: dict[str, Any]) -> tuple[list[dict[str, Any]]
     return out, int(expected)
 
 
-TOP = ("name", "description", "server", "machine", "costs", "endpoints", "workload", "client",
-       "seed")
 
 
 @dataclass(frozen=True)
@@ -330,9 +336,7 @@ def load_scenario(data: Any) -> Scenario:
         return data
     if not isinstance(data, dict):
         raise ScenarioError("scenario", f"must be a JSON object (got {show(data)})")
-    for key in data:
-        if key not in TOP:
-            raise ScenarioError(field_key(key), f"is not a known field (allowed: {', '.join(TOP)})")
+    check_top(data)
     check_depth(data)
     endpoints = _endpoints(data.get("endpoints"))
     workload, expected = _workload(data.get("workload"), endpoints)

@@ -110,7 +110,11 @@ class WerkzeugForking(Server):
                     child_exit(name)
 
                 sim.rec.worker(name, "boot", "fork")
-                sim.serve(cth, req, done)
+                cow = sim.costs["fork_child_ms"]
+                if cow > 0:  # its first touch of each page copies it (copy-on-write)
+                    cth.run([(CPU, cow, None)], req, lambda t: sim.serve(t, req, done))
+                else:
+                    sim.serve(cth, req, done)
 
             main.run([(CPU, self.costs["fork_ms"], None), (CALL, fork, None)], None, loop)
 
