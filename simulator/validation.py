@@ -160,6 +160,18 @@ def url_path(field: str, value: Any) -> str:
     return value
 
 
+#: A scenario's top-level fields.
+TOP = ("name", "description", "server", "machine", "costs", "endpoints", "workload", "client",
+       "seed")
+
+
+def check_top(data: dict[str, Any]) -> None:
+    """Raise :class:`ScenarioError` for a top-level key that is not a scenario field."""
+    for key in data:
+        if key not in TOP:
+            raise ScenarioError(field_key(key), f"is not a known field (allowed: {', '.join(TOP)})")
+
+
 def check_depth(data: Any, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
     """Raise :class:`ScenarioError` if ``data`` nests objects and lists deeper than
     ``max_depth`` or holds more than ``max_nodes`` values. Iterative: it never recurses, and
@@ -235,5 +247,7 @@ def parse_scenario_text(text: str | bytes, max_bytes: int = MAX_TEXT_BYTES) -> A
             raise
         detail = " ".join(str(exc).split())[:200]
         raise ScenarioError("scenario", f"is not valid JSON ({detail})") from None
+    if isinstance(data, dict):
+        check_top(data)  # an unknown field is named before anything inside it
     check_depth(data)
     return data
