@@ -146,6 +146,10 @@ def _suite_flags(parser: Any) -> None:
                         help="simulated seeds per case (default: each case's own)")
     parser.add_argument("--update", action="store_true",
                         help="write each case's measured figures back into its file")
+    parser.add_argument("--stored", action="store_true",
+                        help="start no server: judge the model as it is now against the "
+                        "measured figures each case file keeps (seconds, not minutes); "
+                        "writes a report only with --out")
     _python_flag(parser)
 
 
@@ -325,23 +329,27 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     from wsgiscope.app.commands.common import CliError
 
     from .fidelity import CaseError, load_suite, run_suite
-    from .fidelity_report import write_report
+    from .fidelity_report import format_report, write_report
 
     suite = Path(args.suite)
     try:
         cases = load_suite(suite, args.only)
     except CaseError as exc:
         raise CliError(str(exc)) from None
+    if args.stored and args.update:
+        raise CliError("--update: nothing is measured with --stored")
     report = run_suite(
         cases, runs=args.runs, seeds=args.seeds, python=args.python, update=args.update,
-        log=lambda m: print(m, file=sys.stderr, flush=True),
+        log=lambda m: print(m, file=sys.stderr, flush=True), stored=args.stored,
     )
-    md, js = write_report(report, Path(args.out) if args.out else suite)
-    print(f"{report['agree']} of {report['total']} cases agree; wrote {md} and {js}",
-          file=sys.stderr)
-    if getattr(args, "format", "table") == "json":
-        sys.stdout.write(js.read_text())
+    if args.stored and not args.out:
+        print(f"{report['agree']} of {report['total']} cases agree with the kept figures",
+              file=sys.stderr)
+        sys.stdout.write(format_report(report))
     else:
+        md, js = write_report(report, Path(args.out) if args.out else suite)
+        print(f"{report['agree']} of {report['total']} cases agree; wrote {md} and {js}",
+              file=sys.stderr)
         sys.stdout.write(md.read_text())
     return 0 if report["agree"] == report["total"] else 1
 

@@ -182,19 +182,49 @@ def judge(
     """
     if not measured or not simulated:
         raise ValueError("judge needs at least one measured run and one simulated seed")
+    fams, n_requests, workers = _naming(measured, simulated, families)
+    meas_stats = [statistics_of(t, fams, n_requests, workers) for t in measured]
+    values = {name: [m[name][1] for m in meas_stats] for name in meas_stats[0]}
+    return judge_values(values, simulated, fams, q, floor_ms, pct, n_requests)
+
+
+def _naming(
+    measured: Sequence[Trace], simulated: Sequence[Trace], families: Sequence[str] | None
+) -> tuple[list[str], int, int]:
+    """The statistics' families, and the request count and worker count that name them."""
     sc = simulated[0].scenario
     fams = list(families) if families else default_families(sc)
     srv = sc.get("server", {})
     workers = int(srv.get("workers", 1)) if srv.get("kind") == "gunicorn" else 1
     sizes = {len(t.requests) for t in [*measured, *simulated]}
     n_requests = max(sizes) if len(sizes) == 1 else MAX_RANKS + 1
-    sim_stats = [statistics_of(t, fams, n_requests, workers) for t in simulated]
-    meas_stats = [statistics_of(t, fams, n_requests, workers) for t in measured]
+    return fams, n_requests, workers
+
+
+def judge_values(
+    measured: dict[str, list[float | None]],
+    simulated: Sequence[Trace],
+    families: Sequence[str] | None = None,
+    q: float = 0.0,
+    floor_ms: float = FLOOR_MS,
+    pct: float = FLOOR_PCT,
+    n_requests: int | None = None,
+) -> dict[str, Any]:
+    """:func:`judge` for measured statistics already computed (``{name: [per run]}``, as a
+    case file keeps them): the model can be judged again without running a server. A
+    statistic the runs do not have counts as outside."""
+    if not simulated:
+        raise ValueError("judge needs at least one simulated seed")
+    fams, n, workers = _naming([], simulated, families)
+    n = n_requests if n_requests is not None else n
+    sim_stats = [statistics_of(t, fams, n, workers) for t in simulated]
+    runs = max((len(v) for v in measured.values()), default=0)
     rows = []
     for name, (kind, _v) in sim_stats[0].items():
         b = band([s[name][1] for s in sim_stats], kind, q, floor_ms, pct)
-        values = [m[name][1] for m in meas_stats]
-        outside = [i for i, v in enumerate(values) if not _inside(v, b)]
+        values = measured.get(name, [None] * runs)
+        outside = [i for i, v in enumerate(values) if not _inside(v, b)] or (
+            [] if name in measured else list(range(max(runs, 1))))
         rows.append({
             "name": name, "kind": kind, "measured": values, "sim": b,
             "outside": outside, "agrees": not outside,

@@ -10,6 +10,8 @@ and the machine (date, kernel, cores, Python and server versions).
 A suite is a folder of case files (``*.json``, see :func:`load_case`); :func:`run_suite`
 runs them in name order and :func:`.fidelity_report.write_report` writes ``fidelity.md`` and
 ``fidelity.json``. ``update=True`` writes each case's measured figures back into its file.
+:func:`stored_case` judges the model again against the figures a case file keeps, without
+running a server: how a change to the model is checked against measurements in seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from typing import Any
 from wsgiscope import simulator
 
 from . import interpreter
-from .distribution import FLOOR_MS, FLOOR_PCT, check_families, format_judgement, judge, loadavg
+from .distribution import (
+    FLOOR_MS,
+    FLOOR_PCT,
+    check_families,
+    format_judgement,
+    judge,
+    judge_values,
+    loadavg,
+)
 
 Progress = Callable[[float, str], None]
 
@@ -240,6 +250,35 @@ def load_suite(folder: Path, only: Sequence[str] = ()) -> list[tuple[Path, dict[
     return cases
 
 
+#: What :func:`measured_record` keeps that is not the machine's description.
+_RECORD_KEYS = ("runs", "seeds", "rule", "verdict", "statistics")
+
+
+def stored_case(case: dict[str, Any], seeds: int | None = None) -> dict[str, Any]:
+    """Judge the model, as it is now, against the measured figures ``case`` keeps (its
+    ``measured`` record): the same result :func:`run_case` gives, without a server."""
+    rec = case.get("measured")
+    if not rec:
+        raise simulator.ScenarioError(
+            "measured", "this case has no measured figures yet: run it without --stored")
+    sc = simulator.load_scenario(case["scenario"])
+    base, m = int(rec["seeds"][0]), seeds or case["seeds"]
+    sim_seeds = [base + i for i in range(m)]
+    values = {row["name"]: row["measured"] for row in rec["statistics"]}
+    res = judge_values(values, [simulator.run(sc, s) for s in sim_seeds],
+                       case.get("judge"), case.get("band_q", 0.0))
+    cores = int(rec.get("cores") or 0) or len(os.sched_getaffinity(0))
+    conditions = rec["runs"]
+    res.update({
+        "scenario": sc.to_dict(), "name": sc.name, "runs": len(conditions), "seeds": sim_seeds,
+        "environment": {k: v for k, v in rec.items() if k not in _RECORD_KEYS},
+        "conditions": conditions,
+        "busy_runs": sum(1 for c in conditions if c.get("busy")),
+        "cautions": _cautions(sc.to_dict(), cores),
+    })  # fmt: skip
+    return res
+
+
 def run_suite(
     cases: list[tuple[Path, dict[str, Any]]],
     runs: int | None = None,
@@ -247,9 +286,11 @@ def run_suite(
     python: str | None = None,
     update: bool = False,
     log: Callable[[str], None] | None = None,
+    stored: bool = False,
 ) -> dict[str, Any]:
     """Run every case (``runs``/``seeds`` override the cases' own); return the report data.
-    A case that cannot run (the lab failed) is reported as such, and the suite goes on."""
+    A case that cannot run (the lab failed) is reported as such, and the suite goes on.
+    ``stored``: judge against each case's kept figures instead (:func:`stored_case`)."""
     from .launcher import LabError
 
     say = log or (lambda _m: None)
@@ -257,12 +298,15 @@ def run_suite(
     started = time.monotonic()
     for i, (path, case) in enumerate(cases):
         n, m = runs or case["runs"], seeds or case["seeds"]
-        say(f"[{i + 1}/{len(cases)}] {case['case']}: {n} runs, {m} seeds")
+        say(f"[{i + 1}/{len(cases)}] {case['case']}: "
+            + (f"{m} seeds against the kept figures" if stored else f"{n} runs, {m} seeds"))
         t0 = time.monotonic()
         try:
-            res = run_case(
-                case["scenario"], n, m, case.get("judge"), case.get("band_q", 0.0), python=python
-            )
+            if stored:
+                res = stored_case(case, seeds)
+            else:
+                res = run_case(case["scenario"], n, m, case.get("judge"),
+                               case.get("band_q", 0.0), python=python)
         except (LabError, simulator.ScenarioError) as exc:
             results.append(
                 {
@@ -286,7 +330,7 @@ def run_suite(
         )
         results.append(res)
         say(f"    {'agrees' if res['agrees'] else 'DISAGREES'} ({res['seconds']:.0f} s)")
-        if update:
+        if update and not stored:
             case["measured"] = measured_record(res)
             path.write_text(dump_json(case), encoding="utf-8")
     env = next((r["environment"] for r in results if "environment" in r), {})
@@ -296,6 +340,7 @@ def run_suite(
         "cases": results,
         "agree": sum(1 for r in results if r["agrees"]),
         "total": len(results),
+        "stored": stored,
     }
 
 

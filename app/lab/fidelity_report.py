@@ -76,8 +76,10 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['agree']} of {report['total']} cases agree. Measured {env.get('date', '?')} "
         f"on Linux {env.get('kernel', '?')}, {env.get('cores', '?')} cores, Python "
         f"{env.get('python', '?')}, werkzeug {env.get('werkzeug', '?')}, gunicorn "
-        f"{env.get('gunicorn', '?')}, gevent {env.get('gevent', '?')}; the suite took "
-        f"{report['seconds'] / 60:.1f} min.",
+        f"{env.get('gunicorn', '?')}, gevent {env.get('gevent', '?')}; "
+        + ("judged again by the model as it is now (--stored: no server was run)."
+           if report.get("stored") else
+           f"the suite took {report['seconds'] / 60:.1f} min."),
         "",
         f"Rule: {rule}. Key figures are the median of the measured runs, then the simulated "
         "[min–max] over the seeds, in ms (counts for workers and statuses). "
