@@ -29,10 +29,12 @@ class Replacement(Rule):
                 story.say(LESSON, t, (
                     f"gevent's worker {key} swallows the SIGABRT's SystemExit: the client of "
                     "the greenlet that was running gets no response at all, only a closed "
-                    "connection; its heartbeat came from the worker's loop once a second, "
-                    "so it was killed up to a second sooner than the timeout after the "
-                    "request began; the worker stops accepting, finishes its other greenlets "
-                    "and exits"))
+                    "connection. Its heartbeat is written by the worker's loop once a "
+                    "second, so the timeout counts from the last one before the request "
+                    "took over, and the arbiter looks once a second: the kill comes up to "
+                    "a second before or after the timeout measured from the request's "
+                    "start. The worker stops accepting, finishes its other greenlets and "
+                    "exits"))
             self.gone[key] = t  # a gevent worker exits after it was killed
         elif what == "boot" and key in self.gone:
             self.forked[key] = t

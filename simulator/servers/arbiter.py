@@ -17,8 +17,9 @@ that burns 10 s of CPU):
   sees it closed with nothing, at the signal (measured: within 1 ms; a keep-alive client
   would wait ``keepalive`` for it). The worker stops accepting, lets its other greenlets
   finish and exits at its loop's next one-second tick. Its heartbeat is written by that
-  loop once a second, so a CPU-bound request is killed 0-1 s sooner than ``timeout`` after
-  it started: ``timeout`` after the last tick before it took over.
+  loop once a second, so a CPU-bound request is killed ``timeout`` after the last tick
+  before it took over, at the arbiter's next check: from 1 s before to 1 s after
+  ``timeout`` counted from its start (measured with ``--timeout 1``: 1.30 s).
 * gthread: its heartbeat comes from the main thread, so a long request is never killed; if
   its process dies, every connection it holds is closed without a response.
 
