@@ -103,7 +103,8 @@ COSTS: dict[str, tuple[Any, Any]] = {
     "thread_start_ms": (0.08, number(0, 10_000)),
     # A new thread's bootstrap (threading's _bootstrap_inner) before it runs its target: the
     # new thread takes the GIL first (werkzeug threaded=True starts one per connection).
-    "thread_boot_ms": (0.02, number(0, 10_000)),
+    # (measured by calibrate: the new thread's CPU clock at the start of its run(), 0.04 ms)
+    "thread_boot_ms": (0.04, number(0, 10_000)),
     "fork_ms": (2.0, number(0, 10_000)),
     # A forked child's extra CPU on its request, over what a thread spends: copy-on-write
     # faults on every page its Python code touches for the first time (refcounts write to
@@ -131,7 +132,8 @@ COSTS: dict[str, tuple[Any, Any]] = {
     # the drain's selector.close(), finish(), shutdown_request; gunicorn: resp.close(),
     # post_request, util.close): it needs the GIL, so with a CPU-bound thread in the same
     # process the client's response ends only once this thread gets the GIL back.
-    "close_ms": (0.03, number(0, 10_000)),
+    # (measured by calibrate on a loopback connection: 0.04 ms)
+    "close_ms": (0.04, number(0, 10_000)),
     # werkzeug only: after the response, serving.py waits up to 10 ms (select timeout 0.01)
     # for leftover request data before it closes the connection.
     "werkzeug_drain_ms": (10.0, number(0, 10_000)),

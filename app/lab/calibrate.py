@@ -13,7 +13,9 @@ server so nothing waits for anything else):
 * ``thread_start_ms``: werkzeug ``threaded=True``: from ``accept()`` returning in the main
   thread to the handler starting in its new thread.
 * ``fork_ms``: werkzeug ``processes=2``: from ``accept()`` in the parent to the handler
-  starting in the forked child.
+  starting in the forked child. ``fork_child_ms``: the CPU time (the handler thread's own
+  clock) of such a child's request less that of the same request on ``threaded=True``:
+  the copy-on-write faults of a fresh child.
 * ``recv_ms``, ``parse_ms``, ``context_ms``, ``match_ms``, ``before_request_ms``,
   ``after_request_ms``, ``teardown_ms``: the lifecycle stages recorded by the instrumented
   app on werkzeug (request line read; headers parsed and environ built; contexts pushed;
@@ -37,6 +39,9 @@ server so nothing waits for anything else):
   ``init`` on a connection whose request has arrived; the done-callback's
   ``PollableMethodQueue.defer``; and the main thread's ``run_callbacks`` running
   ``finish_request`` (the connection is closed gracefully once the client has closed).
+* ``thread_boot_ms``: in this process, a new thread's own CPU clock read first thing in its
+  ``run`` (threading's bootstrap). ``close_ms``: in this process, werkzeug's steps from a
+  response's last write to the connection closed (selector, files, shutdown, close).
 * ``error_ms``: a Flask app in this process (its test client): a request whose view raises,
   less a plain one (``handle_user_exception``, ``handle_exception``, the traceback logged).
 * ``instruction_ms``: ``for _ in range(n): counter += 1`` on a global, over its iterations
@@ -68,12 +73,14 @@ from typing import Any
 
 from .calibrate_steps import (
     accept_cost_ms,
+    close_ms,
     context_switch_ms,
     error_ms,
     gil_handoff_ms,
     gthread_costs,
     instruction_ms,
     rtt_ms,
+    thread_boot_ms,
 )
 from .distribution import loadavg
 from .recorder import read_records
@@ -230,9 +237,14 @@ def calibrate(progress: Progress | None = None) -> dict[str, Any]:
         "reap_ms": recycle["reap_ms"],
         **gthread_costs(),
         "error_ms": error_ms(),
+        "thread_boot_ms": thread_boot_ms(),
+        "close_ms": close_ms(),
         "instruction_ms": instruction_ms(),
         "thread_start_ms": _span(threaded, "accept", "handle"),
         "fork_ms": _span(forking, "accept", "handle"),
+        # a forked child's request costs more CPU than a thread's: copy-on-write faults
+        "fork_child_ms": max(0.0, round(_median([r["cpu"] for r in forking if "cpu" in r])
+                                        - _median([r["cpu"] for r in threaded if "cpu" in r]), 3)),
         "recv_ms": _span(threaded, "handle", "parse_start"),
         "parse_ms": _span(threaded, "parse_start", "app_start"),
         "context_ms": _span(threaded, "app_start", "match_start"),

@@ -264,3 +264,49 @@ def error_ms(n: int = 150) -> float:
         client.get("/boom")
         failing.append((time.perf_counter() - t) * 1000.0)
     return round(max(0.0, _median(failing[5:]) - _median(plain[5:])), 4)
+
+
+def thread_boot_ms(n: int = 200) -> float:
+    """A new thread's own CPU before its target runs (threading's bootstrap): the thread's
+    CPU clock, which starts at zero, read first thing in ``run``."""
+    seen: list[float] = []
+
+    class Probe(threading.Thread):
+        def run(self) -> None:
+            seen.append(time.thread_time() * 1000.0)
+
+    for _ in range(n):
+        th = Probe()
+        th.start()
+        th.join()
+    return _median(seen)
+
+
+def close_ms(n: int = 200) -> float:
+    """Python's work between a response's last write and the shutdown the client waits for,
+    as werkzeug runs it on a loopback connection: the drain's selector registered, polled
+    (nothing left to read) and closed, the handler's files closed, ``shutdown(SHUT_WR)``,
+    ``close()`` (the system calls themselves are in it: they are a few microseconds)."""
+    import selectors
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    times: list[float] = []
+    try:
+        for _ in range(n):
+            client = socket.create_connection(listener.getsockname())
+            conn, _addr = listener.accept()
+            rfile, wfile = conn.makefile("rb"), conn.makefile("wb", buffering=0)
+            t0 = time.perf_counter()
+            selector = selectors.DefaultSelector()
+            selector.register(conn, selectors.EVENT_READ)
+            selector.select(timeout=0)
+            selector.close()
+            wfile.close()
+            rfile.close()
+            conn.shutdown(socket.SHUT_WR)
+            conn.close()
+            times.append((time.perf_counter() - t0) * 1000.0)
+            client.close()
+    finally:
+        listener.close()
+    return _median(times)
