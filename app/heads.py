@@ -36,12 +36,12 @@ from wsgiscope.simulator.trace import Trace
 
 from .runs import Lanes, Prepared, encode, pick_tick, prepare
 
-#: Runs expected to have fewer requests than this come whole (they take well under a second).
-HEAD_MIN_REQUESTS = 2_000
+#: Runs expected to have fewer requests than this come whole (a tenth of a second or so).
+HEAD_MIN_REQUESTS = 500
 #: The head covers about this many requests' arrivals, or this many engine events, whichever
-#: comes first (a few tens of milliseconds of simulation), and whole ticks.
-HEAD_REQUESTS = 500
-HEAD_EVENTS = 8_000
+#: comes first (a few tens of milliseconds of simulation), in whole ticks.
+HEAD_REQUESTS = 250
+HEAD_EVENTS = 5_000
 
 Head = Callable[[Prepared], None]
 

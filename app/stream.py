@@ -36,59 +36,31 @@ from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from wsgiscope import simulator
-from wsgiscope.simulator.validation import check_seed, parse_scenario_text
+from wsgiscope.simulator.validation import check_seed
 
 from . import pacer, serving
 from .outlet import Outlet, ViewerGone
 from .pool import JobError, PoolError
+from .protocol import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from .protocol import MAX_SPEED as MAX_SPEED
+from .protocol import MIN_SPEED as MIN_SPEED
+from .protocol import ProtocolError as ProtocolError
+from .protocol import _speed, _time, parse_message
 from .runs import Prepared
 from .serving import Flight, RunService
 from .web.inspector import render_inspector
 
 sock = Sock()
 
-#: Playback speeds the page offers; ``"max"`` sends frames as fast as the socket takes them.
-MIN_SPEED, MAX_SPEED = 0.1, 100.0
 #: How far ahead of the browser's playhead the server keeps sending, in wall-clock seconds.
 LEAD_S = 0.25
 #: How often a playing session sends, and how many frames fit in one message at most.
 SEND_INTERVAL_S = pacer.SEND_INTERVAL_S  # the pacer's (.pacer.Pacer)
 CHUNK_FRAMES = 1500
-#: The largest message the browser may send (a start with its scenario).
-MAX_MESSAGE_BYTES = 2_000_000
 #: How often a socket's handler wakes, between messages, to check on its viewer.
 IDLE_CHECK_S = 2.0
 #: How often a socket is pinged (a peer that never takes the ping is dropped).
 PING_S = 20.0
-
-
-class ProtocolError(ValueError):
-    """A message the server cannot act on; answered with an error frame."""
-
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _speed(value: Any) -> float:
-    if value == "max":
-        return math.inf
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        MIN_SPEED <= value <= MAX_SPEED
-    ):
-        raise ProtocolError(
-            f"speed must be a number from {MIN_SPEED:g} to {MAX_SPEED:g} or \"max\" "
-            f"(got {value!r})", "speed")
-    return float(value)
-
-
-def _time(msg: dict[str, Any]) -> float | None:
-    t = msg.get("t")
-    if t is None:
-        return None
-    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
-        raise ProtocolError(f"t must be a time in ms (got {t!r})", "t")
-    return float(t)
 
 
 class Session:
@@ -201,10 +173,7 @@ class Session:
         try:
             if not isinstance(text, str):
                 raise ProtocolError("messages must be JSON text")
-            try:  # bounded, no NaN or Infinity, bounded nesting
-                msg = parse_scenario_text(text, MAX_MESSAGE_BYTES)
-            except simulator.ScenarioError as exc:
-                raise ProtocolError(f"the message {exc.message}") from None
+            msg = parse_message(text)
             if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
                 raise ProtocolError('a message must be a JSON object with an "op" field', "op")
             op = msg["op"]
@@ -275,7 +244,7 @@ class Session:
             raise ProtocolError("seek needs t, a time in ms", "t")
         assert self.run is not None
         self.anchor(t)
-        self.want_t = t
+        self.want_t = math.inf if t >= self.run.end_ms - 1e-6 else t  # a head's end: the end
         self.send_until(self.frame_index(t), limit=self.run.n)
         self.pump()
 

@@ -181,11 +181,12 @@ window.wsgiscope.stream = stream;
 // a zoomed view stay; a view that showed the whole (estimated) run shows the whole run.
 function replaceRun(meta) {
   const fitted = scale.t0 <= 0 && Math.abs(scale.t1 - scale.end) < 1e-6;
+  const atEnd = player.t >= store.end - 1e-6;  // the head's end was an estimate of the run's
   const end = Math.max(meta.end_ms, labStore.meta ? labStore.end : 0);
   store.reset(meta);
   if (fitted) scale.fit(end);
   else { scale.end = Math.max(end, 0.01); scale.clamp(); }
-  player.t = Math.min(player.t, meta.end_ms);
+  player.t = atEnd ? meta.end_ms : Math.min(player.t, meta.end_ms);
   timeline.layout();
   sizeAll();
   renderedLine = -2;

@@ -3,10 +3,13 @@
 Starts ``wsgiscope serve`` on a free 127.0.0.1 port (as a user would, whatever worker and
 simulation pool it uses), opens the page's WebSocket (``/ws``) and sends what the page sends
 on Start -- ``{"op": "start", "scenario": ..., "seed": ..., "play": true}`` -- then times the
-``meta`` message and the first ``frames`` message. The scenario is gunicorn sync -w 8 with
-an exponential 1 s I/O endpoint under Poisson arrivals at 7/s and the default stage costs,
-sized to the number of requests asked for. Every start uses a fresh seed, so no run comes
-from the server's cache; ``--cached`` adds a second start of the same run, which should.
+``meta`` message, the first ``frames`` message and the whole run (a large run's head comes
+first, ``meta.partial``; the whole run follows as a ``meta`` with ``replace``; before runs
+came in two parts, the first frame waited for the whole run). The scenario is gunicorn sync
+-w 8 with an exponential 1 s I/O endpoint under Poisson arrivals at 7/s and the default
+stage costs, sized to the number of requests asked for. Every start uses a fresh seed, so
+no run comes from the server's cache; ``--cached`` adds a second start of the same run,
+which should.
 
 A small run first warms the server up (its simulation pool starts on the first run).
 A size the page refuses (its cap on requests, or the engine's event budget) is reported
@@ -91,33 +94,41 @@ def serving(limit_s: float = 60.0) -> Iterator[str]:
                 proc.wait(timeout=5)
 
 
-def first_frame(address: str, n: int, seed: int, timeout_s: float) -> tuple[float, float] | str:
-    """Seconds from the start message to ``meta`` and to the first ``frames``, or the
-    server's error."""
+def first_frame(address: str, n: int, seed: int, timeout_s: float
+                ) -> tuple[float, float, float] | str:
+    """Seconds from the start message to ``meta``, to the first ``frames`` and to the whole
+    run (its first frames when the first ``meta`` was the whole run's, else the ``meta``
+    that replaces the head), or the server's error."""
     ws = simple_websocket.Client.connect(f"ws://{address}/ws")
     try:
         start = json.dumps({"op": "start", "scenario": scenario(n), "seed": seed,
                             "play": True})
         t0 = time.perf_counter()
         ws.send(start)
-        meta = None
+        meta: float | None = None
+        first: float | None = None
+        partial = False
         deadline = t0 + timeout_s
         while True:
             left = deadline - time.perf_counter()
             if left <= 0:
-                return f"no frame within {timeout_s:.0f} s"
+                return f"no whole run within {timeout_s:.0f} s"
             text = ws.receive(timeout=left)
             if text is None:
                 continue
             msg = json.loads(text)
             kind = msg.get("type")
+            now = time.perf_counter() - t0
             if kind == "error":
                 return str(msg.get("error"))
             if kind == "meta" and meta is None:
-                meta = time.perf_counter() - t0
-            if kind == "frames":
-                return (meta if meta is not None else float("nan"),
-                        time.perf_counter() - t0)
+                meta, partial = now, bool(msg.get("partial"))
+            elif kind == "meta" and msg.get("replace"):
+                return meta, first if first is not None else now, now
+            if kind == "frames" and meta is not None and first is None:
+                first = now
+                if not partial:
+                    return meta, now, now
     finally:
         ws.close()
 
@@ -137,11 +148,12 @@ def main() -> None:
     sizes = [int(x) for x in args.requests.split(",")]
     seed = int(time.time()) % 1_000_000  # fresh runs, never in the server's cache
     print(f"load average before: {load()}")
-    print(f"{'requests':>9} {'first frame s (min / median)':>30} {'meta s (median)':>16}")
+    print(f"{'requests':>9} {'first frame s (min / median)':>30} {'meta s (median)':>16} "
+          f"{'whole run s (median)':>21}")
     with serving() as address:
         first_frame(address, 100, seed, args.timeout)  # warm up: the first run starts the pool
         for n in sizes:
-            got: list[tuple[float, float]] = []
+            got: list[tuple[float, float, float]] = []
             refused = ""
             for _ in range(args.repeat):
                 seed += 1
@@ -155,7 +167,8 @@ def main() -> None:
                 continue
             frames = [g[1] for g in got]
             print(f"{n:9,} {min(frames):15.3f} / {statistics.median(frames):6.3f} "
-                  f"{statistics.median(g[0] for g in got):16.3f}", flush=True)
+                  f"{statistics.median(g[0] for g in got):16.3f} "
+                  f"{statistics.median(g[2] for g in got):21.3f}", flush=True)
             if args.cached:
                 res = first_frame(address, n, seed, args.timeout)
                 if not isinstance(res, str):
