@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core import URGENT
-from ..cpu import CPU, Step, Thread
+from ..cpu import CALL, CPU, IO, Step, Thread
 from ..request import Request
 from .arbiter import Arbiter, CooperativeArbiter
 from .base import Server, Slots, wake_delay
@@ -58,8 +58,11 @@ class GunicornGthread(Arbiter):
       future's state, ``wait_for_data``'s selector), then serves the request; when it is done
       the future's done-callback, in that thread, queues ``finish_request`` for the main
       thread (``gthread_defer_ms``);
-    * the main thread runs ``finish_request``: closes the connection and counts it
-      (``gthread_finish_ms``).
+    * the main thread runs ``finish_request`` (``gthread_finish_ms``): ``close_graceful``
+      shuts the connection's write side -- the client has its response only now -- then
+      blocks in ``recv()`` until the client has closed its end (a round trip and the
+      client's wake-up), closes it and counts it (``gthread_finish_ms`` again, after
+      taking the GIL back).
 
     The main thread handles what its ``select()`` returned one at a time, in order.
     """
@@ -88,7 +91,6 @@ class GunicornGthread(Arbiter):
         submit_steps = steps("gthread_submit_ms")
         handle_steps = steps("gthread_handle_ms")
         defer_steps = steps("gthread_defer_ms")
-        finish_steps = steps("gthread_finish_ms")
         # What the main thread's select() returned that it has not handled yet.
         events: deque[Callable[[], None]] = deque()
         loop_state = {"busy": True, "armed": False}
@@ -187,15 +189,23 @@ class GunicornGthread(Arbiter):
             else:
                 idle.append(th)
 
-        def finish(req: Request | None) -> None:
-            if finish_steps is None:
-                closed(req)
-            else:
-                main.run(finish_steps, None, lambda _th: closed(req))
+        finish_ms = costs["gthread_finish_ms"]
+        # close_graceful: after shutdown(SHUT_WR) the main thread blocks in recv() until the
+        # client has read to the end and closed its side (a round trip and the client's
+        # wake-up), then closes the socket and goes back to its loop: Python again.
+        linger_ms = sim.machine["rtt_ms"] + costs["wakeup_ms"]
 
-        def closed(req: Request | None) -> None:
-            if req is not None:
-                sim.respond(req)  # close_graceful: shutdown(SHUT_WR), the client sees EOF
+        def finish(req: Request | None) -> None:
+            def shut(_th: Thread) -> None:
+                if req is not None:
+                    sim.respond(req)  # the client sees EOF
+
+            steps: list[Step] = [(CPU, finish_ms, None), (CALL, shut, None)]
+            if linger_ms > 0:
+                steps += [(IO, linger_ms, None), (CPU, finish_ms, None)]
+            main.run(steps, None, closed)
+
+        def closed(_th: Thread) -> None:
             self.done_one(key, w)
             loop()
 
