@@ -139,7 +139,8 @@ COSTS: dict[str, tuple[Any, Any]] = {
     "werkzeug_drain_ms": (10.0, number(0, 10_000)),
     # gunicorn gthread only: the main thread wraps an accepted connection and submits it to
     # the pool; the pool thread's done-callback queues finish_request for the main thread;
-    # the main thread runs it (closes the connection).
+    # the main thread runs it (shuts the connection, waits for the client's close, closes:
+    # this cost before the wait and again after it).
     "gthread_submit_ms": (0.02, number(0, 10_000)),
     "gthread_handle_ms": (0.03, number(0, 10_000)),
     "gthread_defer_ms": (0.01, number(0, 10_000)),
