@@ -244,7 +244,7 @@ class Session:
             raise ProtocolError("seek needs t, a time in ms", "t")
         assert self.run is not None
         self.anchor(t)
-        self.want_t = math.inf if t >= self.run.end_ms - 1e-6 else t  # a head's end: the end
+        self.want_t = math.inf if t >= self.run.end_ms - 1e-3 else t  # a head's end: the end
         self.send_until(self.frame_index(t), limit=self.run.n)
         self.pump()
 
