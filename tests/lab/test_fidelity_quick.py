@@ -12,10 +12,12 @@ from wsgiscope.app.lab.fidelity import format_case, load_case, run_case
 SUITE = Path(__file__).resolve().parents[1] / "fidelity"
 
 #: One per mechanism family: a thread's staircase, a worker timeout's status and
-#: replacement, a slow client holding a sync worker, gevent cutting one off at keepalive.
+#: replacement on sync and on gevent (no response, the kill timed from the loop's
+#: heartbeat), a slow client holding a sync worker, gevent cutting one off at keepalive.
 QUICK = (
     "01-wz-single-staircase.json",
     "17-sync-timeout-kill.json",
+    "26-gevent-timeout-kill.json",
     "18-sync-slow-client.json",
     "27-gevent-slow-client.json",
 )
