@@ -32,48 +32,15 @@ from __future__ import annotations
 
 import random
 from heapq import heappop, heappush
-from typing import Protocol
 
 from .core import URGENT, Env
 from .request import Recorder
+from .runner import Core, Runner
 from .trace import Event
 
 #: Linux's ``sd->busy_factor``: a busy core balances its queue against the others this
 #: many times less often than an idle one (every ``max(2, cores) * 16`` ms here).
 BUSY_FACTOR = 16
-
-
-class Runner(Protocol):
-    """What the cores need of a thread; the cores keep ``core``, ``seat``, ``vfin``,
-    ``last_core`` and ``left_at`` for it. ``work`` is the CPU time (ms) its burst still
-    needs: set before :meth:`Cores.add`, brought up to date by :meth:`Cores.remove`."""
-
-    key: str
-    work: float
-    core: Core | None
-    last_core: Core | None
-    left_at: float
-    seat: int
-    vfin: float
-
-    def cpu_done(self) -> None:
-        """Its burst is done (it has already left the core)."""
-
-
-class Core:
-    """One core: its run queue, virtual clock and pending completion."""
-
-    __slots__ = ("index", "run", "heap", "v", "t", "rate", "token", "firing")
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.run: list[Runner] = []
-        self.heap: list[tuple[float, int, Runner]] = []  # (vfin, seat, thread), lazily pruned
-        self.v = 0.0  # virtual time: CPU ms each thread of this core has had
-        self.t = 0.0  # when v was last brought up to date
-        self.rate = 1.0  # CPU ms per ms each of its threads gets
-        self.token = 0  # the pending completion event that still counts
-        self.firing = False  # completing bursts: reschedule once, at the end
 
 
 class Cores:

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .core import URGENT, Env
-from .cores import Core, Cores
+from .cores import Cores
 from .gil import Gil
 from .request import Recorder, Request
+from .runner import Runner
 
 CPU = 0
 IO = 1
@@ -60,40 +61,31 @@ class Process:
         self.alive = True
 
 
-class Thread:
-    """A thread (or greenlet) that runs a program of steps for a request or a loop."""
+class Thread(Runner):
+    """A thread (or greenlet) that runs a program of steps for a request or a loop; the
+    cores and the GIL keep their fields on it (:class:`~.runner.Runner`)."""
 
-    __slots__ = ("sim", "env", "rec", "cores", "key", "proc", "req", "steps", "i", "on_done",
-                 "work", "token", "state", "stage", "wait_from", "cpu_scale", "gil_ticket",
-                 "gil_saved", "core", "last_core", "left_at", "seat", "vfin")
+    __slots__ = ("sim", "env", "rec", "cores", "proc", "req", "steps", "i", "on_done",
+                 "token", "state", "stage", "wait_from", "cpu_scale")
 
     def __init__(self, sim: Host, proc: Process, key: str) -> None:
+        super().__init__(key)
         self.sim = sim
         # the run's clock, recorder and cores, held directly: read at every step
         self.env: Env = sim.env
         self.rec: Recorder = sim.rec
         self.cores: Cores = sim.cores
         self.proc = proc
-        self.key = key
         self.req: Request | None = None
         self.steps: list[Step] = []
         self.i = 0
         self.on_done: Callable[[Thread], None] | None = None
-        self.work = 0.0
         self.token = 0
         self.state = ""
         self.stage: str | None = None
         self.wait_from = 0.0
         self.cpu_scale = 1.0 if (proc.gil is not None or sim.machine["gil"]) else \
             sim.machine["nogil_slowdown"]
-        self.gil_ticket = 0  # kept by the GIL (gil.Waiter)
-        self.gil_saved = 0
-        # kept by the cores (cores.Runner)
-        self.core: Core | None = None
-        self.last_core: Core | None = None
-        self.left_at = -1.0
-        self.seat = 0
-        self.vfin = 0.0
         sim.rec.thread(key, "idle", None)
 
     # -- state --------------------------------------------------------------------------

@@ -32,32 +32,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
 
 from .core import URGENT, Env
 from .request import Recorder
+from .runner import Runner
 
 #: ``timer_at`` while :meth:`Gil._expire` runs: it schedules the next timer itself.
 _EXPIRING = float("inf")
-
-
-class Waiter(Protocol):
-    """What the GIL needs of a thread: its name, two fields the GIL keeps on it, and two
-    callbacks."""
-
-    @property
-    def key(self) -> str: ...
-
-    #: bumped whenever the thread's timed wait or wake-up is over (stale timers check it)
-    gil_ticket: int
-    #: ``switch_number`` when its current timed wait began
-    gil_saved: int
-
-    def preempt(self) -> None:
-        """The GIL was taken away mid-burst (a drop request)."""
-
-    def gil_granted(self) -> None:
-        """This waiting thread has taken the GIL."""
 
 
 class Gil:
@@ -77,26 +58,26 @@ class Gil:
         self.env = env
         self.rec = rec
         self.proc_key = proc_key
-        self.holder: Waiter | None = None
-        self.last_holder: Waiter | None = None
+        self.holder: Runner | None = None
+        self.last_holder: Runner | None = None
         self.switches = 0  # switch_number
         #: threads in their timed wait on the condition variable (a signal wakes one)
-        self.waiters: list[Waiter] = []
+        self.waiters: list[Runner] = []
         #: (deadline, thread, its ticket) of every timed wait, in deadline order
-        self.timers: deque[tuple[float, Waiter, int]] = deque()
+        self.timers: deque[tuple[float, Runner, int]] = deque()
         self.timer_at = -1.0  # when the one pending timer event fires (-1: none)
         #: the thread that was made to let go and waits for the switch (FORCE_SWITCHING)
-        self.switch_waiter: Waiter | None = None
+        self.switch_waiter: Runner | None = None
         self.preemptive = preemptive
         self.interval = interval
         self.wake_ms = wake_ms
         self.pick = pick
         self.granted_at = 0.0
         #: gevent: greenlets ready to run, in order
-        self.ready: deque[Waiter] = deque()
+        self.ready: deque[Runner] = deque()
 
     # -- take_gil --------------------------------------------------------------------------
-    def acquire(self, th: Waiter) -> bool:
+    def acquire(self, th: Runner) -> bool:
         """Take the GIL if it is free (True); otherwise start waiting and return False
         (``th.gil_granted()`` is called when it gets it)."""
         if self.holder is None:
@@ -109,7 +90,7 @@ class Gil:
             self.ready.append(th)
         return False
 
-    def _take(self, th: Waiter) -> None:
+    def _take(self, th: Runner) -> None:
         self.holder = th
         self.granted_at = self.env.now
         if th is not self.last_holder:
@@ -123,7 +104,7 @@ class Gil:
             self.waiters.append(sw)
             self._timed_wait(sw)
 
-    def _timed_wait(self, th: Waiter) -> None:
+    def _timed_wait(self, th: Runner) -> None:
         """``th`` (already in ``waiters``) starts a timed wait of one interval."""
         th.gil_saved = self.switches
         th.gil_ticket += 1
@@ -165,7 +146,7 @@ class Gil:
         else:
             self.timer_at = -1.0
 
-    def _force(self, old: Waiter) -> None:
+    def _force(self, old: Runner) -> None:
         """The holder saw the drop request: it lets go and waits for the switch."""
         old.preempt()
         self.holder = None
@@ -174,7 +155,7 @@ class Gil:
         self._signal()
 
     # -- drop_gil --------------------------------------------------------------------------
-    def release(self, th: Waiter) -> None:
+    def release(self, th: Runner) -> None:
         """``th`` lets go (a blocking call, or it is done); a thread that does not hold it
         (it died while waiting) stops waiting."""
         if self.holder is not th:
@@ -206,7 +187,7 @@ class Gil:
         else:
             self._woken((th, th.gil_ticket))
 
-    def _woken(self, arg: tuple[Waiter, int]) -> None:
+    def _woken(self, arg: tuple[Runner, int]) -> None:
         th, ticket = arg
         if ticket != th.gil_ticket:
             return  # it died meanwhile
@@ -218,14 +199,14 @@ class Gil:
             self.waiters.append(th)
             self._timed_wait(th)
 
-    def _leave(self, th: Waiter) -> None:
+    def _leave(self, th: Runner) -> None:
         waiters = self.waiters
         i = waiters.index(th)
         waiters[i] = waiters[-1]
         waiters.pop()
         th.gil_ticket += 1
 
-    def _forget(self, th: Waiter) -> None:
+    def _forget(self, th: Runner) -> None:
         th.gil_ticket += 1  # cancels its timer and any wake-up under way
         if th in self.waiters:
             self._leave(th)

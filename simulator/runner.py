@@ -1,0 +1,63 @@
+"""What the cores and the GIL hold of a thread, and a core's run queue: the classes below both.
+
+:class:`Runner` is the base of :class:`~.cpu.Thread`: the fields :mod:`.cores` and
+:mod:`.gil` keep for a thread, and the three calls they make back to it. It is a concrete
+class, not a protocol, so that a compiled build reads those fields and makes those calls
+natively (a protocol's attributes are looked up by name at every use).
+:class:`Core` lives here for the same reason: a thread keeps the core it is on.
+"""
+
+from __future__ import annotations
+
+
+class Core:
+    """One core: its run queue, virtual clock and pending completion (see :mod:`.cores`)."""
+
+    __slots__ = ("index", "run", "heap", "v", "t", "rate", "token", "firing")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.run: list[Runner] = []
+        self.heap: list[tuple[float, int, Runner]] = []  # (vfin, seat, thread), lazily pruned
+        self.v = 0.0  # virtual time: CPU ms each thread of this core has had
+        self.t = 0.0  # when v was last brought up to date
+        self.rate = 1.0  # CPU ms per ms each of its threads gets
+        self.token = 0  # the pending completion event that still counts
+        self.firing = False  # completing bursts: reschedule once, at the end
+
+
+class Runner:
+    """A thread as the cores and the GIL see it.
+
+    The cores keep ``core``, ``seat``, ``vfin``, ``last_core`` and ``left_at``; ``work`` is
+    the CPU time (ms) its burst still needs: set before :meth:`.Cores.add`, brought up to
+    date by :meth:`.Cores.remove`. The GIL keeps ``gil_ticket`` (bumped whenever the
+    thread's timed wait or wake-up is over: stale timers check it) and ``gil_saved``
+    (``switch_number`` when its current timed wait began).
+    """
+
+    __slots__ = ("key", "work", "core", "last_core", "left_at", "seat", "vfin", "gil_ticket",
+                 "gil_saved")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.work = 0.0
+        self.core: Core | None = None
+        self.last_core: Core | None = None
+        self.left_at = -1.0
+        self.seat = 0
+        self.vfin = 0.0
+        self.gil_ticket = 0
+        self.gil_saved = 0
+
+    def cpu_done(self) -> None:
+        """Its burst is done (it has already left the core)."""
+        raise NotImplementedError
+
+    def preempt(self) -> None:
+        """The GIL was taken away mid-burst (a drop request)."""
+        raise NotImplementedError
+
+    def gil_granted(self) -> None:
+        """This waiting thread has taken the GIL."""
+        raise NotImplementedError
