@@ -7,9 +7,15 @@ takes a :class:`Request` and writes events (:class:`~.trace.Event`) through a
 
 from __future__ import annotations
 
+from typing import Any
+
 from .core import Env
 from .eventlog import KINDS, EventLog
 from .trace import RequestRecord
+
+#: One zero for every record's sum that stayed zero (a compiled build keeps the sums as
+#: machine floats and would box a new 0.0 into each record).
+_ZERO: Any = 0.0
 
 
 class Request:
@@ -18,10 +24,13 @@ class Request:
     __slots__ = ("id", "path", "sent", "attempt", "status", "http_status", "finished",
                  "accepted", "started", "worker", "thread", "queue_ms", "gil_wait_ms",
                  "cpu_ms", "pool_wait_ms", "pool_from", "io_ms", "note", "server_done",
-                 "g", "ack_try", "connected", "send_ms")
+                 "g", "ack_try", "connected", "send_ms", "log_id")
 
     def __init__(self, rid: int, path: str, sent: float, send_ms: float = 0.0) -> None:
         self.id = rid
+        #: ``id`` as the event log holds it: one object for all the request's events (a
+        #: compiled build keeps ``id`` as a machine int and would box a new one per event)
+        self.log_id: Any = rid
         self.path = path
         self.sent = sent
         self.send_ms = send_ms
@@ -46,12 +55,14 @@ class Request:
         self.connected = 0.0
 
     def record(self) -> RequestRecord:
-        # positional: 100,000s of these at the end of a big run
+        # positional: 100,000s of these at the end of a big run. The sums start at +0.0 and
+        # only grow by +=, so one that is zero is +0.0 and may be the shared one.
+        zero = _ZERO
         return RequestRecord(
-            self.id, self.path, self.sent, self.accepted, self.started, self.finished,
+            self.log_id, self.path, self.sent, self.accepted, self.started, self.finished,
             self.status or "timeout", self.http_status, self.worker, self.thread, self.attempt,
-            self.queue_ms, self.gil_wait_ms, self.cpu_ms, self.pool_wait_ms, self.io_ms,
-            self.note, self.send_ms,
+            self.queue_ms, self.gil_wait_ms or zero, self.cpu_ms or zero,
+            self.pool_wait_ms or zero, self.io_ms or zero, self.note, self.send_ms,
         )
 
 
@@ -80,7 +91,7 @@ class Recorder:
         self._code(_THREAD)
         self._who(key)
         self._what(state)
-        self._ref(req.id if req is not None else -1)
+        self._ref(req.log_id if req is not None else -1)
 
     def gil(self, proc: str, holder: str) -> None:
         self._t(self.env.now)
@@ -99,14 +110,14 @@ class Recorder:
     def req(self, req: Request, phase: str, detail: str = "") -> None:
         self._t(self.env.now)
         self._code(_REQ)
-        self._who(req.id)
+        self._who(req.log_id)
         self._what(phase)
         self._ref(detail)
 
     def stage(self, req: Request, stage: str) -> None:
         self._t(self.env.now)
         self._code(_REQ)
-        self._who(req.id)
+        self._who(req.log_id)
         self._what("stage")
         self._ref(stage)
 
