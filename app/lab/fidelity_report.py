@@ -24,10 +24,9 @@ def _median(values: list[float | None]) -> float | None:
 def _key_figures(res: dict[str, Any]) -> str:
     rows = {r["name"]: r for r in res["statistics"]}
     parts = []
-    for name in ("p50", "p95", "p99"):
-        r = rows.get(name)
-        if r is None:
-            continue
+    pcts = [n for n in rows if n.split(" ")[0] in ("p50", "p95", "p99")]
+    for name in [n for n in ("p50", "p95", "p99") if n in rows] or pcts:
+        r = rows[name]
         med = _median(r["measured"])
         parts.append(f"{name} {_ms(med)} [{_ms(r['sim']['lo'])}–{_ms(r['sim']['hi'])}]")
     dones = [r for n, r in rows.items() if n.startswith("done")]
