@@ -31,6 +31,7 @@ reschedules only that core.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from heapq import heappop, heappush
 
 from .core import URGENT, Env
@@ -47,7 +48,7 @@ class Cores:
     """The machine's ``cores``, each with its run queue (see the module docstring)."""
 
     __slots__ = ("env", "rec", "core", "cores", "switch_ms", "rng", "balance_ms", "n", "idle",
-                 "_seat", "_balance_token", "_balancing")
+                 "_seat", "_balance_token", "_balancing", "_fire_cb")
 
     def __init__(self, env: Env, cores: int, context_switch_ms: float,
                  rng: random.Random, rec: Recorder | None = None) -> None:
@@ -63,6 +64,8 @@ class Cores:
         self._seat = 0
         self._balance_token = 0
         self._balancing = False
+        #: the bound method, made once: scheduled at every burst
+        self._fire_cb: Callable[[tuple[Core, int]], None] = self._fire
 
     def _rate_for(self, k: int) -> float:
         if k <= 1:
@@ -111,7 +114,7 @@ class Cores:
             if th.core is c and th.seat == seat:
                 c.token += 1
                 delay = (vfin - c.v) / c.rate
-                self.env.at(c.t + (delay if delay > 0.0 else 0.0), self._fire,
+                self.env.at(c.t + (delay if delay > 0.0 else 0.0), self._fire_cb,
                             (c, c.token), URGENT)
                 return
             heappop(heap)
@@ -210,7 +213,7 @@ class Cores:
             c.heap = [(work, seat, th)]
             if not c.firing:
                 c.token += 1
-                self.env.at(now + work, self._fire, (c, c.token), URGENT)
+                self.env.at(now + work, self._fire_cb, (c, c.token), URGENT)
             return
         self._sync(c)
         self._join(c, th)

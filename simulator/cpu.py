@@ -66,7 +66,7 @@ class Thread(Runner):
     cores and the GIL keep their fields on it (:class:`~.runner.Runner`)."""
 
     __slots__ = ("sim", "env", "rec", "cores", "proc", "req", "steps", "i", "on_done",
-                 "token", "state", "stage", "wait_from", "cpu_scale")
+                 "token", "state", "stage", "wait_from", "cpu_scale", "_io_done_cb")
 
     def __init__(self, sim: Host, proc: Process, key: str) -> None:
         super().__init__(key)
@@ -86,6 +86,8 @@ class Thread(Runner):
         self.wait_from = 0.0
         self.cpu_scale = 1.0 if (proc.gil is not None or sim.machine["gil"]) else \
             sim.machine["nogil_slowdown"]
+        #: the bound method, made once: scheduled at every I/O step
+        self._io_done_cb: Callable[[int], None] = self._io_done
         sim.rec.thread(key, "idle", None)
 
     # -- state --------------------------------------------------------------------------
@@ -148,7 +150,7 @@ class Thread(Runner):
                 if amount > 0:
                     self._set("io")
                     env = self.env
-                    env.at(env.now + amount, self._io_done, self.token, URGENT)
+                    env.at(env.now + amount, self._io_done_cb, self.token, URGENT)
                     return
                 continue
             # CALL: an instant action (it must not start another program on this thread,

@@ -50,7 +50,7 @@ class Gil:
 
     __slots__ = ("env", "rec", "proc_key", "holder", "last_holder", "switches", "waiters",
                  "timers", "timer_at", "switch_waiter", "preemptive", "interval", "wake_ms",
-                 "pick", "granted_at", "ready")
+                 "pick", "granted_at", "ready", "_expire_cb", "_woken_cb")
 
     def __init__(self, env: Env, rec: Recorder, proc_key: str, interval: float,
                  preemptive: bool, wake_ms: float = 0.0,
@@ -75,6 +75,9 @@ class Gil:
         self.granted_at = 0.0
         #: gevent: greenlets ready to run, in order
         self.ready: deque[Runner] = deque()
+        # the bound methods, made once: scheduled at every timed wait and wake-up
+        self._expire_cb: Callable[[object], None] = self._expire
+        self._woken_cb: Callable[[tuple[Runner, int]], None] = self._woken
 
     # -- take_gil --------------------------------------------------------------------------
     def acquire(self, th: Runner) -> bool:
@@ -114,7 +117,7 @@ class Gil:
             # Deadlines come in the order the waits began: one pending event, for the
             # earliest, is enough.
             self.timer_at = deadline
-            self.env.at(deadline, self._expire, None, URGENT)
+            self.env.at(deadline, self._expire_cb, None, URGENT)
 
     def _expire(self, _: object) -> None:
         """Timed waits end: each one due takes a free GIL, or sets the drop request if no
@@ -142,7 +145,7 @@ class Gil:
             timers.popleft()
         if timers:
             self.timer_at = timers[0][0]
-            self.env.at(self.timer_at, self._expire, None, URGENT)
+            self.env.at(self.timer_at, self._expire_cb, None, URGENT)
         else:
             self.timer_at = -1.0
 
@@ -183,7 +186,7 @@ class Gil:
         waiters.pop()
         th.gil_ticket += 1  # its timed wait is over
         if self.wake_ms > 0:
-            self.env.after(self.wake_ms, self._woken, (th, th.gil_ticket), URGENT)
+            self.env.after(self.wake_ms, self._woken_cb, (th, th.gil_ticket), URGENT)
         else:
             self._woken((th, th.gil_ticket))
 
