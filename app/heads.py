@@ -126,6 +126,8 @@ def _head(run: simulator.Simulation, end: float, tick: float, max_frames: int,
     """Play ``run`` to the head's horizon (whole ticks) and encode what happened by then;
     None when the run ended on the way (it is whole already)."""
     requests = run.requests
+    if not requests:
+        return None
     reach = requests[min(HEAD_REQUESTS, len(requests) - 1)].sent
     frames = 0
     while True:
