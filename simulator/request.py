@@ -78,55 +78,56 @@ class Recorder:
     def __init__(self, env: Env) -> None:
         self.env = env
         self.events = EventLog()
-        # the log's columns are never replaced, so their appends can be kept: inlined for speed
+        # the log's columns are never replaced, so they (and the arrays' appends) can be
+        # kept: inlined for speed (the lists typed, for a compiled build's own append)
         log = self.events
         self._t = log.t.append
         self._code = log.codes.append
-        self._who = log.who.append
-        self._what = log.what.append
-        self._ref = log.ref.append
+        self._who: list[Any] = log.who
+        self._what: list[Any] = log.what
+        self._ref: list[Any] = log.ref
 
     def thread(self, key: str, state: str, req: Request | None) -> None:
         self._t(self.env.now)
         self._code(_THREAD)
-        self._who(key)
-        self._what(state)
-        self._ref(req.log_id if req is not None else -1)
+        self._who.append(key)
+        self._what.append(state)
+        self._ref.append(req.log_id if req is not None else -1)
 
     def gil(self, proc: str, holder: str) -> None:
         self._t(self.env.now)
         self._code(_GIL)
-        self._who(proc)
-        self._what(holder)
-        self._ref(-1)
+        self._who.append(proc)
+        self._what.append(holder)
+        self._ref.append(-1)
 
     def backlog(self, depth: int) -> None:
         self._t(self.env.now)
         self._code(_BACKLOG)
-        self._who("listen")
-        self._what(depth)
-        self._ref(-1)
+        self._who.append("listen")
+        self._what.append(depth)
+        self._ref.append(-1)
 
     def req(self, req: Request, phase: str, detail: str = "") -> None:
         self._t(self.env.now)
         self._code(_REQ)
-        self._who(req.log_id)
-        self._what(phase)
-        self._ref(detail)
+        self._who.append(req.log_id)
+        self._what.append(phase)
+        self._ref.append(detail)
 
     def stage(self, req: Request, stage: str) -> None:
         self._t(self.env.now)
         self._code(_REQ)
-        self._who(req.log_id)
-        self._what("stage")
-        self._ref(stage)
+        self._who.append(req.log_id)
+        self._what.append("stage")
+        self._ref.append(stage)
 
     def worker(self, key: str, what: str, detail: str) -> None:
         self._t(self.env.now)
         self._code(_WORKER)
-        self._who(key)
-        self._what(what)
-        self._ref(detail)
+        self._who.append(key)
+        self._what.append(what)
+        self._ref.append(detail)
 
 
 _THREAD, _GIL, _BACKLOG, _REQ, _WORKER = (KINDS.index(k) for k in
