@@ -7,25 +7,26 @@
 
 import { fmtDur } from "./scale.js";
 import { textScale } from "./projector.js";
+import { recordsOf, interpolate } from "./records.js";
 
 const PER_DECADE = 6;      // latency buckets per factor of ten
 const COL_PX = 4;          // a cell's width (twice that for a run of few requests)
 const WINDOW_COLS = 6;     // cells per percentile window
 const PCTS = [[50, "p50"], [95, "p95"], [99, "p99"]];
 
-function pct(sorted, q) {
-  const pos = (sorted.length - 1) * q / 100, lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
 // An axis label for 10^d ms: 0.1 ms, 1 ms, 10 ms, 100 ms, 1 s, 10 s, 100 s.
 function decade(d) { return d >= 3 ? `${10 ** (d - 3)} s` : `${d < 0 ? (10 ** d).toFixed(-d) : 10 ** d} ms`; }
 
-function ramp(f) {  // 0..1 -> pale yellow, orange, deep red
+function ramp(f) {  // 0..1 -> pale yellow, orange, deep red: [r, g, b]
   const stops = [[255, 236, 153], [247, 103, 7], [120, 20, 20]];
   const x = Math.min(1, Math.max(0, f)) * (stops.length - 1), i = Math.min(Math.floor(x), stops.length - 2), u = x - i;
-  const c = stops[i].map((v, j) => Math.round(v + (stops[i + 1][j] - v) * u));
-  return `rgb(${c[0]},${c[1]},${c[2]})`;
+  return stops[i].map((v, j) => Math.round(v + (stops[i + 1][j] - v) * u));
+}
+
+// [r, g, b, a] bytes as one pixel of a Uint32Array over ImageData (this machine's order).
+const LITTLE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+function pixel(r, g, b, a) {
+  return LITTLE ? ((a << 24) | (b << 16) | (g << 8) | r) >>> 0 : ((r << 24) | (g << 16) | (b << 8) | a) >>> 0;
 }
 
 export class HeatMap {
@@ -51,12 +52,8 @@ export class HeatMap {
   axis() {
     const s = this.store;
     if (this.axisKey === s.version) return this.ax;
-    let lo = Infinity, hi = 0;
-    for (const r of s.done) {
-      if (r.finished === null) continue;
-      const v = Math.max(r.finished - r.sent, 0.01);
-      lo = Math.min(lo, v); hi = Math.max(hi, v);
-    }
+    const idx = recordsOf(s);
+    let lo = idx.latMin, hi = idx.latMax;
     if (!(hi > 0)) { lo = 1; hi = 1000; }
     const a = Math.floor(Math.log10(lo) * PER_DECADE) / PER_DECADE;
     let b = Math.ceil(Math.log10(hi) * PER_DECADE + 1e-9) / PER_DECADE;
@@ -67,11 +64,42 @@ export class HeatMap {
   }
 
   // Cells and percentile windows of what has finished by t, in the visible time window.
+  // Records arrive in the order they finished, so those in view are one run of them, and a
+  // window's are a run within it: its percentiles come from the records' prefix structures
+  // (exactly what sorting the window's latencies gives), not from a sort.
   compute(t) {
-    const s = this.store, sc = this.scale, ax = this.axis();
+    const s = this.store, sc = this.scale, ax = this.axis(), idx = recordsOf(s);
     this.colPx = s.meta && s.meta.n_requests < 200 ? 2 * COL_PX : COL_PX;
     const cols = Math.max(1, Math.floor(sc.width / this.colPx)), msPerCol = (sc.t1 - sc.t0) / cols;
-    const counts = new Int32Array(cols * ax.rows), lists = [];
+    const counts = new Int32Array(cols * ax.rows), windows = [];
+    if (!idx.sorted) return this.computeBySort(t, cols, msPerCol, counts, ax);
+    const fin = idx.finished, lg = idx.lg, tEnd = Math.min(t, sc.t1);
+    const from = idx.firstKnownAtOrAfter(sc.t0), to = idx.firstKnownAfter(tEnd);
+    const clamp = (v) => Math.max(v, 0.01);
+    const qs = PCTS.map(([q]) => q);
+    let most = 0, w = -1, wFrom = from, wN = 0;
+    const close = (end) => {
+      if (wN) windows.push({ w, n: wN, p: idx.quantiles(wFrom, end, qs, clamp) });
+    };
+    for (let i = from; i < to; i++) {
+      const f = fin[i];
+      if (Number.isNaN(f) || f > tEnd || f < sc.t0) continue;
+      const c = Math.min(cols - 1, Math.floor((f - sc.t0) / msPerCol));
+      const row = Math.min(ax.rows - 1, Math.max(0, Math.floor((lg[i] - ax.a) * PER_DECADE)));
+      const n = ++counts[c * ax.rows + row];
+      if (n > most) most = n;
+      const cw = Math.floor(c / WINDOW_COLS);
+      if (cw !== w) { close(i); w = cw; wFrom = i; wN = 0; }
+      wN++;
+    }
+    close(to);
+    return { cols, msPerCol, counts, most, windows, ax };
+  }
+
+  // The same, for records that did not arrive in the order they finished: every window's
+  // latencies gathered and sorted.
+  computeBySort(t, cols, msPerCol, counts, ax) {
+    const s = this.store, sc = this.scale, lists = [], windows = [];
     let most = 0;
     for (const r of s.done) {
       if (r.finished === null || r.finished > t || r.finished < sc.t0 || r.finished > sc.t1) continue;
@@ -83,12 +111,11 @@ export class HeatMap {
       const w = Math.floor(c / WINDOW_COLS);
       (lists[w] || (lists[w] = [])).push(lat);
     }
-    const windows = [];
     for (let w = 0; w < lists.length; w++) {
       const v = lists[w];
       if (!v) continue;
       v.sort((x, y) => x - y);
-      windows.push({ w, n: v.length, p: PCTS.map(([q]) => pct(v, q)) });
+      windows.push({ w, n: v.length, p: PCTS.map(([q]) => interpolate(v.length, q, (i) => v[i])) });
     }
     return { cols, msPerCol, counts, most, windows, ax };
   }
@@ -126,15 +153,9 @@ export class HeatMap {
     ctx.fillStyle = ink;
     ctx.font = `600 ${Math.round(13 * K)}px system-ui, sans-serif`;
     ctx.fillText("latency", 8, top + 8);
-    // cells
-    for (let c = 0; c < cells.cols; c++) {
-      for (let r = 0; r < ax.rows; r++) {
-        const n = cells.counts[c * ax.rows + r];
-        if (!n) continue;
-        ctx.fillStyle = ramp(Math.sqrt(n / cells.most));
-        ctx.fillRect(sc.left + c * this.colPx, bottom - (r + 1) * rowH, this.colPx, Math.max(rowH, 1));
-      }
-    }
+    // cells: one pixel each in a small image, drawn scaled to the cells' size in one go
+    // (thousands of fillRects with a colour each cost more than a frame)
+    this.drawCells(ctx, cells, bottom, rowH);
     // percentile lines, window by window
     const colours = ["#1558c7", "#8a2be2", "#000000"];
     PCTS.forEach(([, name], i) => {
@@ -168,6 +189,35 @@ export class HeatMap {
       ctx.fillStyle = css.getPropertyValue("--ink").trim() || "#15202b";
       ctx.fillRect(x - 1, top, 2, bottom - top);
     }
+  }
+
+  drawCells(ctx, cells, bottom, rowH) {
+    const ax = cells.ax, cols = cells.cols, rows = ax.rows;
+    if (!cells.most) return;
+    let g = this.cellImage;
+    if (!g || g.img.width !== cols || g.img.height !== rows) {
+      const canvas = (g && g.canvas) || document.createElement("canvas");
+      canvas.width = cols; canvas.height = rows;
+      const c = canvas.getContext("2d");
+      const img = c.createImageData(cols, rows);
+      g = this.cellImage = { canvas, ctx: c, img, px: new Uint32Array(img.data.buffer) };
+    }
+    const px = g.px, colour = new Map();
+    px.fill(0);
+    for (let c = 0; c < cols; c++) {
+      for (let r = 0; r < rows; r++) {
+        const n = cells.counts[c * rows + r];
+        if (!n) continue;
+        let v = colour.get(n);
+        if (v === undefined) { const [R, G, B] = ramp(Math.sqrt(n / cells.most)); v = pixel(R, G, B, 255); colour.set(n, v); }
+        px[(rows - 1 - r) * cols + c] = v;  // row 0 (the lowest latencies) at the bottom
+      }
+    }
+    g.ctx.putImageData(g.img, 0, 0);
+    ctx.save();
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(g.canvas, this.scale.left, bottom - rows * rowH, cols * this.colPx, rows * rowH);
+    ctx.restore();
   }
 
   // What is under (x, y): a cell's count and its window's percentiles.

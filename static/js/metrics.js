@@ -4,6 +4,7 @@
 // the numbers never contradict what is on screen or in the narration.
 
 import { fmtDur } from "./scale.js";
+import { recordsOf } from "./records.js";
 
 // What each figure is and what to look for (the hover text of its row).
 export const METRIC_HELP = {
@@ -21,48 +22,40 @@ export const METRIC_HELP = {
   "read another request's global": "Requests whose module-global value was overwritten by another request before they read it back.",
 };
 
-function pct(sorted, q) {
-  if (!sorted.length) return null;
-  const pos = (sorted.length - 1) * q / 100, lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+// The latency figures of the first m records (those finished by the playhead): how many
+// have a latency, their p50/p95/p99 (a sorted array's, interpolated) and the largest.
+// From the records' prefix structures (records.js): no sort per frame.
+export function latencyFigures(store, m) {
+  const idx = recordsOf(store);
+  const [p50, p95, p99] = idx.quantiles(0, m, [50, 95, 99]);
+  return { count: idx.latencies(m), p50, p95, p99, max: idx.maxLatency(m) };
 }
 
 // The figures at time t (frame k): [name, value] rows. Exported for the tests' sake.
 export function figures(store, t, k) {
-  const m = store.doneAt(t);
-  const lat = [], failedBy = new Map();
-  let races = 0, failed = 0, ok = 0;
-  for (let i = 0; i < m; i++) {
-    const r = store.done[i];
-    if (r.race) races++;
-    if (r.finished !== null) lat.push(r.finished - r.sent);
-    if (r.status === "ok") ok++;
-    else {
-      failed++;
-      const why = r.http ? `HTTP ${r.http}` : r.status;
-      failedBy.set(why, (failedBy.get(why) || 0) + 1);
-    }
-  }
-  lat.sort((a, b) => a - b);
+  const idx = recordsOf(store);
+  const m = Math.min(store.doneAt(t), idx.n);
+  const lat = latencyFigures(store, m);
+  const ok = idx.ok(m), failed = m - ok;
   const secs = Math.max(t, 1e-9) / 1000;
   const q = store.backlogAt(t);
   const share = store.gilShare(k);
-  const why = [...failedBy].map(([w, n]) => (n > 1 ? `${n}× ${w}` : w)).join(", ");
+  const why = idx.failedBy(m).map(([w, n]) => (n > 1 ? `${n}× ${w}` : w)).join(", ");
   const rows = [
     ["completed", `${ok} of ${store.meta.n_requests}`],
     ["failed", failed ? `${failed} (${why})` : "0"],
-    ["throughput", `${(lat.length / secs).toFixed(2)} req/s`],
-    ["latency p50", fmtDur(pct(lat, 50))],
-    ["latency p95", fmtDur(pct(lat, 95))],
-    ["latency p99", fmtDur(pct(lat, 99))],
-    ["latency max", fmtDur(lat.length ? lat[lat.length - 1] : null)],
+    ["throughput", `${(lat.count / secs).toFixed(2)} req/s`],
+    ["latency p50", fmtDur(lat.p50)],
+    ["latency p95", fmtDur(lat.p95)],
+    ["latency p99", fmtDur(lat.p99)],
+    ["latency max", fmtDur(lat.max)],
     ["in flight now", String(store.inflight[k])],
     ["backlog now / peak", `${q.depth} / ${q.peak}`],
     ["GIL wait share", share === null ? "–" : `${(100 * share).toFixed(1)} %`],
     ["CPU utilisation", `${(100 * store.busySum[k] / (store.meta.cores * (k + 1))).toFixed(1)} %`],
   ];
-  if (store.meta.summary && store.meta.summary.races > 0) rows.push(["read another request's global", `${races} of ${m}`]);
-  return { rows, lat, m, failed };
+  if (store.meta.summary && store.meta.summary.races > 0) rows.push(["read another request's global", `${idx.raced(m)} of ${m}`]);
+  return { rows, latency: lat, m, failed };
 }
 
 export class Metrics {
@@ -86,7 +79,7 @@ export class Metrics {
     const key = `${store.version}|${k}|${store.doneAt(t)}|${t}`;
     if (key === this.key) return;
     this.key = key;
-    const { rows, lat, m } = figures(store, t, k);
+    const { rows, m } = figures(store, t, k);
     const dl = this.dl;
     dl.textContent = "";
     for (const [name, value] of rows) {
@@ -110,11 +103,12 @@ export class Metrics {
     ctx.clearRect(0, 0, W, H);
     const top = Math.max(store.maxLatency, 1);
     const bins = 24, ok = new Array(bins).fill(0), bad = new Array(bins).fill(0);
+    const idx = recordsOf(store), lat = idx.lat, okPre = idx.okPre;
     for (let i = 0; i < m; i++) {
-      const r = store.done[i];
-      if (r.finished === null) continue;
-      const b = Math.min(bins - 1, Math.floor(((r.finished - r.sent) / top) * bins));
-      (r.status === "ok" ? ok : bad)[b]++;
+      const v = lat[i];
+      if (Number.isNaN(v)) continue;
+      const b = Math.min(bins - 1, Math.floor((v / top) * bins));
+      (okPre[i + 1] > okPre[i] ? ok : bad)[b]++;
     }
     const most = Math.max(1, ...ok.map((v, i) => v + bad[i]));
     const css = getComputedStyle(document.documentElement);
@@ -141,13 +135,8 @@ export class Metrics {
   // The slowest requests finished so far: a table to pick one for the inspector. Rebuilt
   // only when it changes, so a row under the pointer or with focus stays put.
   drawSlowest(m) {
-    const store = this.store, rows = [];
-    for (let i = 0; i < m; i++) {
-      const r = store.done[i];
-      if (r.finished !== null) rows.push(r);
-    }
-    rows.sort((a, b) => (b.finished - b.sent) - (a.finished - a.sent));
-    const top = rows.slice(0, 6);
+    const store = this.store, idx = recordsOf(store);
+    const top = idx.slowest(m, 6).map((i) => store.done[i]);
     const table = this.slowest;
     const sig = `${store.key}|${top.map((r) => r.id).join(",")}`;
     if (table.dataset.sig === sig) return;
@@ -163,6 +152,6 @@ export class Metrics {
       tr.insertCell().textContent = fmtDur(r.finished - r.sent);
       tr.insertCell().textContent = r.status === "ok" ? "ok" : `${r.status}${r.http ? ` (${r.http})` : ""}`;
     }
-    table.hidden = rows.length === 0;
+    table.hidden = top.length === 0;
   }
 }
