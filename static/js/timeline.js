@@ -4,9 +4,14 @@
 
 import { ticks, fmtTick, fmtDur } from "./scale.js";
 import { textScale } from "./projector.js";
+import { recordsOf } from "./records.js";
 
 const GUTTER = 150;      // CSS px for lane labels (times the text scale)
 const AXIS = 24;         // time axis height (times the text scale)
+// Past this many request spans in view, the request rows are rasterised (one pixel grid,
+// put on the layer at once) instead of filled as paths: filling 200,000 sub-pixel rects
+// costs a canvas far more than a frame, and most of them share their pixel with others.
+const RASTER_SPANS = 4000;
 const THREAD_COLOURS = ["#1f5fbf", "#c2255c", "#2b8a3e", "#e8590c", "#7048e8", "#0c8599", "#5c940d", "#d6336c"];
 
 export function stateColours() {
@@ -229,36 +234,37 @@ export class Timeline {
   }
 
   // The kernel backlog as a step chart of its exact depth (every change, from the request
-  // spans), the deepest value within each pixel column, so a queue of one that lasts a
-  // fraction of a tick still shows.
+  // spans): each device pixel column is drawn to the deepest value within it, so a queue of
+  // one that lasts a fraction of a tick still shows, and columns of one depth are one rect
+  // (a path of thousands of sub-pixel steps costs the canvas far more to fill).
   drawBacklog(ctx, lane) {
-    const s = this.store, sc = this.scale, q = s.bl, known = s.lastT;
+    const s = this.store, sc = this.scale, q = s.bl, known = s.lastT, dpr = this.dpr || 1;
     const top = Math.max(1, s.backlogAt(known).peak);
     const pad = 4, h = lane.h - 2 * pad, base = lane.y + lane.h - pad;
     const y = (d) => base - (d / top) * h;
-    const path = new Path2D();
-    let i = 0;
-    while (i < q.t.length && q.t[i] < sc.t0) i++;
-    let depth = i > 0 ? q.depth[i - 1] : 0;
-    let x = sc.left;
-    path.moveTo(x, base);
-    path.lineTo(x, y(depth));
-    const tEnd = Math.min(sc.t1, known), n = q.t.length;
-    for (; i < n && q.t[i] <= tEnd; i++) {
-      const xi = sc.x(q.t[i]);
-      // several changes within one pixel: a spike to their deepest value, then the last
-      let j = i, deepest = q.depth[i];
-      while (j + 1 < n && q.t[j + 1] <= tEnd && sc.x(q.t[j + 1]) - xi < 1) { j++; deepest = Math.max(deepest, q.depth[j]); }
-      path.lineTo(xi, y(depth));
-      if (j > i) { path.lineTo(xi, y(deepest)); path.lineTo(xi + 1, y(deepest)); path.lineTo(xi + 1, y(q.depth[j])); }
-      else path.lineTo(xi, y(q.depth[i]));
-      depth = q.depth[j];
-      i = j;
+    const n = q.t.length, tEnd = Math.min(sc.t1, known);
+    let lo = 0, hi = n;  // the first change at or after the view's start
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (q.t[mid] < sc.t0) lo = mid + 1; else hi = mid;
     }
-    const xEnd = Math.min(sc.left + sc.width, sc.x(known));
-    path.lineTo(xEnd, y(depth));
-    path.lineTo(xEnd, base);
-    path.closePath();
+    let i = lo, depth = i > 0 ? q.depth[i - 1] : 0;
+    const cols = Math.ceil((Math.min(sc.left + sc.width, sc.x(known)) - sc.left) * dpr);
+    const path = new Path2D();
+    let runX = 0, runD = 0;
+    const flush = (x) => {
+      if (runD > 0 && x > runX) path.rect(sc.left + runX / dpr, y(runD), (x - runX) / dpr, base - y(runD));
+    };
+    for (let c = 0; c < cols; c++) {
+      const edge = Math.min(sc.t(sc.left + (c + 1) / dpr), tEnd);  // this column's end
+      let deepest = depth;
+      while (i < n && (q.t[i] < edge || (c === cols - 1 && q.t[i] <= tEnd))) {
+        depth = q.depth[i++];
+        if (depth > deepest) deepest = depth;
+      }
+      if (deepest !== runD) { flush(c); runX = c; runD = deepest; }
+    }
+    flush(cols);
     ctx.fillStyle = this.colours.backlog;
     ctx.globalAlpha = 0.85;
     ctx.fill(path);
@@ -326,18 +332,23 @@ export class Timeline {
     }
     for (const st in paths) { ctx.fillStyle = C[st] || "#888"; ctx.fill(paths[st]); }
     // label each finished request on its thread when there is room
-    const laneOf = new Map(lanes.map((l) => [l.thread, l]));
+    const laneOf = new Map(lanes.filter((l) => l.h >= 14).map((l) => [l.thread, l]));
+    if (!laneOf.size) return;
     const px = Math.min(12 * this.k, 0.72 * Math.min(...lanes.map((l) => l.h)));
     ctx.font = `600 ${Math.round(px)}px system-ui, sans-serif`;
     ctx.fillStyle = "#ffffff";
     ctx.textBaseline = "middle";
-    for (const r of s.done) {
-      if (r.thread < 0 || r.accepted === null || r.finished === null) continue;
-      const lane = laneOf.get(r.thread);
-      if (!lane || lane.h < 14) continue;
-      const xa = Math.max(sc.x(r.accepted), sc.left), xb = Math.min(sc.x(r.finished), sc.left + sc.width);
+    const idx = recordsOf(s), acc = idx.accepted, fin = idx.finished, thread = idx.thread;
+    const wide = 4 * px * sc.msPerPx;  // a label needs a request this long on screen
+    // records arrive in the order they finished: those that ended before the view are left
+    const from = idx.sorted ? idx.firstKnownAtOrAfter(sc.t0) : 0;
+    for (let i = from; i < idx.n; i++) {
+      if (thread[i] < 0 || Number.isNaN(acc[i]) || Number.isNaN(fin[i]) || fin[i] - acc[i] < wide * 0.999) continue;
+      const lane = laneOf.get(thread[i]);
+      if (!lane) continue;
+      const xa = Math.max(sc.x(acc[i]), sc.left), xb = Math.min(sc.x(fin[i]), sc.left + sc.width);
       if (xb - xa < 4 * px) continue;
-      ctx.fillText(`user ${r.id + 1}`, xa + 5, lane.y + lane.h / 2 + 1);
+      ctx.fillText(`user ${s.done[i].id + 1}`, xa + 5, lane.y + lane.h / 2 + 1);
     }
   }
 
@@ -348,11 +359,19 @@ export class Timeline {
     const states = s.meta.request_states;
     const rowH = lane.rowH, gap = rowH >= 8 ? 2 : 0;
     const h = Math.max(rowH - gap, 1);
-    const paths = {};
     // a span is known from its start; draw it only as far as the frames received reach
     const known = s.lastT;
+    const unknown = states.indexOf("unknown");
+    let inView = 0;
+    for (let i = 0; i < sp.n && inView <= RASTER_SPANS; i++) {
+      if (!(sp.b[i] < sc.t0 || sp.a[i] > sc.t1 || sp.a[i] > known)) inView++;
+    }
+    const raster = inView > RASTER_SPANS;
+    if (raster) this.rasterRequests(ctx, lane, unknown);
+    const paths = {};
     for (let i = 0; i < sp.n; i++) {
       if (sp.b[i] < sc.t0 || sp.a[i] > sc.t1 || sp.a[i] > known) continue;
+      if (raster && sp.s[i] !== unknown) continue;
       const st = states[sp.s[i]];
       const xa = sc.x(sp.a[i]), xb = sc.x(Math.min(sp.b[i], known));
       const p = paths[st] || (paths[st] = new Path2D());
@@ -362,8 +381,10 @@ export class Timeline {
     // a request that did not end well: a mark where it ended, with how
     ctx.font = `600 ${Math.round(Math.min(13 * this.k, Math.max(11, rowH * 0.75)))}px system-ui, sans-serif`;
     ctx.textBaseline = "middle";
-    for (const r of s.done) {
-      if (r.status === "ok" || r.finished === null || r.finished > known) continue;
+    const idx = recordsOf(s);
+    for (const i of idx.failures) {
+      const r = s.done[i];
+      if (r.finished === null || r.finished > known) continue;
       if (r.finished < sc.t0 || r.finished > sc.t1) continue;
       const x = sc.x(r.finished), y = lane.y + r.id * rowH + rowH / 2;
       ctx.fillStyle = C.bad;
@@ -371,8 +392,9 @@ export class Timeline {
       if (rowH >= 12) ctx.fillText(`✕ ${r.http ? r.http : r.status}`, x + 5, y + 1);
     }
     // a request that read another request's value of a module global: a mark where it read it
-    for (const r of s.done) {
-      if (!r.race || r.finished === null || r.finished > known || r.finished < sc.t0 || r.finished > sc.t1) continue;
+    for (const i of idx.races) {
+      const r = s.done[i];
+      if (r.finished === null || r.finished > known || r.finished < sc.t0 || r.finished > sc.t1) continue;
       const x = sc.x(r.finished), y = lane.y + r.id * rowH + rowH / 2;
       ctx.fillStyle = C.race;
       ctx.fillRect(x - 2, lane.y + r.id * rowH + gap / 2, 4, h);
@@ -400,6 +422,90 @@ export class Timeline {
       ctx.fillText(`user ${r + 1}`, 8, lane.y + r * rowH + rowH / 2);
     }
     if (every > 1 && n > 1) ctx.fillText(`user ${n}`, 8, lane.y + lane.h - 6);
+  }
+
+  // The request rows as one grid of device pixels, put on the layer in one drawImage. A span
+  // colours every pixel column it touches, however little of it (so nothing in the data is
+  // lost at any zoom: a pixel column with any span in it is coloured), and the pixel rows
+  // of its request (at least one); where spans of several states share a pixel, the last
+  // state in the legend's order wins, as when the paths are filled in that order. Runs of
+  // one state merge into one. Spans of a state drawn as a pattern (``unknown``) are left to
+  // the paths.
+  rasterRequests(ctx, lane, skip) {
+    const s = this.store, sc = this.scale, sp = s.reqSpans, dpr = this.dpr || 1;
+    const states = s.meta.request_states, known = s.lastT, t0 = sc.t0, t1 = sc.t1;
+    const rowH = lane.rowH, gap = rowH >= 8 ? 2 : 0, h = Math.max(rowH - gap, 1);
+    const X0 = Math.round(sc.left * dpr), W = Math.round((sc.left + sc.width) * dpr) - X0;
+    const Y0 = Math.floor(lane.y * dpr), H = Math.ceil((lane.y + lane.h) * dpr) - Y0;
+    if (W <= 0 || H <= 0) return;
+    const grid = this.rasterGrid(W, H), code = grid.code;
+    code.fill(0);
+    // time -> device pixel column, request -> device pixel row (sc.x and the rows, inlined)
+    const kx = (sc.width / (t1 - t0)) * dpr, ox = sc.left * dpr - X0;
+    const ky = rowH * dpr, oy = (lane.y + gap / 2) * dpr - Y0, hy = h * dpr;
+    const A = sp.a, B = sp.b, S = sp.s, K = sp.k;
+    for (let i = 0, n = sp.n; i < n; i++) {
+      const a = A[i], st = S[i];
+      if (B[i] < t0 || a > t1 || a > known || st === skip) continue;
+      const b = B[i] < known ? B[i] : known;
+      const xa = (a - t0) * kx + ox, xb = (b - t0) * kx + ox;
+      let c0 = Math.floor(xa), c1 = Math.ceil(xb);
+      if (c1 <= c0) c1 = c0 + 1;
+      if (c0 < 0) c0 = 0;
+      if (c1 > W) c1 = W;
+      if (c1 <= c0) continue;
+      const ya = K[i] * ky + oy;
+      let r0 = Math.round(ya), r1 = Math.round(ya + hy);
+      if (r1 <= r0) { r0 = Math.floor(ya); r1 = r0 + 1; }
+      if (r0 > H - 1) r0 = H - 1;  // the last row's pixel is its own, inside the lane
+      if (r0 < 0) r0 = 0;
+      if (r1 > H) r1 = H;
+      if (r1 <= r0) r1 = r0 + 1;
+      const v = st + 1;  // 0 is "nothing here"
+      for (let r = r0; r < r1; r++) {
+        for (let x = r * W + c0, e = r * W + c1; x < e; x++) if (code[x] < v) code[x] = v;
+      }
+    }
+    // codes -> colours
+    const palette = new Uint32Array(states.length + 1);
+    for (let k = 0; k < states.length; k++) if (k !== skip) palette[k + 1] = this.rgba(this.colours[states[k]]);
+    const px = grid.px;
+    for (let x = 0, e = W * H; x < e; x++) px[x] = palette[code[x]];
+    grid.ctx.putImageData(grid.img, 0, 0);
+    ctx.save();
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.drawImage(grid.canvas, X0, Y0);
+    ctx.restore();
+  }
+
+  // A scratch canvas, its pixels and a state code per pixel, W x H device pixels, kept
+  // between draws.
+  rasterGrid(W, H) {
+    let g = this.grid;
+    if (!g || g.img.width !== W || g.img.height !== H) {
+      const canvas = g ? g.canvas : document.createElement("canvas");
+      canvas.width = W; canvas.height = H;
+      const c = canvas.getContext("2d");
+      const img = c.createImageData(W, H);
+      g = this.grid = { canvas, ctx: c, img, px: new Uint32Array(img.data.buffer), code: new Uint8Array(W * H) };
+    }
+    return g;
+  }
+
+  // A CSS colour as one pixel's 32 bits (in the byte order of ImageData on this machine).
+  rgba(colour) {
+    const memo = this.rgbaMemo || (this.rgbaMemo = new Map());
+    let v = memo.get(colour);
+    if (v === undefined) {
+      const c = document.createElement("canvas");
+      c.width = c.height = 1;
+      const x = c.getContext("2d", { willReadFrequently: true });
+      x.fillStyle = colour;
+      x.fillRect(0, 0, 1, 1);
+      v = new Uint32Array(x.getImageData(0, 0, 1, 1).data.buffer)[0];
+      memo.set(colour, v);
+    }
+    return v;
   }
 
   // Put the data layer on screen, dim what lies after the playhead, draw the playhead.
