@@ -58,8 +58,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         LAB_ENABLED=False,
         # Bounds that keep one browser's run cheap enough for a shared server.
         MAX_FRAMES=4000,
-        # The page runs scenarios of up to this many requests (the CLI takes the engine's limit).
-        MAX_REQUESTS=50_000,
+        # The page runs scenarios of up to this many requests (the engine's limit too): the
+        # canvas draws 200k requests at full frame rate (tests/bench/bench_browser.py).
+        MAX_REQUESTS=200_000,
         MAX_UPLOAD_BYTES=1_000_000,
         # The event budget of one run the page asks for (simulator.budget): ~30 s, ~500 MB.
         SIM_MAX_EVENTS=2_000_000,
