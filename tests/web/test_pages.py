@@ -236,10 +236,11 @@ def test_no_lab_button_without_the_blueprint(monkeypatch):
 
 
 def test_the_page_caps_run_size(client):
-    data = form_for(workload='[{"at_ms": 0, "count": 60000, "path": "/sleep"}]')
+    data = form_for(workload='[{"poisson": {"rate_per_s": 1000, "duration_s": 250}, '
+                             '"path": "/sleep"}]')
     resp = client.post("/simulate", data=data, headers={"HX-Request": "true"})
     assert resp.status_code == 422
-    assert "the page runs at most 50,000" in resp.get_data(as_text=True)
+    assert "at most 200,000" in resp.get_data(as_text=True)
 
 
 def test_the_form_has_an_input_for_every_scenario_field():
