@@ -30,7 +30,18 @@ def test_the_long_queue_agrees_with_erlang_c_and_littles_law(page, live_server):
     trace = simulator.run(lesson.scenario)
     wait_s = statistics.fmean(r.accepted_ms - r.sent_ms for r in trace.requests) / 1000
     predicted = erlang_c_wait_s(8, 7, 1)
-    assert wait_s == pytest.approx(predicted, rel=0.1)
+    # One 30-minute path at rho 0.875 scatters by 15-20 % (its waits are correlated): the
+    # claim is that Erlang C lies inside the run's 95 % interval from 2-minute windows
+    # (batch means, as the panel computes it), and that the interval is narrow enough to say
+    # something (a 2-minute run's is not).
+    windows: dict[int, list[float]] = {}
+    for r in trace.requests:
+        windows.setdefault(int(r.sent_ms // 120_000), []).append(r.accepted_ms - r.sent_ms)
+    end = max(r.finished_ms for r in trace.requests)
+    full = [statistics.fmean(v) for b, v in windows.items() if (b + 1) * 120_000 <= end]
+    half = 1.96 * statistics.stdev(full) / math.sqrt(len(full)) / 1000
+    assert wait_s - half <= predicted <= wait_s + half
+    assert half < 0.5 * predicted
     page.goto(f"{live_server}/?preset=mm8-queue-long")
     page.wait_for_function("window.wsgiscope && wsgiscope.store.n > 0", timeout=120_000)
     to_end(page, timeout=120_000)
