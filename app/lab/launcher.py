@@ -178,8 +178,9 @@ def expected_workers(scenario: dict[str, Any]) -> int:
     return 0
 
 
-def group_members(pgid: int) -> list[int]:
-    """Pids of live (non-zombie) processes in a process group."""
+def group_members(pgid: int, zombies: bool = False) -> list[int]:
+    """Pids of live processes in a process group (and, with ``zombies``, of exited ones not
+    yet reaped, whose CPU time is not yet in their parent's)."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -190,7 +191,7 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+        if len(fields) > 2 and int(fields[2]) == pgid and (zombies or fields[0] != "Z"):
             pids.append(int(entry))
     return pids
 
@@ -297,8 +298,11 @@ class Server:
         raise LabError(f"the server was not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
 
     def cpu_s(self) -> float:
-        """CPU seconds used so far by the server's processes (live ones and reaped ones)."""
-        return sum(process_cpu_s(pid) for pid in group_members(self.pgid)) if self.pgid else 0.0
+        """CPU seconds used so far by the server's processes: live ones, exited ones not yet
+        reaped (werkzeug reaps its forked children only now and then), and reaped ones."""
+        if not self.pgid:
+            return 0.0
+        return sum(process_cpu_s(pid) for pid in group_members(self.pgid, zombies=True))
 
     def log_tail(self, lines: int = 15) -> str:
         try:
