@@ -25,9 +25,7 @@ asked for, so the run cache keeps only whole runs.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from wsgiscope import simulator
@@ -78,33 +76,20 @@ def produce(scenario: Scenario, seed: int | None, max_events: int | None, max_fr
     (the same whole run whether or not a head is asked for)."""
     if not incremental(scenario):
         trace = simulator.run(scenario, seed=seed, max_events=max_events)
-        with _no_gc():
+        with simulator.no_gc():
             return prepare(trace, max_frames, key)
     run = simulator.Simulation(scenario, seed, max_events)
     requests = run.requests
     end = estimate_end(scenario, requests[-1].sent if requests else 0.0)
     tick = pick_tick(end, Lanes(run.partial()).frame_cap(max_frames))
     if on_head is not None:
-        with _no_gc():
+        with simulator.no_gc():
             head = _head(run, end, tick, max_frames, key)
         if head is not None:
             on_head(head)
     trace = run.finish()
-    with _no_gc():
+    with simulator.no_gc():
         return prepare(trace, max_frames, key, tick_ms=tick)
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Speed: encoding a large run makes many small objects beside the engine's millions,
-    which the cyclic garbage collector would scan again and again; pause it meanwhile."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def job(request: dict[str, Any], send_part: Callable[[bytes], None]) -> bytes:

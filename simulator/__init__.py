@@ -8,6 +8,7 @@ Scenario in, deterministic :class:`Trace` out::
 
 from . import presets as presets
 from .engine import Simulation as Simulation
+from .engine import no_gc as no_gc
 from .engine import run as run
 from .scenario import Scenario as Scenario
 from .scenario import ScenarioError as ScenarioError

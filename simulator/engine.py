@@ -304,7 +304,7 @@ class Simulation:
         self.scenario = sc
         self.max_events = budget.check(sc, max_events)
         self.seed = sc.seed if seed is None else seed
-        with _no_gc():
+        with no_gc():
             self.sim = sim = Sim(sc, self.seed)
             sim.rec.backlog(0)
             make_server(sim).start()
@@ -328,7 +328,7 @@ class Simulation:
 
     def run_until(self, t_ms: float) -> bool:
         """Run every event at or before ``t_ms``; True when the run has no events left."""
-        with _no_gc():
+        with no_gc():
             try:
                 self.sim.env.run(until=t_ms)
             except budget.BudgetError as exc:
@@ -350,7 +350,7 @@ class Simulation:
         if self._trace is not None:
             return self._trace
         sim, sc, seed = self.sim, self.scenario, self.seed
-        with _no_gc():
+        with no_gc():
             budget.run_within(sim.env, sc, self.max_events)
             lost = _replay_increments(sim, seed)
             trace = self._trace_of([r.record() for r in sim.requests], list(sim.lanes.values()))
@@ -371,9 +371,10 @@ class Simulation:
 
 
 @contextmanager
-def _no_gc() -> Iterator[None]:
+def no_gc() -> Iterator[None]:
     """Speed: a run makes millions of small objects (events, tuples, records) that the
-    cyclic garbage collector would scan over and over for nothing; pause it meanwhile."""
+    cyclic garbage collector would scan over and over for nothing; pause it meanwhile
+    (encoding a large run's output too)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
