@@ -13,6 +13,8 @@
 // the k-th smallest is then looked up among the few records of one bucket (a quickselect
 // over their exact values). The result is the value a sort would give, bit for bit.
 
+import { grow } from "./store.js";
+
 const BLOCK = 512;            // records per prefix row
 const PER_DECADE = 64;        // buckets per factor of ten
 const LO_DECADE = -4;         // the first bucket's lower edge, 10^-4 ms (below: bucket 0)
@@ -32,14 +34,6 @@ function bucketOf(v) {  // the last j with EDGES[j] <= v (0 below the first edge
   return lo - 1;
 }
 
-function grow(arr, size) {
-  if (arr.length >= size) return arr;
-  let cap = Math.max(arr.length * 2, 1024);
-  while (cap < size) cap *= 2;
-  const next = new arr.constructor(cap);
-  next.set(arr);
-  return next;
-}
 
 // The k-th smallest (0-based) of a[0..n), reordering a (Hoare's selection).
 function select(a, n, k) {

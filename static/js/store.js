@@ -1,6 +1,6 @@
 // Every frame the server has sent, in typed arrays, so scrubbing back never asks again.
 
-function grow(arr, size) {
+export function grow(arr, size) {
   if (arr.length >= size) return arr;
   let cap = Math.max(arr.length * 2, 1024);
   while (cap < size) cap *= 2;
