@@ -172,3 +172,34 @@ def ws_receive(sock: socket.socket) -> tuple[int, bytes]:
     elif n == 127:
         (n,) = struct.unpack("!Q", exactly(8))
     return b0 & 0x0F, exactly(n)
+
+
+class FakeSocket:
+    """Stands in for a WebSocket: keeps every message the server sends, decoded."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+    def take(self, kind: str) -> list[dict[str, Any]]:
+        out = [m for m in self.sent if m["type"] == kind]
+        self.sent = [m for m in self.sent if m["type"] != kind]
+        return out
+
+
+def next_of(ws: Any, kind: str, timeout: float, fail_on_error: bool = False) -> dict:
+    """The next message of type ``kind`` on a live socket, skipping others (an ``error``
+    message fails the test when ``fail_on_error``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        if text is None:
+            break
+        msg = json.loads(text)
+        if msg["type"] == kind:
+            return msg
+        if fail_on_error and msg["type"] == "error":
+            raise AssertionError(msg["error"])
+    raise AssertionError(f"no {kind} message within {timeout} s")

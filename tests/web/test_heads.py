@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import pytest
+from servekit import FakeSocket
 from wsgiscope import simulator
 from wsgiscope.app import heads, runservice
 from wsgiscope.app.cache import MemoryRunCache
@@ -37,19 +38,6 @@ def both(scenario: dict[str, Any], seed: int) -> tuple[Prepared, Prepared]:
     whole = heads.produce(sc, seed, None, 4000, "k", got.append)
     assert len(got) == 1
     return got[0], whole
-
-
-class FakeSocket:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-
-    def take(self, kind: str) -> list[dict[str, Any]]:
-        out = [m for m in self.sent if m["type"] == kind]
-        self.sent = [m for m in self.sent if m["type"] != kind]
-        return out
 
 
 @pytest.mark.parametrize("seed", [1, 7])

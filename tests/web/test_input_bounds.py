@@ -13,6 +13,7 @@ import zlib
 from typing import Any
 
 import pytest
+from servekit import FakeSocket
 from wsgiscope import simulator
 from wsgiscope.app.cli import main
 from wsgiscope.app.stream import Session
@@ -21,19 +22,6 @@ SMALL = {"endpoints": {"/a": [{"io_ms": 10}]}, "workload": [{"count": 2, "path":
 COSTLY = {"machine": {"switch_interval_ms": 0.05}, "endpoints": {"/cpu": [{"cpu_ms": 60_000}]},
           "workload": [{"count": 2, "path": "/cpu"}]}
 DEEP = "[" * 5000 + "]" * 5000
-
-
-class FakeSocket:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-
-    def take(self, kind: str) -> list[dict[str, Any]]:
-        out = [m for m in self.sent if m["type"] == kind]
-        self.sent = [m for m in self.sent if m["type"] != kind]
-        return out
 
 
 def _session(app: Any) -> tuple[Session, FakeSocket]:

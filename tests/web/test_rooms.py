@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import servekit
 import simple_websocket
 from wsgiscope import simulator
 from wsgiscope.app.pubsub import MemoryBroker
@@ -114,15 +115,7 @@ def connect(address: str, code: str) -> simple_websocket.Client:
 
 
 def next_of(ws, kind: str, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = ws.receive(timeout=max(0.01, deadline - time.monotonic()))
-        if text is None:
-            break
-        msg = json.loads(text)
-        if msg["type"] == kind:
-            return msg
-    raise AssertionError(f"no {kind} message within {timeout} s")
+    return servekit.next_of(ws, kind, timeout)
 
 
 def test_a_room_over_live_sockets(live_server) -> None:

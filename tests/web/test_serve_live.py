@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import servekit
 import simple_websocket
 from servekit import get, healthz, serve, ws_connect, ws_receive, ws_send
 from wsgiscope import simulator
@@ -31,17 +32,7 @@ def client(address: str) -> simple_websocket.Client:
 
 
 def next_of(ws: simple_websocket.Client, kind: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = ws.receive(timeout=max(0.01, deadline - time.monotonic()))
-        if text is None:
-            break
-        msg = json.loads(text)
-        if msg["type"] == kind:
-            return msg
-        if msg["type"] == "error":
-            raise AssertionError(msg["error"])
-    raise AssertionError(f"no {kind} message within {timeout} s")
+    return servekit.next_of(ws, kind, timeout, fail_on_error=True)
 
 
 @pytest.fixture(scope="module")
