@@ -146,14 +146,18 @@ def run_case(
         measured.append(trace)
     report(1.0, "judging")
     result = judge(measured, simulated, families, q, floor_ms, pct)
+    return _described(result, sc, sim_seeds, environment(info), conditions, cores)
+
+
+def _described(result: dict[str, Any], sc: simulator.Scenario, seeds: list[int],
+               env: dict[str, Any], conditions: list[dict[str, Any]],
+               cores: int) -> dict[str, Any]:
+    """A judgement with what it judged: the scenario, seeds, machine and run conditions."""
+    norm = sc.to_dict()
     result.update({
-        "scenario": norm,
-        "name": sc.name,
-        "runs": runs,
-        "seeds": sim_seeds,
-        "environment": environment(info),
-        "conditions": conditions,
-        "busy_runs": sum(1 for c in conditions if c["busy"]),
+        "scenario": norm, "name": sc.name, "runs": len(conditions), "seeds": seeds,
+        "environment": env, "conditions": conditions,
+        "busy_runs": sum(1 for c in conditions if c.get("busy")),
         "cautions": _cautions(norm, cores),
     })  # fmt: skip
     return result
@@ -269,14 +273,8 @@ def stored_case(case: dict[str, Any], seeds: int | None = None) -> dict[str, Any
                        case.get("judge"), case.get("band_q", 0.0))
     cores = int(rec.get("cores") or 0) or len(os.sched_getaffinity(0))
     conditions = rec["runs"]
-    res.update({
-        "scenario": sc.to_dict(), "name": sc.name, "runs": len(conditions), "seeds": sim_seeds,
-        "environment": {k: v for k, v in rec.items() if k not in _RECORD_KEYS},
-        "conditions": conditions,
-        "busy_runs": sum(1 for c in conditions if c.get("busy")),
-        "cautions": _cautions(sc.to_dict(), cores),
-    })  # fmt: skip
-    return res
+    return _described(res, sc, sim_seeds, {k: v for k, v in rec.items() if k not in _RECORD_KEYS},
+                      conditions, cores)
 
 
 def run_suite(
