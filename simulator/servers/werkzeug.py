@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cpu import CALL, CPU, Process, Thread
+from ..cpu import CALL, CPU, Process, Step, Thread
 from ..request import Request
 from .base import Server, Slots
 
@@ -44,6 +44,11 @@ class WerkzeugThreaded(Server):
         sim.add_process(proc, [main])
         slots = Slots("server/t")
         idle: dict[str, Thread] = {}
+        boot = sim.costs["thread_boot_ms"]
+        resume: list[Step] = [(CPU, sim.costs["accept_ms"], None)]
+
+        def blocked(th: Thread) -> None:
+            th._set("io")  # in the lock of ``_started.wait()``
 
         def handle(th: Thread, req: Request) -> None:
             def spawn(_: Thread) -> None:
@@ -55,15 +60,26 @@ class WerkzeugThreaded(Server):
                     idle[t.key] = t
                     slots.give(t.key)
 
-                boot = sim.costs["thread_boot_ms"]
-                if boot > 0:  # the new thread takes the GIL before it runs a line of ours
-                    worker.run([(CPU, boot, None)], req, lambda t: sim.serve(t, req, done))
+                if boot > 0:
+                    # The new thread takes the GIL for threading's bootstrap, which sets
+                    # ``_started``: only then does start() return in the main thread.
+                    worker.run([(CPU, boot, None), (CALL, started, None)], req,
+                               lambda t: sim.serve(t, req, done))
                 else:
                     sim.serve(worker, req, done)
 
-            # socketserver.ThreadingMixIn: Thread(target=...).start() in the main thread
+            def started(_: Thread) -> None:
+                # The main thread wakes from ``_started.wait()`` and needs the GIL back to
+                # return from start() and loop to select(): a few Python calls, about an
+                # accept()'s worth.
+                main.run(resume, None, acc.wait)
+
+            # socketserver.ThreadingMixIn: Thread(target=...).start() in the main thread,
+            # which blocks in ``_started.wait()`` (a lock: the GIL is free) until the new
+            # thread has run; so with CPU-bound threads holding the GIL, the accept loop
+            # waits its turn twice per connection.
             main.run([(CPU, self.costs["thread_start_ms"], None), (CALL, spawn, None)], None,
-                     acc.wait)
+                     acc.wait if boot <= 0 else blocked)
 
         acc = self.acceptor(main, handle)
         acc.wait()
