@@ -7,7 +7,8 @@ takes a :class:`Request` and writes events (:class:`~.trace.Event`) through a
 
 from __future__ import annotations
 
-from typing import Any
+from struct import pack as _pack
+from typing import Any, Final
 
 from .core import Env
 from .eventlog import KINDS, EventLog
@@ -71,64 +72,111 @@ class Recorder:
 
     Each method appends one event; ``events.append(Event(...))`` works too (for a kind
     without a method here), but costs more.
+
+    The log's ``who``, ``what`` and ``ref`` lists are appended to directly; times and kind
+    codes wait in two plain lists and go into the log's arrays a few thousand at a time
+    (an ``array`` takes one value per ``append`` through a slow argument parser, more than
+    half of what logging an event cost). :attr:`events` moves them first, so whoever reads
+    the log sees every event so far.
     """
 
-    __slots__ = ("env", "events", "_t", "_code", "_who", "_what", "_ref")
+    __slots__ = ("env", "_log", "_t", "_code", "_who", "_what", "_ref")
 
     def __init__(self, env: Env) -> None:
         self.env = env
-        self.events = EventLog()
-        # the log's columns are never replaced, so they (and the arrays' appends) can be
-        # kept: inlined for speed (the lists typed, for a compiled build's own append)
-        log = self.events
-        self._t = log.t.append
-        self._code = log.codes.append
+        self._log = EventLog()
+        self._t: list[float] = []
+        self._code: list[int] = []
+        # the log's columns are never replaced, so they can be kept (typed, for a compiled
+        # build's own append)
+        log = self._log
         self._who: list[Any] = log.who
         self._what: list[Any] = log.what
         self._ref: list[Any] = log.ref
 
+    @property
+    def events(self) -> EventLog:
+        """The run's event log, every event so far in it."""
+        if self._t:
+            self._flush()
+        return self._log
+
+    def _flush(self) -> None:
+        """Move the times and codes waiting into the log's arrays."""
+        t = self._t
+        log = self._log
+        log.t.frombytes(_pack(f"{len(t)}d", *t))
+        log.codes.frombytes(bytes(self._code))
+        t.clear()
+        self._code.clear()
+
     def thread(self, key: str, state: str, req: Request | None) -> None:
-        self._t(self.env.now)
-        self._code(_THREAD)
+        t = self._t
+        t.append(self.env.now)
+        self._code.append(_THREAD)
         self._who.append(key)
         self._what.append(state)
         self._ref.append(req.log_id if req is not None else -1)
+        if len(t) >= _BATCH:
+            self._flush()
 
     def gil(self, proc: str, holder: str) -> None:
-        self._t(self.env.now)
-        self._code(_GIL)
+        t = self._t
+        t.append(self.env.now)
+        self._code.append(_GIL)
         self._who.append(proc)
         self._what.append(holder)
         self._ref.append(-1)
+        if len(t) >= _BATCH:
+            self._flush()
 
     def backlog(self, depth: int) -> None:
-        self._t(self.env.now)
-        self._code(_BACKLOG)
+        t = self._t
+        t.append(self.env.now)
+        self._code.append(_BACKLOG)
         self._who.append("listen")
         self._what.append(depth)
         self._ref.append(-1)
+        if len(t) >= _BATCH:
+            self._flush()
 
     def req(self, req: Request, phase: str, detail: str = "") -> None:
-        self._t(self.env.now)
-        self._code(_REQ)
+        t = self._t
+        t.append(self.env.now)
+        self._code.append(_REQ)
         self._who.append(req.log_id)
         self._what.append(phase)
         self._ref.append(detail)
+        if len(t) >= _BATCH:
+            self._flush()
 
     def stage(self, req: Request, stage: str) -> None:
-        self._t(self.env.now)
-        self._code(_REQ)
+        t = self._t
+        t.append(self.env.now)
+        self._code.append(_REQ)
         self._who.append(req.log_id)
         self._what.append("stage")
         self._ref.append(stage)
+        if len(t) >= _BATCH:
+            self._flush()
 
     def worker(self, key: str, what: str, detail: str) -> None:
-        self._t(self.env.now)
-        self._code(_WORKER)
+        t = self._t
+        t.append(self.env.now)
+        self._code.append(_WORKER)
         self._who.append(key)
         self._what.append(what)
         self._ref.append(detail)
+        if len(t) >= _BATCH:
+            self._flush()
 
 
-_THREAD, _GIL, _BACKLOG, _REQ, _WORKER = (KINDS.index(k) for k in
-                                          ("thread", "gil", "backlog", "req", "worker"))
+#: Times and codes wait in lists this long before they go into the log's arrays.
+_BATCH: Final = 4096
+#: The codes of :data:`~.eventlog.KINDS`, as constants (a compiled build inlines them).
+_THREAD: Final = 0
+_GIL: Final = 1
+_BACKLOG: Final = 2
+_REQ: Final = 3
+_WORKER: Final = 4
+assert KINDS[:6] == ("thread", "gil", "backlog", "req", "worker", "core")
