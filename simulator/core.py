@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Final
 
 from .budget import MAX_EVENTS, BudgetError, approx
 
 #: Completions (a CPU burst ends, an I/O returns) run before new arrivals at the same instant.
-URGENT = 0
-NORMAL = 1
+URGENT: Final = 0
+NORMAL: Final = 1
 
 
 class Env:
     """Simulated time in milliseconds and the events still to come."""
 
-    __slots__ = ("now", "_heap", "_seq", "events_run", "max_events")
+    __slots__ = ("now", "_heap", "_seq", "events_run", "max_events", "_push")
 
     def __init__(self, max_events: int = MAX_EVENTS) -> None:
         self.now = 0.0
@@ -31,11 +31,14 @@ class Env:
         self.events_run = 0
         #: The most events :meth:`run` handles in all; past it, :class:`BudgetError`.
         self.max_events = max_events
+        #: ``heappush``, held here: a compiled build would look the module's global up in
+        #: a dict at every call
+        self._push: Callable[[list[Any], Any], None] = heappush
 
     def at(self, t: float, fn: Callable[[Any], None], arg: Any = None, prio: int = NORMAL) -> None:
         """Call ``fn(arg)`` at time ``t`` (never earlier than now)."""
         self._seq += 1
-        heappush(self._heap, (t if t > self.now else self.now, prio, self._seq, fn, arg))
+        self._push(self._heap, (t if t > self.now else self.now, prio, self._seq, fn, arg))
 
     def after(
         self, delay: float, fn: Callable[[Any], None], arg: Any = None, prio: int = NORMAL
@@ -49,18 +52,19 @@ class Env:
         on with another call); raise :class:`BudgetError` once ``max_events`` have run and
         more are due."""
         heap = self._heap
+        pop = heappop
         count = 0
         room = self.max_events - self.events_run
         try:
             if until is None:
                 while heap and count < room:  # inlined for speed
-                    t, _, _, fn, arg = heappop(heap)
+                    t, _, _, fn, arg = pop(heap)
                     self.now = t
                     fn(arg)
                     count += 1
             else:
                 while heap and heap[0][0] <= until and count < room:
-                    t, _, _, fn, arg = heappop(heap)
+                    t, _, _, fn, arg = pop(heap)
                     self.now = t
                     fn(arg)
                     count += 1
