@@ -14,7 +14,8 @@ from bisect import bisect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import accumulate
-from typing import Any
+from math import log
+from typing import Any, Final
 
 from . import budget
 from .core import NORMAL, URGENT, Env
@@ -29,6 +30,30 @@ from .scenario import MAX_REQUESTS, Scenario, load_scenario
 from .servers import make_server
 from .trace import RequestRecord, Trace, summarise
 
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # only a compiled build needs it, and has it when it is built
+    def mypyc_attr(*attrs: str, **kwattrs: object) -> Any:  # type: ignore[misc]
+        return lambda cls: cls
+
+
+#: ``str(n)`` for the SYN attempts a request usually makes, made once.
+_DIGITS: Final = tuple(str(n) for n in range(10))
+
+
+@mypyc_attr(native_class=False)
+class Random(random.Random):
+    """The run's random numbers: :class:`random.Random` with its two most used draws
+    written out here, so that a compiled build runs them as machine code instead of
+    interpreting ``random.py``. Each is the standard library's own formula (CPython
+    3.11-3.13) and takes the same one ``random()``: the same seed gives the same numbers."""
+
+    def expovariate(self, lambd: float = 1.0) -> float:
+        return -log(1.0 - self.random()) / lambd
+
+    def uniform(self, a: float, b: float) -> float:
+        return a + (b - a) * self.random()
+
 
 class Sim:
     """Everything one run shares: clock, recorder, cores, listen socket, settings
@@ -37,7 +62,7 @@ class Sim:
     def __init__(self, sc: Scenario, seed: int) -> None:
         self.sc = sc
         self.env = Env()
-        self.rng = random.Random(seed)
+        self.rng: random.Random = Random(seed)
         self.rec = Recorder(self.env)
         self.server = sc.server
         self.machine = sc.machine
@@ -46,13 +71,19 @@ class Sim:
         # The cores draw their own numbers (placement ties, migrations) from the seed, so
         # contention for cores does not shift the run's other draws.
         self.cores = Cores(self.env, sc.machine["cores"], sc.machine["context_switch_ms"],
-                           random.Random(f"cores-{seed}"), self.rec)
+                           Random(f"cores-{seed}"), self.rec)
         self.listen = ListenSocket(sc.server["backlog"], sc.machine["somaxconn"],
                                    self.rec.backlog, self.rng.randrange)
         self.lanes: dict[str, dict[str, Any]] = {}
         self.requests: list[Request] = []
         self.outstanding = 0
         self._timeout_ms = sc.client["timeout_s"] * 1000.0
+        self._rtt_ms: float = sc.machine["rtt_ms"]
+        # bound methods made once: each is scheduled or called back per request
+        self._arrive_cb: Callable[[int], None] = self._arrive
+        self._time_out_cb: Callable[[int], None] = self._time_out
+        self._handshake_cb: Callable[[Request], None] = self._handshake
+        self._served_cb: Callable[[Thread], None] = self._served
         self.syn_offsets = syn_offsets_ms(sc.machine["syn_schedule"], sc.client["syn_retries"])
         self.ack_offsets = ack_retry_offsets_ms(sc.machine["rto_min_ms"],
                                                 sc.machine["synack_retries"])
@@ -131,13 +162,13 @@ class Sim:
         if self.requests:
             # Arrivals and client timeouts are both in time order: each is a stream with one
             # pending event, which keeps the heap small.
-            self.env.at(0.0, self._arrive, 0, NORMAL)
-            self.env.at(self._timeout_ms, self._time_out, 0, NORMAL)
+            self.env.at(0.0, self._arrive_cb, 0, NORMAL)
+            self.env.at(self._timeout_ms, self._time_out_cb, 0, NORMAL)
 
     def _arrive(self, i: int) -> None:
         reqs = self.requests
         if i + 1 < len(reqs):
-            self.env.at(reqs[i + 1].sent, self._arrive, i + 1, NORMAL)
+            self.env.at(reqs[i + 1].sent, self._arrive_cb, i + 1, NORMAL)
         self.syn(reqs[i])
 
     def _time_out(self, i: int) -> None:
@@ -147,13 +178,14 @@ class Sim:
         while i < len(reqs) and reqs[i].status:  # already answered: no deadline to watch
             i += 1
         if i < len(reqs):
-            self.env.at(reqs[i].sent + self._timeout_ms, self._time_out, i, NORMAL)
+            self.env.at(reqs[i].sent + self._timeout_ms, self._time_out_cb, i, NORMAL)
 
     def syn(self, req: Request) -> None:
         """A SYN (first or retransmitted) reaches the listening socket."""
         if req.status:
             return
-        self.rec.req(req, "syn", str(req.attempt))
+        attempt = req.attempt
+        self.rec.req(req, "syn", _DIGITS[attempt] if attempt < 10 else str(attempt))
         listen = self.listen
         if len(listen.queue) >= listen.capacity:
             self.rec.req(req, "drop", f"accept queue full ({listen.capacity})")
@@ -164,9 +196,9 @@ class Sim:
             else:
                 self.env.at(req.sent + self.syn_offsets[-1], self.connect_failed, req)
             return
-        rtt = self.machine["rtt_ms"]
+        rtt = self._rtt_ms
         if rtt > 0:
-            self.env.after(rtt, self._handshake, req, URGENT)
+            self.env.after(rtt, self._handshake_cb, req, URGENT)
         else:
             self._handshake(req)
 
@@ -255,12 +287,22 @@ class Sim:
                     steps = [(IO, recv_ms, "recv")] + (
                         steps[1:] if steps and steps[0][2] == "recv" else steps)
 
-        def done(t: Thread) -> None:
-            if respond or req.status:
-                self.respond(req)
-            on_done(t)
+        # what to do once the steps are run, kept on the thread (no closure per request)
+        th.job = req
+        th.job_done = on_done
+        th.job_responds = respond
+        th.run(steps, req, self._served_cb)
 
-        th.run(steps, req, done)
+    def _served(self, th: Thread) -> None:
+        """``th`` has run the steps :meth:`serve` gave it."""
+        req = th.job
+        on_done = th.job_done
+        th.job = None
+        th.job_done = None
+        if req is not None and (th.job_responds or req.status):
+            self.respond(req)
+        if on_done is not None:
+            on_done(th)
 
     def respond(self, req: Request) -> None:
         """The server is done with ``req``: the client has its whole response."""

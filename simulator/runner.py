@@ -9,6 +9,11 @@ natively (a protocol's attributes are looked up by name at every use).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from .request import Request
+
 
 class Core:
     """One core: its run queue, virtual clock and pending completion (see :mod:`.cores`)."""
@@ -37,7 +42,7 @@ class Runner:
     """
 
     __slots__ = ("key", "work", "core", "last_core", "left_at", "seat", "vfin", "gil_ticket",
-                 "gil_saved")
+                 "gil_saved", "job", "job_done", "job_responds")
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -49,6 +54,11 @@ class Runner:
         self.vfin = 0.0
         self.gil_ticket = 0
         self.gil_saved = 0
+        #: the request the engine's ``serve`` gave it, what to call when it is served and
+        #: whether the client has its response then (see ``engine.Sim.serve``)
+        self.job: Request | None = None
+        self.job_done: Callable[[Any], None] | None = None
+        self.job_responds = True
 
     def cpu_done(self) -> None:
         """Its burst is done (it has already left the core)."""
