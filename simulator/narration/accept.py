@@ -1,7 +1,8 @@
 """Accepting: a complete connection waits in the kernel's accept queue until a server
 thread accepts it. Says who accepted each of the first requests, and for a connection that
 had to wait, why: every thread busy, no worker up yet, the accepting thread waiting for
-the GIL, the server busy forking."""
+the GIL or inside ``Thread.start()`` (werkzeug ``threaded=True``), the server busy
+forking."""
 
 from __future__ import annotations
 
@@ -24,9 +25,15 @@ class Accept(Rule):
         self.in_backlog = self.world.in_backlog
         self.acceptors = self.world.acceptors
         self.queued: dict[int, _Queued] = {}
+        server = story.scenario.get("server") or {}
+        # werkzeug threaded=True: the accepting thread blocks in Thread.start() (``io``)
+        self.starts_threads = server.get("kind") == "werkzeug" and not story.forking and \
+            bool(server.get("threaded", True))
+        self.io_left: dict[str, float] = {}  # thread -> when it last came back from ``io``
 
     def listens(self) -> Iterable[tuple[str, str | None, Handler]]:
-        return [
+        started = [("thread", None, self.thread)] if self.starts_threads else []
+        return started + [
             ("req", "backlog", self.entered),
             ("req", "accept", self.accepted),
             ("req", "done", self.done),
@@ -44,6 +51,11 @@ class Accept(Rule):
         else:
             story.skipped += 1
 
+    def thread(self, t: float, who: Any, what: Any, ref: Any) -> None:
+        prev = self.world.prev
+        if prev is not None and prev[0] == "io" and what != "io":
+            self.io_left[str(who)] = t
+
     def accepted(self, t: float, who: Any, what: Any, ref: Any) -> None:
         r = int(who)
         acceptor = self.acceptors[r] = str(ref)
@@ -52,9 +64,10 @@ class Accept(Rule):
         if info is not None:
             # did the acceptor wait for the GIL, or were all busy, meanwhile?
             waited_gil = self.world.gil_left.get(acceptor, -1.0) >= since
+            in_start = self.io_left.get(acceptor, -1.0) >= since
             if self.world.last_full >= since and not info[3]:
                 info = (info[0], info[1], info[2], True, info[4])
-            self.tell_wait(info, r, t, acceptor, waited_gil)
+            self.tell_wait(info, r, t, acceptor, waited_gil, in_start)
         story = self.story
         if not story.detailed_req(r):
             story.skipped += 1
@@ -83,6 +96,7 @@ class Accept(Rule):
         accepted: float | None,
         acceptor: str | None,
         acceptor_waited_gil: bool,
+        acceptor_in_start: bool = False,
     ) -> None:
         """The line for a connection that reached the accept queue, told at the time it got
         there once we know when (and whether) it was accepted."""
@@ -107,15 +121,20 @@ class Accept(Rule):
             else:
                 story.skipped += 1
             return
-        why = self.why(wait, full, booting, acceptor, acceptor_waited_gil)
+        why = self.why(wait, full, booting, acceptor, acceptor_waited_gil, acceptor_in_start)
         text = (
             f"{user(r)} {sent}; the connection is complete and waits in the kernel backlog "
             f"(depth {depth}) because {why}"
         )
+        if acceptor_in_start and not full and not booting:
+            # the whole reason once, then briefly: a burst meets it at every connection
+            story.tell("thread-start", t, r, text, f"{user(r)} {sent}; it waits in the kernel "
+                       f"backlog (depth {depth}) while thread {acceptor} is in Thread.start()")
+            return
         story.tell("backlog", t, r, text)
 
     def why(self, wait: float | None, full: bool, booting: bool, acceptor: str | None,
-            acceptor_waited_gil: bool) -> str:
+            acceptor_waited_gil: bool, acceptor_in_start: bool = False) -> str:
         """Why a connection waited in the accept queue."""
         story = self.story
         if booting:
@@ -126,6 +145,12 @@ class Accept(Rule):
             return (
                 "a greenlet is running Python code without yielding, so the worker's event loop "
                 "cannot run its accept"
+            )
+        if acceptor_in_start:
+            return (
+                f"the thread that accepts connections ({acceptor}) is still in Thread.start() "
+                "for the connection ahead of it: start() returns only once the new thread has "
+                "had the GIL to begin running, and then the accepting thread needs the GIL back"
             )
         if acceptor_waited_gil:
             return (

@@ -54,3 +54,38 @@ def test_a_killed_gevent_worker_and_its_replacement_are_told() -> None:
     assert "gets no response at all" in text
     assert re.search(r"worker w1's replacement starts accepting 122\.0 ms after the old one "
                      r"left: SIGCHLD woke the arbiter", text), text
+
+
+HOGS_AND_QUICK = {
+    "server": {"kind": "werkzeug", "threaded": True},
+    "endpoints": {"/cpu": [{"cpu_ms": 200}], "/quick": [{"cpu_ms": 1}, {"io_ms": 5}]},
+    "workload": [{"count": 3, "path": "/cpu"},
+                 {"at_ms": 30, "count": 5, "path": "/quick", "spacing_ms": 40}],
+}
+
+
+def test_the_accept_loop_waits_in_thread_start_beside_cpu_hogs() -> None:
+    """werkzeug threaded=True: Thread.start() returns only once the new thread has had the
+    GIL, so while the first hog runs, the third connection waits to be accepted (measured:
+    33-39 ms beside three hogs); without the wait it was accepted at once in every seed."""
+    waits = []
+    for seed in range(1, 21):
+        trace = simulator.run({**HOGS_AND_QUICK, "seed": seed})
+        third = sorted(trace.requests, key=lambda r: r.id)[2]
+        waits.append(third.accepted_ms - third.sent_ms)
+        main = [e for e in trace.events if e.kind == "thread" and e.who == "server/main"]
+        assert any(e.what == "io" for e in main)  # blocked in start()
+    waits.sort()
+    assert waits[len(waits) // 2] >= 5.0, waits  # at least a switch interval, mostly
+    text = told({**HOGS_AND_QUICK, "seed": 3})
+    assert "is still in Thread.start() for the connection ahead of it" in text
+
+
+def test_without_contention_thread_start_costs_little() -> None:
+    """With nothing CPU-bound, start() waits only for the new thread's own first steps."""
+    trace = simulator.run({
+        "server": {"kind": "werkzeug", "threaded": True},
+        "endpoints": {"/a": [{"io_ms": 100}]},
+        "workload": [{"count": 5, "path": "/a"}],
+    })
+    assert max(r.accepted_ms - r.sent_ms for r in trace.requests) < 2.0
