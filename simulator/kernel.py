@@ -78,18 +78,20 @@ class ListenSocket:
         self.queue.append(conn)
         self._on_depth(len(self.queue))
         if self._waiting:
-            waiting, self._waiting = self._waiting, []
-            if len(waiting) > 1:
-                # Which waiting acceptor wins is up to the kernel: start at a random one.
-                k = self._pick(len(waiting))
-                waiting = waiting[k:] + waiting[:k]
-            for n, wake in enumerate(waiting):
+            waiting = self._waiting
+            self._waiting = []
+            m = len(waiting)
+            # Which waiting acceptor wins is up to the kernel: start at a random one.
+            k = self._pick(m) if m > 1 else 0
+            for n in range(m):
                 if not self.queue:
                     # Accepted already (at no cost): the rest would find EAGAIN and wait
                     # again at this same instant, so they simply keep waiting.
-                    self._waiting.extend(waiting[n:])
+                    rest = self._waiting
+                    for j in range(n, m):
+                        rest.append(waiting[(k + j) % m])
                     break
-                wake()
+                waiting[(k + n) % m]()
         return True
 
     def take(self) -> Any:

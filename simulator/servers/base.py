@@ -86,7 +86,7 @@ class Acceptor:
     queue empty (EAGAIN) and sleep again, so a running worker takes most of a burst while
     its siblings are still waking up."""
 
-    __slots__ = ("sim", "th", "handle", "ready", "listen", "steps")
+    __slots__ = ("sim", "th", "handle", "ready", "listen", "steps", "_woken_cb")
 
     def __init__(self, sim: Sim, th: Thread, handle: Handler,
                  ready: Callable[[], bool] | None = None) -> None:
@@ -97,6 +97,8 @@ class Acceptor:
         self.listen = sim.listen
         cost = sim.costs["accept_ms"]
         self.steps: list[Step] | None = [(CPU, cost, None)] if cost > 0 else None
+        #: the bound method, made once: handed to the listener at every wait
+        self._woken_cb: Callable[[], None] = self.woken
 
     def wait(self, _: Any = None) -> None:
         if not self.th.proc.alive:
@@ -106,7 +108,7 @@ class Acceptor:
         if self.listen.queue:
             self._accept()  # running already: accept() before any sleeper wakes
         else:
-            self.listen.wait_readable(self.woken)
+            self.listen.wait_readable(self._woken_cb)
 
     def woken(self) -> None:
         """The kernel wakes this sleeping thread: it runs after its wake-up latency."""
