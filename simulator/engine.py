@@ -139,11 +139,17 @@ class Sim:
                 t = item["start_ms"]
                 end = t + spec["duration_s"] * 1000.0
                 mean = 1000.0 / spec["rate_per_s"]
+                poisson = "poisson" in item
+                lambd = 1.0 / mean
+                # one path and a fixed send time (the usual case) draw nothing: no call
+                only: str | None = paths[0] if len(paths) == 1 else None
+                fixed = not isinstance(send, dict)
                 while len(out) < MAX_REQUESTS:
-                    t += rng.expovariate(1.0 / mean) if "poisson" in item else mean
+                    t += rng.expovariate(lambd) if poisson else mean
                     if t > end:
                         break
-                    out.append((t, pick(), draw_send()))
+                    out.append((t, pick() if only is None else only,
+                                send if fixed else draw_send()))
             else:
                 step = item["spacing_ms"] or gap
                 for i in range(item["count"]):
