@@ -25,7 +25,8 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 #: The modules compiled: the event loop and everything it calls per event.
 HOT = ("core", "eventlog", "request", "runner", "cores", "gil", "cpu", "kernel", "program",
-       "engine", "servers/base", "servers/gunicorn", "servers/werkzeug", "servers/arbiter")
+       "arrivals", "engine", "servers/base", "servers/gunicorn", "servers/werkzeug",
+       "servers/arbiter")
 #: Where the sources are laid out under their import names for mypyc (``wsgiscope.simulator``).
 STAGE = Path("build") / "mypyc-src"
 

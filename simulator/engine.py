@@ -10,49 +10,25 @@ from __future__ import annotations
 import gc
 import math
 import random
-from bisect import bisect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from itertools import accumulate
-from math import log
 from typing import Any, Final
 
 from . import budget
+from .arrivals import Random, arrivals
 from .core import NORMAL, URGENT, Env
 from .cores import Cores
 from .cpu import CALL, CPU, IO, Process, Step, Thread
 from .kernel import ListenSocket, ack_retry_offsets_ms, syn_offsets_ms
 from .program import Programs
-from .program import sampler as _sampler
 from .races import replay
 from .request import Recorder, Request
-from .scenario import MAX_REQUESTS, Scenario, load_scenario
+from .scenario import Scenario, load_scenario
 from .servers import make_server
 from .trace import RequestRecord, Trace, summarise
 
-try:
-    from mypy_extensions import mypyc_attr
-except ImportError:  # only a compiled build needs it, and has it when it is built
-    def mypyc_attr(*attrs: str, **kwattrs: object) -> Any:  # type: ignore[misc]
-        return lambda cls: cls
-
-
 #: ``str(n)`` for the SYN attempts a request usually makes, made once.
 _DIGITS: Final = tuple(str(n) for n in range(10))
-
-
-@mypyc_attr(native_class=False)
-class Random(random.Random):
-    """The run's random numbers: :class:`random.Random` with its two most used draws
-    written out here, so that a compiled build runs them as machine code instead of
-    interpreting ``random.py``. Each is the standard library's own formula (CPython
-    3.11-3.13) and takes the same one ``random()``: the same seed gives the same numbers."""
-
-    def expovariate(self, lambd: float = 1.0) -> float:
-        return -log(1.0 - self.random()) / lambd
-
-    def uniform(self, a: float, b: float) -> float:
-        return a + (b - a) * self.random()
 
 
 class Sim:
@@ -119,47 +95,7 @@ class Sim:
     # -- clients ----------------------------------------------------------------------------
     def arrivals(self) -> list[tuple[float, str, float]]:
         """Every request's send time, path and how long its client takes to send it."""
-        rng = self.rng
-        out: list[tuple[float, str, float]] = []
-        gap = self.client["launch_gap_ms"]
-        for item in self.sc.workload:
-            paths = list(item["paths"])
-            cum = list(accumulate(item["paths"].values()))
-
-            def pick(paths: list[str] = paths, cum: list[float] = cum) -> str:
-                if len(paths) == 1:
-                    return paths[0]
-                return paths[bisect(cum, rng.random() * cum[-1])]
-
-            send = item["send_ms"]
-            draw_send = _sampler(rng, send) if isinstance(send, dict) else (lambda v=send: v)
-
-            if "poisson" in item or "constant" in item:
-                spec = item.get("poisson") or item["constant"]
-                t = item["start_ms"]
-                end = t + spec["duration_s"] * 1000.0
-                mean = 1000.0 / spec["rate_per_s"]
-                poisson = "poisson" in item
-                lambd = 1.0 / mean
-                # one path and a fixed send time (the usual case) draw nothing: no call
-                only: str | None = paths[0] if len(paths) == 1 else None
-                fixed = not isinstance(send, dict)
-                while len(out) < MAX_REQUESTS:
-                    t += rng.expovariate(lambd) if poisson else mean
-                    if t > end:
-                        break
-                    out.append((t, pick() if only is None else only,
-                                send if fixed else draw_send()))
-            else:
-                step = item["spacing_ms"] or gap
-                for i in range(item["count"]):
-                    out.append((item["at_ms"] + i * step, pick(), draw_send()))
-        out.sort(key=lambda a: a[0])
-        del out[MAX_REQUESTS:]
-        if out:
-            t0 = out[0][0]
-            out = [(t - t0, p, send) for t, p, send in out]
-        return out
+        return arrivals(self.sc, self.rng, self.client["launch_gap_ms"])
 
     def start_clients(self) -> None:
         self.requests = [Request(rid, path, t, send) for rid, (t, path, send) in
