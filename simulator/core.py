@@ -30,7 +30,7 @@ class Env:
     very same order.
     """
 
-    __slots__ = ("now", "_heap", "_seq", "events_run", "max_events", "_push", "_native")
+    __slots__ = ("now", "_heap", "_seq", "events_run", "max_events", "_heappush", "_native")
 
     def __init__(self, max_events: int = MAX_EVENTS) -> None:
         self.now = 0.0
@@ -42,7 +42,7 @@ class Env:
         self.max_events = max_events
         #: ``heappush``, held here: a compiled build would look the module's global up in
         #: a dict at every call
-        self._push: Callable[[list[Any], Any], None] = heappush
+        self._heappush: Callable[[list[Any], Any], None] = heappush
         self._native = COMPILED
 
     def at(self, t: float, fn: Callable[[Any], None], arg: Any = None, prio: int = NORMAL) -> None:
@@ -53,7 +53,7 @@ class Env:
         if self._native:
             _push(self._heap, Pending(t, prio * _PRIO + self._seq, fn, arg))
         else:
-            self._push(self._heap, (t, prio, self._seq, fn, arg))
+            self._heappush(self._heap, (t, prio, self._seq, fn, arg))
 
     def after(
         self, delay: float, fn: Callable[[Any], None], arg: Any = None, prio: int = NORMAL
