@@ -79,8 +79,8 @@ def produce(scenario: Scenario, seed: int | None, max_events: int | None, max_fr
         with simulator.no_gc():
             return prepare(trace, max_frames, key)
     run = simulator.Simulation(scenario, seed, max_events)
-    requests = run.requests
-    end = estimate_end(scenario, requests[-1].sent if requests else 0.0)
+    sent = run.arrivals  # known before the run; its requests are made as they are sent
+    end = estimate_end(scenario, sent.sent(len(sent) - 1) if len(sent) else 0.0)
     tick = pick_tick(end, Lanes(run.partial()).frame_cap(max_frames))
     if on_head is not None:
         with simulator.no_gc():
@@ -110,10 +110,11 @@ def _head(run: simulator.Simulation, end: float, tick: float, max_frames: int,
           key: str) -> Prepared | None:
     """Play ``run`` to the head's horizon (whole ticks) and encode what happened by then;
     None when the run ended on the way (it is whole already)."""
-    requests = run.requests
-    if not requests:
+    sent = run.arrivals
+    n = len(sent)
+    if not n:
         return None
-    reach = requests[min(HEAD_REQUESTS, len(requests) - 1)].sent
+    reach = sent.sent(min(HEAD_REQUESTS, n - 1))
     frames = 0
     while True:
         frames += 1
@@ -123,8 +124,7 @@ def _head(run: simulator.Simulation, end: float, tick: float, max_frames: int,
         if horizon >= reach or run.events_run >= HEAD_EVENTS or frames >= max_frames:
             break
     partial = run.partial()
-    n = len(requests)
-    paths = sorted({r.path for r in requests})
+    paths = sent.path_names()
     lines = [line for line in head_narration(partial, n) if line[0] <= horizon + 1e-9]
     return encode(partial, Lanes(partial), tick, max(end, horizon), key, paths, n, lines,
                   summary=None, contexts=None, inspect=[], horizon=horizon,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import random
 from bisect import bisect
-from itertools import accumulate
+from functools import partial
+from itertools import accumulate, islice, repeat, takewhile
 from math import log
+from operator import ge, neg, sub, truediv
 from typing import Any
 
 from .program import sampler as _sampler
+from .request import Request
 from .scenario import MAX_REQUESTS, Scenario
 
 try:
@@ -33,11 +36,87 @@ class Random(random.Random):
         return a + (b - a) * self.random()
 
 
-def arrivals(sc: Scenario, rng: random.Random, gap: float) -> list[tuple[float, str, float]]:
+class Arrivals:
+    """Every request's send time, path and how long its client takes to send it, in send
+    order, as columns: request ``i`` is sent at ``sent(i)`` ms (the first at 0), to
+    ``path(i)``, and its client takes ``send(i)`` ms to send it.
+
+    The times are drawn up front (the run's other random numbers come after them, as they
+    always have), but nothing is made per request: a run of 200,000 requests makes its
+    :class:`~.request.Request` objects as they are sent (:meth:`request`), not before its
+    first event. ``made`` holds those made so far, in order.
+    """
+
+    __slots__ = ("times", "t0", "paths", "the_path", "sends", "the_send", "made")
+
+    def __init__(self, times: list[float], paths: list[str] | None, the_path: str,
+                 sends: list[float] | None, the_send: float) -> None:
+        #: the send times as drawn, in order; ``sent(i)`` is ``times[i] - times[0]``
+        self.times = times
+        self.t0 = times[0] if times else 0.0
+        self.paths = paths  # None: every request goes to ``the_path``
+        self.the_path = the_path
+        self.sends = sends  # None: every client takes ``the_send``
+        self.the_send = the_send
+        self.made: list[Request] = []
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def sent(self, i: int) -> float:
+        return self.times[i] - self.t0
+
+    def path(self, i: int) -> str:
+        paths = self.paths
+        return self.the_path if paths is None else paths[i]
+
+    def send(self, i: int) -> float:
+        sends = self.sends
+        return self.the_send if sends is None else sends[i]
+
+    def path_names(self) -> list[str]:
+        """The paths requested, sorted."""
+        return sorted(set(self.paths)) if self.paths is not None else (
+            [self.the_path] if self.times else [])
+
+    def request(self, i: int) -> Request:
+        """Request ``i``, made (with every one before it) the first time it is asked for."""
+        made = self.made
+        for k in range(len(made), i + 1):
+            made.append(Request(k, self.path(k), self.sent(k), self.send(k)))
+        return made[i]
+
+    def made_until(self, t: float) -> list[Request]:
+        """The requests sent at or before ``t`` made (and every one before them)."""
+        k = len(self.made)
+        while k < len(self.times) and self.sent(k) <= t:
+            k += 1
+        if k:
+            self.request(k - 1)
+        return self.made
+
+    def made_all(self) -> list[Request]:
+        """Every request made."""
+        if self.times:
+            self.request(len(self.times) - 1)
+        return self.made
+
+
+def arrivals(sc: Scenario, rng: random.Random, gap: float) -> Arrivals:
     """Every request's send time, path and how long its client takes to send it, in send
     order from 0; ``gap`` is the client's launch gap (``client.launch_gap_ms``)."""
+    if len(sc.workload) == 1:
+        quick = _one_plain_item(sc.workload[0], rng, gap)
+        if quick is not None:
+            return quick
+    return _one_by_one(sc.workload, rng, gap)
+
+
+def _one_by_one(workload: list[dict[str, Any]], rng: random.Random, gap: float) -> Arrivals:
+    """:func:`arrivals` of any workload: each request drawn in turn, item by item, then
+    all of them sorted by send time."""
     out: list[tuple[float, str, float]] = []
-    for item in sc.workload:
+    for item in workload:
         paths = list(item["paths"])
         cum = list(accumulate(item["paths"].values()))
 
@@ -71,7 +150,43 @@ def arrivals(sc: Scenario, rng: random.Random, gap: float) -> list[tuple[float, 
                 out.append((item["at_ms"] + i * step, pick(), draw_send()))
     out.sort(key=lambda a: a[0])
     del out[MAX_REQUESTS:]
-    if out:
-        t0 = out[0][0]
-        out = [(t - t0, p, send) for t, p, send in out]
-    return out
+    return Arrivals([a[0] for a in out], [a[1] for a in out], "", [a[2] for a in out], 0.0)
+
+
+def _one_plain_item(item: dict[str, Any], rng: random.Random, gap: float) -> Arrivals | None:
+    """The arrivals of a workload of one item with one path and a fixed send time (the
+    usual case), or None for any other item.
+
+    The same numbers as the general loop of :func:`arrivals`, made by iterators written in
+    C rather than a Python loop: each Poisson gap is ``-log(1.0 - random()) / lambd`` (the
+    formula of :meth:`Random.expovariate`, one ``random()`` each, in the same order), the
+    times are the running sums ``t = t + gap`` from ``start_ms``, and drawing stops at the
+    first time past the end (drawn, as the loop draws it) or at :data:`MAX_REQUESTS`
+    times (the loop draws no more then). One item's times never decrease, so they are
+    already in the order the general loop's sort gives them.
+    """
+    paths = item["paths"]
+    send = item["send_ms"]
+    if len(paths) != 1 or isinstance(send, dict):
+        return None
+    path: str = next(iter(paths))
+    if "poisson" in item or "constant" in item:
+        spec = item.get("poisson") or item["constant"]
+        start = item["start_ms"]
+        end = start + spec["duration_s"] * 1000.0
+        mean = 1000.0 / spec["rate_per_s"]
+        if "poisson" in item:
+            lambd = 1.0 / mean
+            uniform = iter(rng.random, -1.0)  # random() is in [0, 1): never the sentinel
+            gaps: Any = map(truediv, map(neg, map(log, map(sub, repeat(1.0), uniform))),
+                            repeat(lambd))
+        else:
+            gaps = repeat(mean)
+        sums = accumulate(gaps, initial=start)
+        next(sums)  # ``initial`` itself: the first time is start + the first gap
+        times = list(islice(takewhile(partial(ge, end), sums), MAX_REQUESTS))
+    else:
+        step = item["spacing_ms"] or gap
+        at = item["at_ms"]
+        times = [at + i * step for i in range(min(item["count"], MAX_REQUESTS))]
+    return Arrivals(times, None, path, None, send)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from . import budget
-from .arrivals import Random, arrivals
+from .arrivals import Arrivals, Random, arrivals
 from .core import NORMAL, URGENT, Env
 from .cores import Cores
 from .cpu import CALL, CPU, IO, Process, Step, Thread
@@ -51,7 +51,9 @@ class Sim:
         self.listen = ListenSocket(sc.server["backlog"], sc.machine["somaxconn"],
                                    self.rec.backlog, self.rng.randrange)
         self.lanes: dict[str, dict[str, Any]] = {}
-        self.requests: list[Request] = []
+        #: when each request is sent, to which path; its requests, made as they are sent
+        self.arr = Arrivals([], None, "", None, 0.0)
+        self.requests: list[Request] = self.arr.made
         self.outstanding = 0
         self._timeout_ms = sc.client["timeout_s"] * 1000.0
         self._rtt_ms: float = sc.machine["rtt_ms"]
@@ -93,34 +95,35 @@ class Sim:
                 lane["threads"].append(th.key)
 
     # -- clients ----------------------------------------------------------------------------
-    def arrivals(self) -> list[tuple[float, str, float]]:
-        """Every request's send time, path and how long its client takes to send it."""
-        return arrivals(self.sc, self.rng, self.client["launch_gap_ms"])
-
     def start_clients(self) -> None:
-        self.requests = [Request(rid, path, t, send) for rid, (t, path, send) in
-                         enumerate(self.arrivals())]
-        self.outstanding = len(self.requests)
-        if self.requests:
+        # Every send time is drawn now (the run's other random numbers come after them),
+        # but a request is made when it is sent (Arrivals.request), not all before the first
+        # event.
+        self.arr = arrivals(self.sc, self.rng, self.client["launch_gap_ms"])
+        self.requests = self.arr.made
+        self.outstanding = len(self.arr)
+        if self.outstanding:
             # Arrivals and client timeouts are both in time order: each is a stream with one
             # pending event, which keeps the heap small.
             self.env.at(0.0, self._arrive_cb, 0, NORMAL)
             self.env.at(self._timeout_ms, self._time_out_cb, 0, NORMAL)
 
     def _arrive(self, i: int) -> None:
-        reqs = self.requests
-        if i + 1 < len(reqs):
-            self.env.at(reqs[i + 1].sent, self._arrive_cb, i + 1, NORMAL)
-        self.syn(reqs[i])
+        arr = self.arr
+        req = arr.request(i)
+        if i + 1 < len(arr):
+            self.env.at(arr.sent(i + 1), self._arrive_cb, i + 1, NORMAL)
+        self.syn(req)
 
     def _time_out(self, i: int) -> None:
-        reqs = self.requests
-        self.give_up(reqs[i])
+        arr = self.arr
+        self.give_up(arr.request(i))
+        reqs = self.requests  # one not made yet is not sent yet: not answered either
         i += 1
         while i < len(reqs) and reqs[i].status:  # already answered: no deadline to watch
             i += 1
-        if i < len(reqs):
-            self.env.at(reqs[i].sent + self._timeout_ms, self._time_out_cb, i, NORMAL)
+        if i < len(arr):
+            self.env.at(arr.sent(i) + self._timeout_ms, self._time_out_cb, i, NORMAL)
 
     def syn(self, req: Request) -> None:
         """A SYN (first or retransmitted) reaches the listening socket."""
@@ -307,8 +310,14 @@ class Simulation:
 
     @property
     def requests(self) -> list[Request]:
-        """Every request of the run, in the order they are sent (known from the start)."""
-        return self.sim.requests
+        """Every request of the run, in the order they are sent (known from the start; those
+        not sent yet are made now: :attr:`arrivals` tells of them without making them)."""
+        return self.sim.arr.made_all()
+
+    @property
+    def arrivals(self) -> Arrivals:
+        """When each request is sent and to which path, known from the start."""
+        return self.sim.arr
 
     def run_until(self, t_ms: float) -> bool:
         """Run every event at or before ``t_ms``; True when the run has no events left."""
@@ -326,6 +335,7 @@ class Simulation:
         requests sent so far (a request still in flight has no ``finished_ms`` and a status
         that is not final). No summary: that needs the whole run."""
         sim, now = self.sim, self.sim.env.now
+        sim.arr.made_until(now)
         return self._trace_of([r.record() for r in sim.requests if r.sent <= now],
                               [{**p, "threads": list(p["threads"])} for p in sim.lanes.values()])
 
@@ -336,6 +346,7 @@ class Simulation:
         sim, sc, seed = self.sim, self.scenario, self.seed
         with no_gc():
             budget.run_within(sim.env, sc, self.max_events)
+            sim.arr.made_all()  # all sent by now
             lost = _replay_increments(sim, seed)
             trace = self._trace_of([r.record() for r in sim.requests], list(sim.lanes.values()))
             trace.summary = summarise(trace)
