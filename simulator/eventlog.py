@@ -8,6 +8,7 @@ mean.
 
 from __future__ import annotations
 
+import abc
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat
@@ -158,3 +159,11 @@ class EventLog(Sequence[Event]):
 
     def __repr__(self) -> str:
         return f"<EventLog of {len(self)} events>"
+
+
+if "_abc_impl" not in vars(EventLog):
+    # Compiled, the class is made without ``ABCMeta.__new__``, so it has no registry and
+    # cache of its own and ``isinstance`` would use ``Sequence``'s, where ``list`` and
+    # ``tuple`` are: ``isinstance([], EventLog)`` was True (a Trace kept a list given as
+    # its events), and what that cached could make ``isinstance([], Sequence)`` False.
+    abc._abc_init(EventLog)  # type: ignore[attr-defined]  # what ABCMeta.__new__ does

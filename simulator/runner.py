@@ -71,3 +71,37 @@ class Runner:
     def gil_granted(self) -> None:
         """This waiting thread has taken the GIL."""
         raise NotImplementedError
+
+
+class Scripted(Runner):
+    """A :class:`Runner` whose three calls are the functions it is given (each called with
+    the runner; None: nothing happens), to drive the cores or a GIL on their own.
+
+    A compiled build's cores and GIL take only a :class:`Runner` or a subclass compiled
+    with it, and interpreted code cannot subclass a compiled class: a stand-in thread made
+    in Python is one of these.
+    """
+
+    __slots__ = ("on_cpu_done", "on_preempt", "on_granted")
+
+    def __init__(self, key: str, work: float = 0.0,
+                 on_cpu_done: Callable[[Scripted], None] | None = None,
+                 on_preempt: Callable[[Scripted], None] | None = None,
+                 on_granted: Callable[[Scripted], None] | None = None) -> None:
+        super().__init__(key)
+        self.work = work
+        self.on_cpu_done = on_cpu_done
+        self.on_preempt = on_preempt
+        self.on_granted = on_granted
+
+    def cpu_done(self) -> None:
+        if self.on_cpu_done is not None:
+            self.on_cpu_done(self)
+
+    def preempt(self) -> None:
+        if self.on_preempt is not None:
+            self.on_preempt(self)
+
+    def gil_granted(self) -> None:
+        if self.on_granted is not None:
+            self.on_granted(self)

@@ -245,3 +245,17 @@ def test_streamed_chrome_trace_of_a_run_is_the_document(capsys: pytest.CaptureFi
     for piece in export.iter_chrome_trace(trace):
         buf.write(piece)
     assert buf.getvalue() == text
+
+
+def test_only_an_event_log_is_an_event_log() -> None:
+    """Compiled, the log's class has an ABC registry of its own: a list or a tuple is not
+    an EventLog (a Trace given a list of events makes it one), and asking leaves
+    ``Sequence``'s answers as they were."""
+    from collections.abc import Sequence
+
+    for _ in range(2):  # the second time from the caches
+        assert not isinstance([], EventLog) and not isinstance((), EventLog)
+        assert isinstance([], Sequence) and isinstance((), Sequence)
+        assert isinstance(EventLog(), Sequence)
+    trace = Trace(scenario={}, source="simulated", events=[Event(0.0, "req", 1, "syn", "0")])
+    assert type(trace.events) is EventLog

@@ -8,28 +8,20 @@ import statistics
 import pytest
 from wsgiscope import simulator
 from wsgiscope.simulator.core import Env
-from wsgiscope.simulator.cores import BUSY_FACTOR, Core, Cores
+from wsgiscope.simulator.cores import BUSY_FACTOR, Cores
 from wsgiscope.simulator.request import Recorder
+from wsgiscope.simulator.runner import Scripted
 
 CPU_MS = 85.0
 
 
-class Burst:
+def burst(key: str, work: float, done: dict[str, float], env: Env) -> Scripted:
     """A thread with one CPU burst (what :class:`Cores` needs of a thread)."""
 
-    def __init__(self, key: str, work: float, done: dict[str, float], env: Env) -> None:
-        self.key = key
-        self.work = work
-        self.core: Core | None = None
-        self.last_core: Core | None = None
-        self.left_at = -1.0
-        self.seat = 0
-        self.vfin = 0.0
-        self.done = done
-        self.env = env
+    def finished(th: Scripted) -> None:
+        done[th.key] = env.now
 
-    def cpu_done(self) -> None:
-        self.done[self.key] = self.env.now
+    return Scripted(key, work, on_cpu_done=finished)
 
 
 def bursts(cores: int, works: list[float], seed: int = 0) -> tuple[dict[str, float], Recorder]:
@@ -38,7 +30,7 @@ def bursts(cores: int, works: list[float], seed: int = 0) -> tuple[dict[str, flo
     machine = Cores(env, cores, 0.0, random.Random(seed), rec)
     done: dict[str, float] = {}
     for i, work in enumerate(works):
-        machine.add(Burst(f"t{i}", work, done, env))
+        machine.add(burst(f"t{i}", work, done, env))
     env.run()
     return done, rec
 
@@ -67,7 +59,7 @@ def test_a_busy_core_balances_only_every_balance_interval() -> None:
         rec = Recorder(env)
         machine = Cores(env, 2, 0.0, random.Random(seed), rec)
         done: dict[str, float] = {}
-        threads = [Burst(f"t{i}", 100.0, done, env) for i in range(4)]
+        threads = [burst(f"t{i}", 100.0, done, env) for i in range(4)]
         for th in threads[:2]:
             machine.add(th)
         # the two others have run before on core 0: with no core idle a waking thread

@@ -13,44 +13,39 @@ from wsgiscope.simulator.core import Env
 from wsgiscope.simulator.frames import spans
 from wsgiscope.simulator.gil import Gil
 from wsgiscope.simulator.request import Recorder
+from wsgiscope.simulator.runner import Scripted
 
 INTERVAL = 5.0
 WAKE = 0.01
 
 
-class Fake:
+def fake(key: str, log: list[Any], gil: Gil, hold_ms: float | None) -> Scripted:
     """A thread as the GIL sees it; logs what the GIL does to it. One that holds for
     ``hold_ms`` lets go that long after it gets the GIL (a blocking call)."""
 
-    def __init__(self, key: str, log: list[Any], gil: Gil, hold_ms: float | None) -> None:
-        self.key = key
-        self.gil_ticket = 0
-        self.gil_saved = 0
-        self.log = log
-        self.gil = gil
-        self.hold_ms = hold_ms
+    def preempt(th: Scripted) -> None:
+        log.append((round(gil.env.now, 6), "preempt", th.key))
 
-    def preempt(self) -> None:
-        self.log.append((round(self.gil.env.now, 6), "preempt", self.key))
+    def granted(th: Scripted) -> None:
+        log.append((round(gil.env.now, 6), "granted", th.key))
+        if hold_ms is not None:
+            gil.env.after(hold_ms, lambda _: gil.release(th))
 
-    def gil_granted(self) -> None:
-        self.log.append((round(self.gil.env.now, 6), "granted", self.key))
-        if self.hold_ms is not None:
-            self.gil.env.after(self.hold_ms, lambda _: self.gil.release(self))
+    return Scripted(key, on_preempt=preempt, on_granted=granted)
 
 
 def _setup(picks: list[int] | None = None, hold: dict[str, float] | None = None
-           ) -> tuple[Env, Gil, list[Any], dict[str, Fake]]:
+           ) -> tuple[Env, Gil, list[Any], dict[str, Scripted]]:
     env = Env()
     log: list[Any] = []
     order = iter(picks or [])
     gil = Gil(env, Recorder(env), "p", INTERVAL, preemptive=True, wake_ms=WAKE,
               pick=lambda n: next(order))
-    threads = {k: Fake(k, log, gil, (hold or {}).get(k)) for k in "ABCQ"}
+    threads = {k: fake(k, log, gil, (hold or {}).get(k)) for k in "ABCQ"}
     return env, gil, log, threads
 
 
-def _stop_at(t: float, gil: Gil, threads: dict[str, Fake]) -> None:
+def _stop_at(t: float, gil: Gil, threads: dict[str, Scripted]) -> None:
     """Every thread dies at ``t`` (CPU-bound threads would hand the GIL over forever)."""
     def stop(_: Any) -> None:
         for th in threads.values():
