@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import repeat
+from itertools import compress, islice, repeat
 from typing import Any, NamedTuple, overload
 
 
@@ -47,7 +47,7 @@ class EventLog(Sequence[Event]):
     rewrites them in place), so a writer may keep their bound ``append`` methods.
     """
 
-    __slots__ = ("t", "codes", "kinds", "who", "what", "ref", "_code_of")
+    __slots__ = ("t", "codes", "kinds", "who", "what", "ref", "_code_of", "_peak", "_peak_n")
 
     def __init__(self, events: Iterable[Sequence[Any]] = ()) -> None:
         self.t = array("d")
@@ -58,6 +58,11 @@ class EventLog(Sequence[Event]):
         self.what: list[Any] = []
         self.ref: list[Any] = []
         self._code_of = {k: i for i, k in enumerate(KINDS)}
+        #: :meth:`max_backlog` of the first ``_peak_n`` events (None: no backlog event among
+        #: them); events are only ever added at the end, except by slice assignment, which
+        #: starts it over. The run's :class:`~.request.Recorder` keeps it up to date.
+        self._peak: Any = None
+        self._peak_n = 0
         self.extend(events)
 
     def code(self, kind: str) -> int:
@@ -77,6 +82,10 @@ class EventLog(Sequence[Event]):
         """Add one ``(t, kind, who, what, ref)`` event at the end."""
         t, kind, who, what, ref = event
         code = self.code(kind)  # first: a bad kind leaves the log as it was
+        if self._peak_n == len(self.codes):  # keep max_backlog's memory up to date
+            self._peak_n += 1
+            if kind == "backlog" and (self._peak is None or what > self._peak):
+                self._peak = what
         self.t.append(t)
         self.codes.append(code)
         self.who.append(who)
@@ -99,6 +108,25 @@ class EventLog(Sequence[Event]):
             who_add(keep(who, who) if type(who) is str or type(who) is int else who)
             what_add(keep(what, what) if type(what) is str or type(what) is int else what)
             ref_add(keep(ref, ref) if type(ref) is str or type(ref) is int else ref)
+
+    def max_backlog(self) -> Any:
+        """The deepest accept queue: the largest ``what`` of the ``backlog`` events (0 if
+        there are none). Remembered, so only events added since the last call are read."""
+        n = len(self.codes)
+        done, peak = self._peak_n, self._peak
+        if done > n:
+            done, peak = 0, None
+        if done < n:
+            # the backlog events' places as a byte mask, in C: no loop over the events here
+            table = bytearray(256)
+            table[self.code("backlog")] = 1
+            mask = self.codes[done:].tobytes().translate(table)
+            whats: Iterable[Any] = self.what if done == 0 else islice(self.what, done, None)
+            tail = max(compress(whats, mask), default=None)
+            if tail is not None and (peak is None or tail > peak):
+                peak = tail
+            self._peak, self._peak_n = peak, n
+        return 0 if peak is None else peak
 
     def rows(self) -> Iterator[tuple[float, str, Any, Any, Any]]:
         """The events as plain ``(t, kind, who, what, ref)`` tuples, the fastest way to read
@@ -137,6 +165,7 @@ class EventLog(Sequence[Event]):
             raise TypeError("an event log is changed by slices only (log[a:b] = events)")
         rows = list(self)
         rows[i] = [tuple(e) for e in events]  # type: ignore[misc]
+        self._peak, self._peak_n = None, 0
         for column in (self.who, self.what, self.ref):
             del column[:]
         del self.t[:]

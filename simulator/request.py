@@ -80,7 +80,7 @@ class Recorder:
     the log sees every event so far.
     """
 
-    __slots__ = ("env", "_log", "_t", "_code", "_who", "_what", "_ref")
+    __slots__ = ("env", "_log", "_t", "_code", "_who", "_what", "_ref", "_peak")
 
     def __init__(self, env: Env) -> None:
         self.env = env
@@ -93,6 +93,9 @@ class Recorder:
         self._who: list[Any] = log.who
         self._what: list[Any] = log.what
         self._ref: list[Any] = log.ref
+        #: the deepest backlog among the events waiting (-1: none); the log is told at
+        #: :meth:`_flush`, so that summing up a run need not read its events again
+        self._peak = -1
 
     @property
     def events(self) -> EventLog:
@@ -105,6 +108,12 @@ class Recorder:
         """Move the times and codes waiting into the log's arrays."""
         t = self._t
         log = self._log
+        if log._peak_n == len(log.codes):  # the log's max_backlog is up to date: keep it so
+            peak = self._peak
+            if peak >= 0 and (log._peak is None or peak > log._peak):
+                log._peak = peak
+            log._peak_n += len(t)
+        self._peak = -1
         log.t.frombytes(_pack(f"{len(t)}d", *t))
         log.codes.frombytes(bytes(self._code))
         t.clear()
@@ -136,6 +145,8 @@ class Recorder:
         self._code.append(_BACKLOG)
         self._who.append("listen")
         self._what.append(depth)
+        if depth > self._peak:
+            self._peak = depth
         self._ref.append(-1)
         if len(t) >= _BATCH:
             self._flush()

@@ -261,11 +261,8 @@ def summarise(trace: Trace) -> dict[str, Any]:
         syn += r.syn_retries
     ok.sort()
     completed = len(ok)
-    log = trace.events
-    backlog = log.code("backlog")
-    max_backlog = max((what for code, what in zip(log.codes, log.what, strict=True)
-                       if code == backlog),
-                      default=0)
+    # remembered by the log as it was written: no pass over the events here
+    max_backlog = trace.events.max_backlog()
     return {
         "requests": len(reqs),
         "completed": completed,
