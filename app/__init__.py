@@ -58,12 +58,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         LAB_ENABLED=False,
         # Bounds that keep one browser's run cheap enough for a shared server.
         MAX_FRAMES=4000,
-        # The page runs scenarios of up to this many requests (the engine's limit too): the
-        # canvas draws 200k requests at full frame rate (tests/bench/bench_browser.py).
-        MAX_REQUESTS=200_000,
-        MAX_UPLOAD_BYTES=1_000_000,
-        # The event budget of one run the page asks for (simulator.budget): ~30 s, ~500 MB.
+        # The event budget of one run the page asks for (simulator.budget): a request takes
+        # 8-30 events, and an event ~0.02 ms of CPU to simulate and prepare for the page
+        # (pure Python, 2-core machine): 2 M is ~40 CPU s, within the 60 s a simulation may
+        # take (wsgiscope serve --sim-timeout) on a busy machine, and ~1 GB.
         SIM_MAX_EVENTS=2_000_000,
+        # The page runs scenarios of up to this many requests: what that budget admits, with
+        # room, of gunicorn sync -w 8 under Poisson arrivals with every cost at its default
+        # (15 events a request: 1.5 M, ~30 CPU s; a run's head projects 14-15, and one that
+        # projects past 90 % of the budget is refused before its first frame, saying how
+        # many such requests fit: app/heads.py). The canvas draws 200k at full frame rate
+        # (tests/bench/bench_browser.py, served with a longer limit and a larger budget).
+        MAX_REQUESTS=100_000,
+        MAX_UPLOAD_BYTES=1_000_000,
         SOCK_SERVER_OPTIONS={"ping_interval": 20, "max_message_size": 2_000_000},
     )
     app.config.update(config or {})

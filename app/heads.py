@@ -18,6 +18,10 @@ simulates the rest in the same engine and returns the whole run.
   checkpoints and closing lines, and the request inspector's data.
 * A small run (under :data:`HEAD_MIN_REQUESTS`), or one whose increment loops are replayed
   after the run, comes in one part, exactly as before.
+* The head is also a measure of the run's cost (:func:`check_pace`): the engine's estimate
+  before a run counts about 12 events a request, but a request takes 14 to 30; a run whose
+  head shows it would go past its event budget is refused before its first frame, in one
+  line saying how many such requests fit, rather than stopped by the budget part way.
 
 The whole run is a pure function of (scenario, seed, limits), whether or not its head was
 asked for, so the run cache keeps only whole runs.
@@ -29,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wsgiscope import simulator
+from wsgiscope.simulator.budget import BudgetError, approx
 from wsgiscope.simulator.scenario import Scenario
 from wsgiscope.simulator.trace import Trace
 
@@ -40,6 +45,12 @@ HEAD_MIN_REQUESTS = 500
 #: comes first (a few tens of milliseconds of simulation), in whole ticks.
 HEAD_REQUESTS = 250
 HEAD_EVENTS = 5_000
+#: A run whose head, projected, takes more than this share of its event budget is refused.
+#: A head is a sample of a few hundred requests: a stream's projects its whole run within
+#: about 15 % either way (most often 6 %), so the number of requests it says fit is
+#: :data:`FIT_SHARE` of what the projection allows.
+PACE_SHARE = 0.9
+FIT_SHARE = 0.8
 
 Head = Callable[[Prepared], None]
 
@@ -82,11 +93,13 @@ def produce(scenario: Scenario, seed: int | None, max_events: int | None, max_fr
     sent = run.arrivals  # known before the run; its requests are made as they are sent
     end = estimate_end(scenario, sent.sent(len(sent) - 1) if len(sent) else 0.0)
     tick = pick_tick(end, Lanes(run.partial()).frame_cap(max_frames))
-    if on_head is not None:
-        with simulator.no_gc():
-            head = _head(run, end, tick, max_frames, key)
-        if head is not None:
-            on_head(head)
+    with simulator.no_gc():
+        horizon = _play_head(run, tick, max_frames)
+    if horizon is not None:  # None: the run ended within its head, and is whole already
+        check_pace(run, horizon)
+        if on_head is not None:
+            with simulator.no_gc():
+                on_head(_head(run, end, tick, horizon, key))
     trace = run.finish()
     with simulator.no_gc():
         return prepare(trace, max_frames, key, tick_ms=tick)
@@ -106,15 +119,13 @@ def job(request: dict[str, Any], send_part: Callable[[bytes], None]) -> bytes:
                    head if request.get("head") else None).to_bytes()
 
 
-def _head(run: simulator.Simulation, end: float, tick: float, max_frames: int,
-          key: str) -> Prepared | None:
-    """Play ``run`` to the head's horizon (whole ticks) and encode what happened by then;
-    None when the run ended on the way (it is whole already)."""
+def _play_head(run: simulator.Simulation, tick: float, max_frames: int) -> float | None:
+    """Play ``run`` to the head's horizon (whole ticks) and return it; None when the run
+    ended on the way."""
     sent = run.arrivals
-    n = len(sent)
-    if not n:
+    if not len(sent):
         return None
-    reach = sent.sent(min(HEAD_REQUESTS, n - 1))
+    reach = sent.sent(min(HEAD_REQUESTS, len(sent) - 1))
     frames = 0
     while True:
         frames += 1
@@ -122,7 +133,41 @@ def _head(run: simulator.Simulation, end: float, tick: float, max_frames: int,
         if run.run_until(horizon + 1e-9):
             return None
         if horizon >= reach or run.events_run >= HEAD_EVENTS or frames >= max_frames:
-            break
+            return horizon
+
+
+def check_pace(run: simulator.Simulation, horizon: float) -> None:
+    """Refuse ``run``, played to ``horizon``, when its events so far per request sent,
+    times its requests, go past :data:`PACE_SHARE` of its event budget: a BudgetError
+    naming the workload and how many requests like these fit.
+
+    A head whose requests are mostly still waiting (a burst sent at once) cannot tell what a
+    request costs: such a run is left to the engine's own estimate and budget."""
+    sent = run.arrivals
+    n, k = len(sent), len(sent.made_until(horizon))
+    answered = sum(1 for r in sent.made if r.status)
+    if k >= n or answered * 2 < k:
+        return
+    per = run.events_run / k
+    limit = run.max_events * PACE_SHARE
+    if per * n <= limit:
+        return
+    fits = max(1, int(limit * FIT_SHARE / per))
+    step = 10 ** max(len(str(fits)) - 2, 0)
+    raise BudgetError(
+        "workload",
+        f"its first {k:,} requests took ~{per:.3g} events each (simulation steps), so all "
+        f"{n:,} would take ~{approx(per * n)}; a run here may take at most "
+        f"{approx(run.max_events)} events: send at most about {fits // step * step:,} requests "
+        "like these",
+    )
+
+
+def _head(run: simulator.Simulation, end: float, tick: float, horizon: float,
+          key: str) -> Prepared:
+    """What happened in ``run`` up to ``horizon``, encoded as the run's head."""
+    sent = run.arrivals
+    n = len(sent)
     partial = run.partial()
     paths = sent.path_names()
     lines = [line for line in head_narration(partial, n) if line[0] <= horizon + 1e-9]
