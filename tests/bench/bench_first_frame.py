@@ -12,12 +12,20 @@ no run comes from the server's cache; ``--cached`` adds a second start of the sa
 which should.
 
 A small run first warms the server up (its simulation pool starts on the first run).
-A size the page refuses (its cap on requests, or the engine's event budget) is reported
-with the server's one-line reason. Each size is measured ``--repeat`` times (min and median).
-The server is stopped at the end, whatever happens.
+A size the page refuses (its cap on requests, or the event budget) is reported with the
+server's one-line reason and how long it took to say so; a run that fails after its head
+was shown (the time limit, the engine's budget part way) is reported as such. Each size is
+measured ``--repeat`` times (min and median). The server is stopped at the end, whatever
+happens.
 
-Run: python tests/bench/bench_first_frame.py [--requests 1000,10000,50000,200000]
-     [--repeat 3] [--cached]
+``--config JSON`` serves the page with other settings (gunicorn's gevent worker and
+``served_app(config)``, as ``wsgiscope serve`` runs it, one simulation process per core),
+e.g. the budgets a 200,000-request run of this scenario needs, beyond the page's defaults
+(2 M events, 60 s, 100,000 requests): ``--config '{"MAX_REQUESTS": 200000,
+"SIM_MAX_EVENTS": 4000000, "SIM_TIMEOUT_S": 300}'``.
+
+Run: python tests/bench/bench_first_frame.py [--requests 1000,10000,50000,100000,200000]
+     [--repeat 3] [--cached] [--config JSON]
 Not part of the test suite; needs simple-websocket (installed with the test extras).
 """
 
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import socket
@@ -62,15 +71,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(limit_s: float = 60.0) -> Iterator[str]:
-    """``wsgiscope serve`` on a free loopback port, in its own process group; always stopped."""
+def serving(config: dict[str, Any] | None = None, limit_s: float = 60.0) -> Iterator[str]:
+    """``wsgiscope serve`` on a free loopback port (or, with ``config``, gunicorn serving
+    ``served_app(config)``), in its own process group; always stopped."""
     port = free_port()
+    if config is None:
+        command = [sys.executable, "-m", "wsgiscope.app.cli", "serve", "--host", "127.0.0.1",
+                   "--port", str(port)]
+    else:
+        config = {"SIM_PROCESSES": os.cpu_count() or 1, **config}
+        command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "--worker-connections",
+                   "200", "--no-control-socket", "--timeout", "600", "-b", f"127.0.0.1:{port}",
+                   f"wsgiscope.app.server:served_app({json.dumps(config)})"]
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "wsgiscope.app.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port)],
-            start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(command, start_new_session=True, stdout=log,
+                                stderr=subprocess.STDOUT)
         address = f"127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + limit_s
@@ -94,11 +109,12 @@ def serving(limit_s: float = 60.0) -> Iterator[str]:
                 proc.wait(timeout=5)
 
 
-def first_frame(address: str, n: int, seed: int, timeout_s: float
+def first_frame(address: str, n: int, seed: int, timeout_s: float, first_only: bool = False
                 ) -> tuple[float, float, float] | str:
     """Seconds from the start message to ``meta``, to the first ``frames`` and to the whole
     run (its first frames when the first ``meta`` was the whole run's, else the ``meta``
-    that replaces the head), or the server's error."""
+    that replaces the head), or the server's error: refused before anything was shown, or
+    after the head was. ``first_only``: return at the first frame (the whole run: nan)."""
     ws = simple_websocket.Client.connect(f"ws://{address}/ws")
     try:
         start = json.dumps({"op": "start", "scenario": scenario(n), "seed": seed,
@@ -120,7 +136,8 @@ def first_frame(address: str, n: int, seed: int, timeout_s: float
             kind = msg.get("type")
             now = time.perf_counter() - t0
             if kind == "error":
-                return str(msg.get("error"))
+                when = "refused in" if meta is None else "failed after its head, at"
+                return f"{when} {now:.3f} s: {msg.get('error')}"
             if kind == "meta" and meta is None:
                 meta, partial = now, bool(msg.get("partial"))
             elif kind == "meta" and msg.get("replace"):
@@ -129,6 +146,8 @@ def first_frame(address: str, n: int, seed: int, timeout_s: float
                 first = now
                 if not partial:
                     return meta, now, now
+                if first_only:
+                    return meta, now, math.nan
     finally:
         ws.close()
 
@@ -138,41 +157,64 @@ def load() -> str:
         return " ".join(fh.read().split()[:3])
 
 
+def report(n: int, got: list[tuple[float, float, float]]) -> None:
+    frames = [g[1] for g in got]
+    print(f"{n:9,} {min(frames):15.3f} / {statistics.median(frames):6.3f} "
+          f"{statistics.median(g[0] for g in got):16.3f} "
+          f"{statistics.median(g[2] for g in got):21.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", default="1000,10000,50000,200000")
+    parser.add_argument("--requests", default="1000,10000,50000,100000,200000")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per start")
     parser.add_argument("--cached", action="store_true", help="also time a cached start")
+    parser.add_argument("--config", type=json.loads, default=None,
+                        help="serve served_app(CONFIG) instead of wsgiscope serve's defaults")
+    parser.add_argument("--first-only", action="store_true",
+                        help="time up to the first frame only, each start on a server of its "
+                        "own (stopped after it, with the rest of its run): a short measurement")
     args = parser.parse_args()
     sizes = [int(x) for x in args.requests.split(",")]
     seed = int(time.time()) % 1_000_000  # fresh runs, never in the server's cache
-    print(f"load average before: {load()}")
+    print(f"load average before: {load()}; "
+          + ("wsgiscope serve" if args.config is None else f"served_app({args.config})"))
     print(f"{'requests':>9} {'first frame s (min / median)':>30} {'meta s (median)':>16} "
           f"{'whole run s (median)':>21}")
-    with serving() as address:
-        first_frame(address, 100, seed, args.timeout)  # warm up: the first run starts the pool
+    if args.first_only:
         for n in sizes:
-            got: list[tuple[float, float, float]] = []
-            refused = ""
+            got = []
             for _ in range(args.repeat):
                 seed += 1
-                res = first_frame(address, n, seed, args.timeout)
+                with serving(args.config) as address:
+                    first_frame(address, 100, seed, args.timeout)  # warm up: starts the pool
+                    res = first_frame(address, n, seed, args.timeout, first_only=True)
                 if isinstance(res, str):
-                    refused = res
+                    print(f"{n:9,}  {res}", flush=True)
                     break
                 got.append(res)
-            if refused:
-                print(f"{n:9,}  refused: {refused}", flush=True)
-                continue
-            frames = [g[1] for g in got]
-            print(f"{n:9,} {min(frames):15.3f} / {statistics.median(frames):6.3f} "
-                  f"{statistics.median(g[0] for g in got):16.3f} "
-                  f"{statistics.median(g[2] for g in got):21.3f}", flush=True)
-            if args.cached:
-                res = first_frame(address, n, seed, args.timeout)
-                if not isinstance(res, str):
-                    print(f"{'':9}  the same run again (cached): {res[1]:.3f} s", flush=True)
+            else:
+                report(n, got)
+    else:
+        with serving(args.config) as address:
+            first_frame(address, 100, seed, args.timeout)  # warm up: starts the pool
+            for n in sizes:
+                got = []
+                for _ in range(args.repeat):
+                    seed += 1
+                    res = first_frame(address, n, seed, args.timeout)
+                    if isinstance(res, str):
+                        print(f"{n:9,}  {res}", flush=True)
+                        break
+                    got.append(res)
+                else:
+                    report(n, got)
+                    if args.cached:
+                        res = first_frame(address, n, seed, args.timeout)
+                        if not isinstance(res, str):
+                            print(f"{'':9}  the same run again (cached): {res[1]:.3f} s",
+                                  flush=True)
     print(f"load average after: {load()}  ({time.strftime('%Y-%m-%d')})")
 
 
