@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from heapq import heappop, heappush
+from heapq import heappop as _heappop
+from heapq import heappush as _heappush
+from typing import Final
 
 from .core import URGENT, Env
 from .request import Recorder
@@ -42,6 +44,10 @@ from .trace import Event
 #: Linux's ``sd->busy_factor``: a busy core balances its queue against the others this
 #: many times less often than an idle one (every ``max(2, cores) * 16`` ms here).
 BUSY_FACTOR = 16
+
+# Final: a compiled build holds them in C variables (an imported name is a dict lookup)
+heappush: Final = _heappush
+heappop: Final = _heappop
 
 
 class Cores:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from .core import URGENT, Env
 from .cores import Cores
@@ -21,9 +21,10 @@ from .gil import Gil
 from .request import Recorder, Request
 from .runner import Runner
 
-CPU = 0
-IO = 1
-CALL = 2
+# Final: a compiled build inlines them (a plain module global is a dict lookup at each use)
+CPU: Final = 0
+IO: Final = 1
+CALL: Final = 2
 
 Step = tuple[int, Any, str | None]
 
@@ -127,10 +128,11 @@ class Thread(Runner):
                 if req is not None:
                     self.rec.stage(req, stage)
             if kind == CPU:
-                if amount <= 0:
+                ms: float = amount  # a compiled build: a machine float from here on
+                if ms <= 0:
                     self.i += 1
                     continue
-                work = amount * self.cpu_scale
+                work = ms * self.cpu_scale
                 self.work = work
                 if req is not None:
                     req.cpu_ms += work
@@ -147,10 +149,11 @@ class Thread(Runner):
                     gil.release(self)
                     req = self.req
                 self.i += 1
-                if amount > 0:
+                wait: float = amount
+                if wait > 0:
                     self._set("io")
                     env = self.env
-                    env.at(env.now + amount, self._io_done_cb, self.token, URGENT)
+                    env.at(env.now + wait, self._io_done_cb, self.token, URGENT)
                     return
                 continue
             # CALL: an instant action (it must not start another program on this thread,

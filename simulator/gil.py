@@ -32,13 +32,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from .core import URGENT, Env
 from .request import Recorder
 from .runner import Runner
 
 #: ``timer_at`` while :meth:`Gil._expire` runs: it schedules the next timer itself.
-_EXPIRING = float("inf")
+_EXPIRING: Final = float("inf")
 
 
 class Gil:

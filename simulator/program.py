@@ -89,11 +89,21 @@ class Programs:
             parts.append((CPU, c["error_ms"], False, "error"))
         parts.append((CPU, c["after_request_ms"], False, "after_request"))
         parts.append((CPU, c["teardown_ms"], False, "teardown"))
-        head, tail = self.head, self.tail
-        if not any(rnd for _, _, rnd, _ in parts):
-            fixed: list[Step] = [*head, *[(k, v, st) for k, v, _, st in parts], *tail]
-            return lambda: fixed
-        return lambda: [*head, *[(k, v() if r else v, st) for k, v, r, st in parts], *tail]
+        head = self.head
+        # Every request's steps are the same list but for the random durations: copy it
+        # and draw those, in order (one new tuple per draw, not one per step)
+        template: list[Step] = [*head, *[(k, None if r else v, st) for k, v, r, st in parts],
+                                *self.tail]
+        draws = [(len(head) + i, k, v, st) for i, (k, v, r, st) in enumerate(parts) if r]
+        if not draws:
+            return lambda: template
+
+        def steps() -> list[Step]:
+            out = template.copy()
+            for i, kind, draw, stage in draws:
+                out[i] = (kind, draw(), stage)
+            return out
+        return steps
 
     def _segments(self, segments: Any, stage: str) -> list[_Part]:
         parts: list[_Part] = []
