@@ -30,6 +30,9 @@ class Sim(Host, Protocol):
     listen: ListenSocket
     #: requests the server has not finished with yet (the arbiter stops when it is 0)
     outstanding: int
+    #: processes that have served a request: a fresh process's first request pays
+    #: ``costs.first_request_ms`` (a forked werkzeug child's is in ``fork_child_ms``)
+    warm: set[Process]
 
     def add_process(self, proc: Process, threads: list[Thread]) -> None:
         """Show ``proc`` and ``threads`` as lanes of the timeline."""

@@ -57,6 +57,9 @@ class Sim:
         self.outstanding = 0
         self._timeout_ms = sc.client["timeout_s"] * 1000.0
         self._rtt_ms: float = sc.machine["rtt_ms"]
+        self._first_ms: float = sc.costs["first_request_ms"]
+        #: processes that have served a request: a fresh one's first pays _first_ms
+        self.warm: set[Process] = set()
         # bound methods made once: each is scheduled or called back per request
         self._arrive_cb: Callable[[int], None] = self._arrive
         self._time_out_cb: Callable[[int], None] = self._time_out
@@ -223,6 +226,11 @@ class Sim:
             steps: list[Step] = self.head[:1]
         else:
             steps = self.programs[req.path]()
+            proc = th.proc
+            if proc not in self.warm:
+                self.warm.add(proc)
+                if self._first_ms > 0.0:  # after the request is read: the app's first use
+                    steps = steps[:1] + [(CPU, self._first_ms, "parse")] + steps[1:]
             if req.send_ms > 0:
                 # a slow client: reading its request takes as long as it takes to send it
                 recv_ms = self.costs["recv_ms"] + req.send_ms

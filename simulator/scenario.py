@@ -79,13 +79,13 @@ MACHINE: dict[str, tuple[Any, Any]] = {
     "syn_schedule": ("linear", choice("linear", "exponential")),
     # Loopback round trip: SYN -> SYN-ACK -> ACK. The accept queue is checked twice: when
     # the SYN arrives (full: dropped) and when the final ACK arrives (full: ACK dropped).
-    "rtt_ms": (0.05, number(0, 1000)),
+    "rtt_ms": (0.025, number(0, 1000)),
     # Kernel timers (retransmits) fire on jiffies: 4 ms at Debian's HZ=250; 0 = exact.
     "timer_tick_ms": (4.0, number(0, 100)),
     "rto_min_ms": (200.0, number(1, 10_000)),  # TCP_RTO_MIN: first data retransmit
     "synack_retries": (5, number(0, 20, True)),  # net.ipv4.tcp_synack_retries
     # Direct plus cache cost of switching a core between threads of different processes.
-    "context_switch_ms": (0.005, number(0, 10)),
+    "context_switch_ms": (0.004, number(0, 10)),
     # CPU-bound slowdown of free-threaded CPython (gil: false) against the default build.
     "nogil_slowdown": (1.1, number(1, 5)),
     # Where the interpreter may switch threads (simulator/races.py): before 3.10 at almost
@@ -95,45 +95,56 @@ MACHINE: dict[str, tuple[Any, Any]] = {
 
 #: Per-request overheads of the server and Flask, in ms. CPU costs need the GIL and a core;
 #: ``recv_ms`` and ``write_ms`` are blocking socket calls that release the GIL.
+#: The defaults are measured, not guessed: ``wsgiscope calibrate`` (app/lab/calibrate.py
+#: says how it times each one) run four times on a quiet 2-core machine, the median of the
+#: four (2026-11-21: Linux 6.18, CPython 3.11.7, Flask 3.1.3, werkzeug 3.1.8, gunicorn
+#: 27.0.1); so are ``machine.rtt_ms`` and ``machine.context_switch_ms``. Run
+#: ``wsgiscope calibrate`` to get this machine's figures as a scenario's ``costs``.
 COSTS: dict[str, tuple[Any, Any]] = {
-    "accept_ms": (0.03, number(0, 10_000)),
+    "accept_ms": (0.013, number(0, 10_000)),
     # A thread asleep in select/epoll on the listener: from a connection's arrival to the
     # thread running (a seeded jitter around it; more when every core is busy).
-    "wakeup_ms": (0.03, number(0, 10_000)),
-    "thread_start_ms": (0.08, number(0, 10_000)),
+    "wakeup_ms": (0.24, number(0, 10_000)),
+    "thread_start_ms": (0.23, number(0, 10_000)),
     # A new thread's bootstrap (threading's _bootstrap_inner) before it runs its target: the
     # new thread takes the GIL first (werkzeug threaded=True starts one per connection).
-    # (measured by calibrate: the new thread's CPU clock at the start of its run(), 0.04 ms)
-    "thread_boot_ms": (0.04, number(0, 10_000)),
-    "fork_ms": (2.0, number(0, 10_000)),
+    # (calibrate: the new thread's CPU clock at the start of its run(), 0.07-0.11 ms)
+    "thread_boot_ms": (0.09, number(0, 10_000)),
+    "fork_ms": (3.7, number(0, 10_000)),
     # A forked child's extra CPU on its request, over what a thread spends: copy-on-write
     # faults on every page its Python code touches for the first time (refcounts write to
-    # shared objects). Measured: a werkzeug processes=4 child's request costs 6.0-8.4 ms of
-    # CPU against 1.1-2.4 ms for a threaded=True request (thread CPU time, records of the
-    # lab's app, 10 requests each).
-    "fork_child_ms": (5.0, number(0, 10_000)),
+    # shared objects). calibrate: a werkzeug processes=4 child's request against a
+    # threaded=True request's, thread CPU time, 3.5-4.2 ms more.
+    "fork_child_ms": (3.8, number(0, 10_000)),
     # gunicorn: from a worker's exit to the arbiter reaping it (the exiting interpreter's
     # teardown, then SIGCHLD wakes the arbiter); servers/gunicorn.py says how it was measured.
     "reap_ms": (40.0, number(0, 60_000)),
-    "recv_ms": (0.02, number(0, 10_000)),
-    "parse_ms": (0.15, number(0, 10_000)),
-    "context_ms": (0.03, number(0, 10_000)),
-    "match_ms": (0.02, number(0, 10_000)),
-    "before_request_ms": (0.01, number(0, 10_000)),
-    "after_request_ms": (0.04, number(0, 10_000)),
-    "teardown_ms": (0.01, number(0, 10_000)),
+    # A fresh process's first request (a gunicorn worker's, werkzeug's server's) costs this
+    # much more CPU than the ones after it: modules imported on first use, werkzeug's URL map
+    # compiled at its first match, the adaptive interpreter's first runs of each function,
+    # copy-on-write faults in a forked worker. calibrate: a fresh gunicorn sync worker's
+    # and werkzeug's first request's CPU less a later one's. (A werkzeug processes=N child
+    # is always fresh: fork_child_ms, measured the same way, already holds it.)
+    "first_request_ms": (2.6, number(0, 10_000)),
+    "recv_ms": (0.11, number(0, 10_000)),
+    "parse_ms": (0.28, number(0, 10_000)),
+    "context_ms": (0.14, number(0, 10_000)),
+    "match_ms": (0.073, number(0, 10_000)),
+    "before_request_ms": (0.031, number(0, 10_000)),
+    "after_request_ms": (0.062, number(0, 10_000)),
+    "teardown_ms": (0.11, number(0, 10_000)),
     # Flask handling an exception: handle_user_exception / handle_exception, an
     # errorhandler, logging an unhandled one's traceback.
-    "error_ms": (0.1, number(0, 10_000)),
-    # One bytecode instruction of an `increment` loop (about 5 ns in CPython 3.11).
-    "instruction_ms": (0.000005, number(0, 10)),
-    "write_ms": (0.05, number(0, 10_000)),
+    "error_ms": (0.59, number(0, 10_000)),
+    # One bytecode instruction of an `increment` loop (about 7 ns in CPython 3.11).
+    "instruction_ms": (0.0000069, number(0, 10)),
+    "write_ms": (0.23, number(0, 10_000)),
     # After the last write, Python code runs before the connection is shut down (werkzeug:
     # the drain's selector.close(), finish(), shutdown_request; gunicorn: resp.close(),
     # post_request, util.close): it needs the GIL, so with a CPU-bound thread in the same
     # process the client's response ends only once this thread gets the GIL back.
-    # (measured by calibrate on a loopback connection: 0.04 ms)
-    "close_ms": (0.04, number(0, 10_000)),
+    # (calibrate, on a loopback connection: 0.03-0.04 ms)
+    "close_ms": (0.034, number(0, 10_000)),
     # werkzeug only: after the response, serving.py waits up to 10 ms (select timeout 0.01)
     # for leftover request data before it closes the connection.
     "werkzeug_drain_ms": (10.0, number(0, 10_000)),
@@ -141,10 +152,10 @@ COSTS: dict[str, tuple[Any, Any]] = {
     # the pool; the pool thread's done-callback queues finish_request for the main thread;
     # the main thread runs it (shuts the connection, waits for the client's close, closes:
     # this cost before the wait and again after it).
-    "gthread_submit_ms": (0.02, number(0, 10_000)),
-    "gthread_handle_ms": (0.03, number(0, 10_000)),
-    "gthread_defer_ms": (0.01, number(0, 10_000)),
-    "gthread_finish_ms": (0.03, number(0, 10_000)),
+    "gthread_submit_ms": (0.045, number(0, 10_000)),
+    "gthread_handle_ms": (0.059, number(0, 10_000)),
+    "gthread_defer_ms": (0.0062, number(0, 10_000)),
+    "gthread_finish_ms": (0.055, number(0, 10_000)),
 }
 
 CLIENT: dict[str, tuple[Any, Any]] = {

@@ -16,6 +16,9 @@ server so nothing waits for anything else):
   starting in the forked child. ``fork_child_ms``: the CPU time (the handler thread's own
   clock) of such a child's request less that of the same request on ``threaded=True``:
   the copy-on-write faults of a fresh child.
+* ``first_request_ms``: a fresh server's first request's CPU less a later one's (the
+  median of werkzeug ``threaded=True``'s and a fresh gunicorn sync worker's); the first
+  three requests of each server are left out of every other figure.
 * ``recv_ms``, ``parse_ms``, ``context_ms``, ``match_ms``, ``before_request_ms``,
   ``after_request_ms``, ``teardown_ms``: the lifecycle stages recorded by the instrumented
   app on werkzeug (request line read; headers parsed and environ built; contexts pushed;
@@ -102,8 +105,12 @@ def _scenario(server: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _records(server: dict[str, Any], name: str) -> list[dict[str, Any]]:
     recs, _all, _driver = _run(_scenario(server, name))
-    # The first requests pay one-off costs (imports, caches): leave them out.
-    return recs[3:]
+    return recs
+
+
+def _first_extra_ms(recs: list[dict[str, Any]], steady: list[dict[str, Any]]) -> float:
+    """How much more CPU a fresh process's first request took than its later ones."""
+    return float(recs[0]["cpu"]) - _median([r["cpu"] for r in steady if "cpu" in r])
 
 
 def _run(
@@ -217,11 +224,14 @@ def calibrate(progress: Progress | None = None) -> dict[str, Any]:
     report = progress or (lambda _f, _m: None)
     loadavg_before = loadavg()
     report(0.0, "werkzeug, threaded")
-    threaded = _records({"kind": "werkzeug", "threaded": True}, "werkzeug threaded")
+    threaded_all = _records({"kind": "werkzeug", "threaded": True}, "werkzeug threaded")
+    # The first requests pay one-off costs (imports, caches): first_request_ms, and left
+    # out of every other figure.
+    threaded = threaded_all[3:]
     report(0.3, "werkzeug, processes=2")
     forking = _records(
         {"kind": "werkzeug", "threaded": False, "processes": 2}, "werkzeug processes=2"
-    )
+    )[3:]
     report(0.45, "gunicorn sync")
     sync_all, _every, sync_driver = _run(
         _scenario({"kind": "gunicorn", "worker_class": "sync", "workers": 1}, "gunicorn sync")
@@ -245,6 +255,8 @@ def calibrate(progress: Progress | None = None) -> dict[str, Any]:
         # a forked child's request costs more CPU than a thread's: copy-on-write faults
         "fork_child_ms": max(0.0, round(_median([r["cpu"] for r in forking if "cpu" in r])
                                         - _median([r["cpu"] for r in threaded if "cpu" in r]), 3)),
+        "first_request_ms": max(0.0, round(_median([_first_extra_ms(threaded_all, threaded),
+                                                    _first_extra_ms(sync_all, sync)]), 3)),
         "recv_ms": _span(threaded, "handle", "parse_start"),
         "parse_ms": _span(threaded, "parse_start", "app_start"),
         "context_ms": _span(threaded, "app_start", "match_start"),

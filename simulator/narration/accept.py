@@ -146,6 +146,12 @@ class Accept(Rule):
                 "a greenlet is running Python code without yielding, so the worker's event loop "
                 "cannot run its accept"
             )
+        if acceptor_in_start and not story.gil:
+            return (
+                f"the thread that accepts connections ({acceptor}) is still in Thread.start() "
+                "for the connection ahead of it: start() returns only once the new thread has "
+                "begun running"
+            )
         if acceptor_in_start:
             return (
                 f"the thread that accepts connections ({acceptor}) is still in Thread.start() "

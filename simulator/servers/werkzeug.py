@@ -115,6 +115,7 @@ class WerkzeugForking(Server):
             def fork(_: Thread) -> None:
                 name = slots.take()
                 child = Process(sim, name, f"forked child {name}")
+                sim.warm.add(child)  # its first request's extra is fork_child_ms
                 cth = Thread(sim, child, f"{name}/main")
                 sim.add_process(child, [cth])
                 children["alive"] += 1

@@ -6,6 +6,7 @@ import collections
 
 import pytest
 from wsgiscope import simulator
+from wsgiscope.simulator.scenario import COSTS
 
 SEEDS = range(40)
 
@@ -36,17 +37,21 @@ def test_a_sleeping_worker_runs_only_after_its_wake_up() -> None:
     })
     first, second = trace.requests
     queued = [e.t for e in trace.events if e.kind == "req" and e.what == "backlog"]
+    accept_ms = COSTS["accept_ms"][0]
     # asleep in select(): half to several times wakeup_ms before it accepts
-    assert 0.5 <= first.accepted_ms - queued[0] - 0.03 <= 5
+    assert 0.5 <= first.accepted_ms - queued[0] - accept_ms <= 5
     # the same worker, back from its first request with a connection queued: at once
-    assert second.accepted_ms == pytest.approx(first.finished_ms + 0.03, abs=1e-6)
+    assert second.accepted_ms == pytest.approx(first.finished_ms + accept_ms, abs=1e-6)
 
 
-def test_gthread_bursts_split_unevenly_and_some_take_an_extra_wave() -> None:
+def test_gthread_bursts_split_unevenly() -> None:
     """gthread -w 2 --threads 4, ten 1 s requests at once: an even split serves them in two
     waves (4 + 1 per worker). The main thread that has just accepted loops back and accepts
     again before the other worker's main thread wakes, so splits of 7-3 or worse are
-    common, and 9-1 (a third wave, 3 s) happens far more often than a fair coin's 2 %."""
+    common. Measured (2026-11-21, 2 cores, gunicorn 27.0.1, `wsgiscope compare` of this
+    scenario, 10 runs): the busier worker took 5, 6, 6, 6, 6, 6, 7, 7, 8, 8 (a fair coin
+    gives 7 or more a third of the time). A worker that takes 9 leaves one request for a
+    third wave."""
     shares = []
     waves = []
     for seed in SEEDS:
@@ -54,17 +59,23 @@ def test_gthread_bursts_split_unevenly_and_some_take_an_extra_wave() -> None:
                     seed)
         shares.append(larger_share(trace))
         waves.append(round(max(r.finished_ms for r in trace.requests) / 1000))
-    assert sum(s >= 7 for s in shares) >= 0.25 * len(SEEDS), shares
-    assert waves.count(3) >= 3, waves
+    assert 0.25 * len(SEEDS) <= sum(s >= 7 for s in shares) <= 0.6 * len(SEEDS), shares
+    assert min(shares) == 5 and max(shares) >= 8, shares
     assert all((w == 3) == (s >= 9) for s, w in zip(shares, waves, strict=True))
 
 
 def test_sync_short_requests_split_unevenly() -> None:
-    """sync -w 2, ten short requests half a millisecond apart: each worker is asleep or
-    just done when the next connection comes, so which one takes it is a race every time."""
-    shares = [larger_share(run({"workers": 2}, [{"cpu_ms": 0.05}], seed, spacing_ms=0.5))
+    """sync -w 2, ten short requests 2 ms apart (each takes a worker about 1.3 ms): each
+    worker is asleep or just done when the next connection comes, so which one takes it
+    is a race every time. Measured (2026-11-21, `wsgiscope compare` of this scenario,
+    10 runs): the busier worker took 5, 5, 5, 6, 6, 6, 7, 7, 7, 7."""
+    shares = [larger_share(run({"workers": 2}, [{"cpu_ms": 0.05}], seed, spacing_ms=2))
               for seed in SEEDS]
-    assert sum(s >= 7 for s in shares) >= 0.25 * len(SEEDS), shares
+    # not a strict alternation: every measured split happens, and 7-3 or worse often
+    # enough that 4 of 10 runs is a likely draw (at least 15 % of seeds: below that, 4 or
+    # more in 10 comes less than one time in twenty)
+    assert {5, 6, 7} <= set(shares), shares
+    assert sum(s >= 7 for s in shares) >= 0.15 * len(SEEDS), shares
 
 
 def test_sync_staircase_still_holds() -> None:

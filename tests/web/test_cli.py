@@ -13,6 +13,7 @@ import pytest
 from wsgiscope.app.cli import main
 from wsgiscope.app.commands.common import load_scenario_arg, merge_profile
 from wsgiscope.simulator import presets
+from wsgiscope.simulator.scenario import COSTS
 
 SCENARIO = {
     "name": "Three users, one thread",
@@ -133,7 +134,7 @@ def test_profile_overrides_machine_and_costs(
     slow = json.loads(out)
     # ten requests each parse 50 ms more, one after another
     assert slow["summary"]["makespan_ms"] == pytest.approx(
-        plain["summary"]["makespan_ms"] + 10 * (50 - 0.15), abs=1.0
+        plain["summary"]["makespan_ms"] + 10 * (50 - COSTS["parse_ms"][0]), abs=1.0
     )
     code, out, _ = run(capsys, "simulate", "dev-single-thread", "--profile", str(profile))
     assert "· 1 core ·" in out
