@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:  # imported where it is used: a lab server's hooks import this package,
+    from flask import Flask  # and a gunicorn arbiter must not load Flask for its workers
 
 _HERE = Path(__file__).resolve().parent
 
@@ -45,6 +46,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     :mod:`.security` (allowed hosts, same origin, the lab's token ``LAB_TOKEN``) are always
     on; a token is generated when none is given.
     """
+    from flask import Flask
+
     app = Flask(
         __name__,
         template_folder=str(asset_dir("templates")),

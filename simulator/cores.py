@@ -38,7 +38,7 @@ from typing import Final
 
 from .core import URGENT, Env
 from .request import Recorder
-from .runner import Core, Runner
+from .runner import Below, Core, Runner
 from .trace import Event
 
 #: Linux's ``sd->busy_factor``: a busy core balances its queue against the others this
@@ -53,8 +53,8 @@ heappop: Final = _heappop
 class Cores:
     """The machine's ``cores``, each with its run queue (see the module docstring)."""
 
-    __slots__ = ("env", "rec", "core", "cores", "switch_ms", "rng", "balance_ms", "n", "idle",
-                 "_seat", "_balance_token", "_balancing", "_fire_cb")
+    __slots__ = ("env", "rec", "core", "cores", "switch_ms", "rng", "draw", "balance_ms", "n",
+                 "idle", "_seat", "_balance_token", "_balancing", "_fire_cb")
 
     def __init__(self, env: Env, cores: int, context_switch_ms: float,
                  rng: random.Random, rec: Recorder | None = None) -> None:
@@ -64,6 +64,8 @@ class Cores:
         self.cores = cores
         self.switch_ms = context_switch_ms
         self.rng = rng
+        #: ``rng.randrange``, compiled when the build is
+        self.draw = Below(rng)
         self.balance_ms = float(max(2, cores) * BUSY_FACTOR)
         self.n = 0  # threads on cores
         self.idle = cores  # cores with nothing to run
@@ -200,7 +202,7 @@ class Cores:
             # No idle core: the kernel wakes it on its waker's core or its own previous
             # one, whichever wake_affine prefers, without comparing queue lengths; the
             # waker is not modelled, so the core is a seeded draw.
-            c = self.core[self.rng.randrange(self.cores)]
+            c = self.core[self.draw(self.cores)]
         else:
             c = self._shortest()
         if not c.run:  # inlined for speed: an idle core starts a new busy period
@@ -254,11 +256,11 @@ class Cores:
     def _shortest(self) -> Core:
         best = min(len(x.run) for x in self.core)
         ties = [x for x in self.core if len(x.run) == best]
-        return ties[self.rng.randrange(len(ties))] if len(ties) > 1 else ties[0]
+        return ties[self.draw(len(ties))] if len(ties) > 1 else ties[0]
 
     def _move(self, src: Core, dst: Core) -> None:
         """Migrate one thread (a seeded pick) from ``src`` to ``dst``."""
-        th = src.run[self.rng.randrange(len(src.run))] if len(src.run) > 1 else src.run[0]
+        th = src.run[self.draw(len(src.run))] if len(src.run) > 1 else src.run[0]
         self._sync(src)
         self._sync(dst)
         self._leave(src, th)

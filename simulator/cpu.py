@@ -19,7 +19,7 @@ from .core import URGENT, Env
 from .cores import Cores
 from .gil import Gil
 from .request import Recorder, Request
-from .runner import Runner
+from .runner import Below, Runner
 
 # Final: a compiled build inlines them (a plain module global is a dict lookup at each use)
 CPU: Final = 0
@@ -55,7 +55,7 @@ class Process:
             # A thread signalled for the GIL runs a context switch later; which waiter a
             # signal wakes is the run's (seeded) draw.
             self.gil = Gil(sim.env, sim.rec, key, m["switch_interval_ms"], preemptive=True,
-                           wake_ms=m["context_switch_ms"], pick=sim.rng.randrange)
+                           wake_ms=m["context_switch_ms"], pick=Below(sim.rng))
         else:
             self.gil = None
         self.globals: dict[str, int] = {}

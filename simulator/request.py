@@ -10,7 +10,7 @@ from __future__ import annotations
 from struct import pack as _pack
 from typing import Any, Final
 
-from .core import Env
+from .core import COMPILED, Env
 from .eventlog import KINDS, EventLog
 from .trace import RequestRecord
 
@@ -80,7 +80,8 @@ class Recorder:
     the log sees every event so far.
     """
 
-    __slots__ = ("env", "_log", "_t", "_code", "_who", "_what", "_ref", "_peak")
+    __slots__ = ("env", "_log", "_t", "_code", "_who", "_what", "_ref", "_peak", "_now",
+                 "_now_obj")
 
     def __init__(self, env: Env) -> None:
         self.env = env
@@ -96,6 +97,10 @@ class Recorder:
         #: the deepest backlog among the events waiting (-1: none); the log is told at
         #: :meth:`_flush`, so that summing up a run need not read its events again
         self._peak = -1
+        #: the clock's time as a float object, made again only when the time has changed
+        #: (:meth:`_time`)
+        self._now = _NAN
+        self._now_obj: Any = None
 
     @property
     def events(self) -> EventLog:
@@ -119,9 +124,19 @@ class Recorder:
         t.clear()
         self._code.clear()
 
+    def _time(self) -> Any:
+        """The clock's time as an object. A compiled build keeps ``env.now`` as a machine
+        float and would make a new float object for each event; most events come at the
+        same time as the one before (83 % in the M/M/8 benchmark), and share its object."""
+        now = self.env.now
+        if now != self._now:
+            self._now = now
+            self._now_obj = now
+        return self._now_obj
+
     def thread(self, key: str, state: str, req: Request | None) -> None:
         t = self._t
-        t.append(self.env.now)
+        t.append(self._time() if _BOX_ONCE else self.env.now)
         self._code.append(_THREAD)
         self._who.append(key)
         self._what.append(state)
@@ -131,7 +146,7 @@ class Recorder:
 
     def gil(self, proc: str, holder: str) -> None:
         t = self._t
-        t.append(self.env.now)
+        t.append(self._time() if _BOX_ONCE else self.env.now)
         self._code.append(_GIL)
         self._who.append(proc)
         self._what.append(holder)
@@ -141,7 +156,7 @@ class Recorder:
 
     def backlog(self, depth: int) -> None:
         t = self._t
-        t.append(self.env.now)
+        t.append(self._time() if _BOX_ONCE else self.env.now)
         self._code.append(_BACKLOG)
         self._who.append("listen")
         self._what.append(depth)
@@ -153,7 +168,7 @@ class Recorder:
 
     def req(self, req: Request, phase: str, detail: str = "") -> None:
         t = self._t
-        t.append(self.env.now)
+        t.append(self._time() if _BOX_ONCE else self.env.now)
         self._code.append(_REQ)
         self._who.append(req.log_id)
         self._what.append(phase)
@@ -163,7 +178,7 @@ class Recorder:
 
     def stage(self, req: Request, stage: str) -> None:
         t = self._t
-        t.append(self.env.now)
+        t.append(self._time() if _BOX_ONCE else self.env.now)
         self._code.append(_REQ)
         self._who.append(req.log_id)
         self._what.append("stage")
@@ -173,7 +188,7 @@ class Recorder:
 
     def worker(self, key: str, what: str, detail: str) -> None:
         t = self._t
-        t.append(self.env.now)
+        t.append(self._time() if _BOX_ONCE else self.env.now)
         self._code.append(_WORKER)
         self._who.append(key)
         self._what.append(what)
@@ -182,6 +197,10 @@ class Recorder:
             self._flush()
 
 
+#: Compiled, each event's time is boxed once per distinct time (:meth:`Recorder._time`);
+#: pure Python already holds the clock's float object and just appends it.
+_BOX_ONCE: Final = COMPILED
+_NAN: Final = float("nan")
 #: Times and codes wait in lists this long before they go into the log's arrays.
 _BATCH: Final = 4096
 #: The codes of :data:`~.eventlog.KINDS`, as constants (a compiled build inlines them).

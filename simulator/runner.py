@@ -9,6 +9,7 @@ natively (a protocol's attributes are looked up by name at every use).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -105,3 +106,31 @@ class Scripted(Runner):
     def gil_granted(self) -> None:
         if self.on_granted is not None:
             self.on_granted(self)
+
+
+class Below:
+    """``rng.randrange(n)`` for an ``n > 0``, the same number drawn the same way, as compiled
+    code when the build is (``random.py`` is interpreted: about a microsecond a draw, and
+    the GIL, the cores and the listener draw at most wake-ups).
+
+    That way is ``Random._randbelow_with_getrandbits`` (CPython 3.11 to 3.13): ``getrandbits``
+    of ``n``'s bit length until the number is below ``n``. A generator that draws another way
+    (a subclass with its own ``random()`` and no ``getrandbits``) is asked itself.
+    """
+
+    __slots__ = ("rng", "same")
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.same = getattr(type(rng), "_randbelow", None) is getattr(
+            random.Random, "_randbelow_with_getrandbits", False)
+
+    def __call__(self, n: int) -> int:
+        rng = self.rng
+        if not self.same or n <= 0:
+            return rng.randrange(n)  # (and its error for an empty range)
+        k = n.bit_length()
+        r = rng.getrandbits(k)
+        while r >= n:
+            r = rng.getrandbits(k)
+        return r

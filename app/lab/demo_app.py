@@ -35,9 +35,8 @@ from flask import Flask, Response, g, request
 from flask.ctx import RequestContext
 
 from . import flask_hooks
+from .recorder import ENVIRON_KEY as ENVIRON_KEY
 from .recorder import now_ms, thread_cpu_ms
-
-ENVIRON_KEY = "wsgiscope.lab"
 
 #: State shared by every request of a process: the thing ``set_global`` teaches about.
 GLOBALS: dict[str, Any] = {}

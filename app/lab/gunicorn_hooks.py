@@ -25,9 +25,14 @@ import threading
 from collections import deque
 from typing import Any
 
-from wsgiscope.app.lab.demo_app import ENVIRON_KEY
 from wsgiscope.app.lab.launcher import die_with_parent
-from wsgiscope.app.lab.recorder import RecordSink, load_config, now_ms, thread_cpu_ms
+from wsgiscope.app.lab.recorder import (
+    ENVIRON_KEY,
+    RecordSink,
+    load_config,
+    now_ms,
+    thread_cpu_ms,
+)
 
 _cfg = load_config()
 _sink = RecordSink(_cfg["record_dir"])

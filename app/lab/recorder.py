@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+#: Where the app keeps a request's record in its WSGI environ (the server hooks read it).
+ENVIRON_KEY = "wsgiscope.lab"
+
 ENV_CONFIG = "WSGISCOPE_LAB_CONFIG"
 
 

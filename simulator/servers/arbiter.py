@@ -29,18 +29,17 @@ A second timeout after SIGABRT gets SIGKILL: the worker dies at once.
 the arbiter does it: the exit's SIGCHLD wakes the arbiter, which reaps it
 (``costs.reap_ms`` after the exit, mostly the exiting interpreter's teardown); its
 ``manage_workers`` forks a new worker (``costs.fork_ms``); the new worker imports the app
-and starts accepting (``server.boot_ms``). Measured here (gunicorn 27.0.1, CPython 3.11,
-a one-route Flask app, ``gunicorn --no-control-socket -w 1 --max-requests 1`` on 127.0.0.1;
-server hooks log CLOCK_MONOTONIC at ``worker_exit``, ``child_exit`` (reaped),
-``post_fork`` and ``post_worker_init`` (app loaded), the app returns the time it handled
-the request; a client sends the next request as soon as it has read a response; runs of
-15-20 recycles on this shared 2-core machine). At load average ~3: response to reaped
-min 45 ms (median 92), reaped to forked 2-3 ms, forked to app loaded min 97 ms (median
-199), app loaded to the next request handled 2-3 ms: response to the next request handled
-min 151 ms, median 308 ms. At load average ~10 every part was 3-4 times longer (median
-788 ms in all). The defaults take a quiet machine's figures (reap about 40 ms, fork to
-app loaded about 70 ms, then 2-3 ms to accept): reap 40 ms, fork 2 ms, boot 80 ms,
-about 120 ms from exit to accepting.
+and starts accepting (``server.boot_ms``). Measured here by ``wsgiscope calibrate``
+(gunicorn 27.0.1, CPython 3.11, Flask 3.1, the lab's one-file Flask app,
+``gunicorn --no-control-socket -w 1 --max-requests 1`` on 127.0.0.1; server hooks log
+CLOCK_MONOTONIC at ``worker_exit``, ``child_exit`` (reaped), ``post_fork`` and
+``post_worker_init`` (app loaded), and the next connection accepted; six recycles a run,
+seven runs on a quiet 2-core machine, 2026-11-21): reaped 60-92 ms after the exit (median
+77), forked 3.5-4.9 ms later, the app imported 128-144 ms after the fork (Flask and the
+app, in the worker: the arbiter does not import the app unless ``--preload``), then
+0.3 ms to accept: about 210 ms from exit to accepting. (With Flask already imported in
+the arbiter, as ``--preload`` would do, the import takes 5-8 ms.) The defaults are those
+medians: reap 77 ms, fork 3.7 ms, boot 130 ms; an app that imports more boots slower.
 """
 
 from __future__ import annotations

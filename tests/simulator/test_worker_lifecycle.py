@@ -101,8 +101,8 @@ def recycled(costs: dict[str, float] | None = None, **server: float) -> simulato
 
 
 def test_a_recycled_worker_is_replaced_as_measured() -> None:
-    """Exit, reap (40 ms), fork (3.7 ms), import the app (80 ms): about 120 ms without a
-    worker, as measured here (gunicorn 27, --max-requests 1), not the old 250 ms."""
+    """Exit, reap (77 ms), fork (3.7 ms), import Flask and the app (130 ms): about 210 ms
+    without a worker, as measured here (gunicorn 27, --max-requests 1)."""
     trace = recycled()
     first, second, _ = trace.requests
     gap = second.accepted_ms - first.finished_ms
