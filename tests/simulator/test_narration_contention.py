@@ -53,9 +53,11 @@ def test_a_killed_gevent_worker_and_its_replacement_are_told() -> None:
                      {"at_ms": 100, "count": 1, "path": "/ping"}],
     })
     assert "gets no response at all" in text
-    gap = COSTS["reap_ms"][0] + COSTS["fork_ms"][0] + GUNICORN["boot_ms"][0]
-    assert re.search(rf"worker w1's replacement starts accepting {gap:.1f} ms after the old one "
-                     r"left: SIGCHLD woke the arbiter", text), text
+    told_gap = re.search(r"worker w1's replacement starts accepting ([\d.]+) ms after the old "
+                         r"one left: SIGCHLD woke the arbiter", text)
+    assert told_gap, text
+    typical = COSTS["reap_ms"][0] + COSTS["fork_ms"][0] + GUNICORN["boot_ms"][0]
+    assert 0.75 * typical <= float(told_gap.group(1)) <= 3 * typical
 
 
 HOGS_AND_QUICK = {

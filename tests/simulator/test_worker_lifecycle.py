@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 from wsgiscope import simulator
 from wsgiscope.simulator.scenario import COSTS, GUNICORN
@@ -91,34 +93,49 @@ def test_a_second_timeout_after_sigabrt_is_sigkill() -> None:
     assert later.finished_ms == pytest.approx(kills[1][0])
 
 
-def recycled(costs: dict[str, float] | None = None, **server: float) -> simulator.Trace:
+def recycled(costs: dict[str, float] | None = None, seed: int = 1,
+             **server: float) -> simulator.Trace:
     return simulator.run({
         "server": {"kind": "gunicorn", "workers": 1, "max_requests": 1, **server},
         "costs": costs or {},
         "endpoints": {"/a": [{"io_ms": 10}]},
         "workload": [{"count": 3, "path": "/a"}],
+        "seed": seed,
     })
 
 
-def test_a_recycled_worker_is_replaced_as_measured() -> None:
-    """Exit, reap (77 ms), fork (3.7 ms), import Flask and the app (130 ms): about 210 ms
-    without a worker, as measured here (gunicorn 27, --max-requests 1)."""
-    trace = recycled()
+def replacement(trace: simulator.Trace) -> tuple[float, float, float]:
+    """The first replacement's exit -> fork (reap and fork), fork -> ready (boot), and the
+    old worker's response -> the next accept."""
     first, second, _ = trace.requests
-    gap = second.accepted_ms - first.finished_ms
-    reap, fork = COSTS["reap_ms"][0], COSTS["fork_ms"][0]
-    boot = GUNICORN["boot_ms"][0]
-    assert reap + fork + boot <= gap <= reap + fork + boot + 1  # and wake-up, accept()
     events = worker_events(trace)
     exit_t = next(t for t, _, what in events if what == "exit")
     boot_t = next(t for t, _, what in events if what == "boot")
     ready_t = next(t for t, _, what in events if what == "ready")
     assert exit_t == pytest.approx(first.finished_ms)
-    assert boot_t - exit_t == pytest.approx(reap + fork)
-    assert ready_t - boot_t == pytest.approx(boot)
+    gap = second.accepted_ms - first.finished_ms
+    assert ready_t - exit_t <= gap <= ready_t - exit_t + 1  # and wake-up, accept()
+    return boot_t - exit_t, ready_t - boot_t, gap
+
+
+def test_a_recycled_worker_is_replaced_as_measured() -> None:
+    """Exit, reap (77 ms), fork (3.7 ms), import Flask and the app (130 ms): about 210 ms
+    without a worker, as measured here (gunicorn 27, --max-requests 1): single recycles
+    took 169-282 ms (reap 48-112, boot 103-217), so each one's reap and boot vary."""
+    reap, fork = COSTS["reap_ms"][0], COSTS["fork_ms"][0]
+    boot = GUNICORN["boot_ms"][0]
+    got = [replacement(recycled(seed=seed)) for seed in range(40)]
+    reaps = [r - fork for r, _, _ in got]
+    boots = [b for _, b, _ in got]
+    gaps = [g for _, _, g in got]
+    for typical, drawn in ((reap, reaps), (boot, boots)):
+        assert min(drawn) >= 0.75 * typical
+        assert 0.85 * typical <= statistics.mean(drawn) <= 1.15 * typical
+        assert max(drawn) >= 1.3 * typical  # a tail, as measured
+    assert 150 <= statistics.median(gaps) <= 260
+    assert replacement(recycled(seed=7)) == replacement(recycled(seed=7))
 
 
 def test_the_replacement_gap_comes_from_the_scenario() -> None:
-    trace = recycled({"reap_ms": 10, "fork_ms": 1}, boot_ms=20)
-    first, second, _ = trace.requests
-    assert 31 <= second.accepted_ms - first.finished_ms <= 32
+    reap_fork, boot, gap = replacement(recycled({"reap_ms": 10, "fork_ms": 1}, boot_ms=20))
+    assert reap_fork >= 1 + 7.5 and boot >= 15 and gap >= 0.75 * 31
