@@ -46,7 +46,23 @@ class FlaskApp(Rule):
         rec = self.story.records.get(r)
         where = self.world.on_thread.get(r) or (rec.thread if rec is not None else None)
         on = f", on {lane_name(self.story.scenario, where)}" if where else ""
-        self.story.say(FINE, t, f"{user(r)}{on}: {self.words[str(ref)]}")
+        words = self.words[str(ref)]
+        if str(ref) == "parse" and self._warms_up():
+            first = self.story.scenario["costs"]["first_request_ms"]
+            words += (f"; the first request this process serves also pays its one-off set-up "
+                      f"({first:g} ms more: modules imported on first use, werkzeug's URL map "
+                      f"compiled at its first match), which is why a fresh worker's first "
+                      f"request is slow")
+        self.story.say(FINE, t, f"{user(r)}{on}: {words}")
+
+    def _warms_up(self) -> bool:
+        """Whether the first request pays ``costs.first_request_ms`` (a forked werkzeug
+        child's extra is ``fork_child_ms`` instead)."""
+        sc = self.story.scenario
+        server = sc.get("server") or {}
+        if server.get("kind") == "werkzeug" and int(server.get("processes", 1)) > 1:
+            return False
+        return float((sc.get("costs") or {}).get("first_request_ms", 0) or 0) > 0
 
     def read(self, t: float, who: Any, what: Any, ref: Any) -> None:
         """A view read a value it stored earlier (``global.name = ...`` or ``g.name = ...``)."""

@@ -100,3 +100,15 @@ def test_without_contention_thread_start_costs_little() -> None:
         waits = [r.accepted_ms - r.sent_ms for r in trace.requests]
         assert waits[0] < 1.0 and 3.0 < max(waits) < 9.0, waits
         assert max(r.finished_ms for r in trace.requests) < 120
+
+
+def test_a_fresh_processs_first_request_is_told_slow() -> None:
+    scenario = {"endpoints": {"/a": [{"io_ms": 10}]}, "workload": [{"count": 2, "path": "/a"}]}
+    sync = told({**scenario, "server": {"kind": "gunicorn", "workers": 1}})
+    assert "first request this process serves also pays its one-off set-up (1.4 ms" in sync
+    forked = told({**scenario, "server": {"kind": "werkzeug", "threaded": False,
+                                          "processes": 2}})
+    assert "one-off set-up" not in forked  # a forked child's is in fork_child_ms
+    cold = told({**scenario, "server": {"kind": "gunicorn", "workers": 1},
+                 "costs": {"first_request_ms": 0}})
+    assert "one-off set-up" not in cold
