@@ -23,6 +23,7 @@ from .kernel import ListenSocket, ack_retry_offsets_ms, syn_offsets_ms
 from .program import Programs
 from .races import replay
 from .request import Recorder, Request
+from .runner import Below
 from .scenario import Scenario, load_scenario
 from .servers import make_server
 from .trace import RequestRecord, Trace, summarise
@@ -49,7 +50,7 @@ class Sim:
         self.cores = Cores(self.env, sc.machine["cores"], sc.machine["context_switch_ms"],
                            Random(f"cores-{seed}"), self.rec)
         self.listen = ListenSocket(sc.server["backlog"], sc.machine["somaxconn"],
-                                   self.rec.backlog, self.rng.randrange)
+                                   self.rec.backlog, Below(self.rng))
         self.lanes: dict[str, dict[str, Any]] = {}
         #: when each request is sent, to which path; its requests, made as they are sent
         self.arr = Arrivals([], None, "", None, 0.0)
