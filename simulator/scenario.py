@@ -98,7 +98,9 @@ MACHINE: dict[str, tuple[Any, Any]] = {
 #: The defaults are measured, not guessed: ``wsgiscope calibrate`` (app/lab/calibrate.py
 #: says how it times each one) run four times on a quiet 2-core machine, the median of the
 #: four (2026-11-21: Linux 6.18, CPython 3.11.7, Flask 3.1.3, werkzeug 3.1.8, gunicorn
-#: 27.0.1); so are ``machine.rtt_ms`` and ``machine.context_switch_ms``. Run
+#: 27.0.1); so are ``machine.rtt_ms`` and ``machine.context_switch_ms``. ``reap_ms``
+#: and ``first_request_ms`` come from three later runs, once the lab's gunicorn stopped
+#: importing Flask in its arbiter (servers/arbiter.py says how). Run
 #: ``wsgiscope calibrate`` to get this machine's figures as a scenario's ``costs``.
 COSTS: dict[str, tuple[Any, Any]] = {
     "accept_ms": (0.013, number(0, 10_000)),
