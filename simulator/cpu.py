@@ -19,7 +19,8 @@ from .core import URGENT, Env
 from .cores import Cores
 from .gil import Gil
 from .request import Recorder, Request
-from .runner import Below, Runner
+from .runner import Below as Below  # the engine's listener draws with it too
+from .runner import Runner
 
 # Final: a compiled build inlines them (a plain module global is a dict lookup at each use)
 CPU: Final = 0

@@ -18,12 +18,11 @@ from . import budget
 from .arrivals import Arrivals, Random, arrivals
 from .core import NORMAL, URGENT, Env
 from .cores import Cores
-from .cpu import CALL, CPU, IO, Process, Step, Thread
+from .cpu import CALL, CPU, IO, Below, Process, Step, Thread
 from .kernel import ListenSocket, ack_retry_offsets_ms, syn_offsets_ms
 from .program import Programs
 from .races import replay
 from .request import Recorder, Request
-from .runner import Below
 from .scenario import Scenario, load_scenario
 from .servers import make_server
 from .trace import RequestRecord, Trace, summarise
