@@ -50,6 +50,10 @@ class WerkzeugThreaded(Server):
         def blocked(th: Thread) -> None:
             th._set("io")  # in the lock of ``_started.wait()``
 
+        # Made before the closures below that use it (its handler is set after them): a
+        # compiled build reads a nested function's free variable from where it is bound.
+        acc = self.acceptor(main, lambda _th, _req: None)
+
         def handle(th: Thread, req: Request) -> None:
             def spawn(_: Thread) -> None:
                 key = slots.take()
@@ -81,7 +85,7 @@ class WerkzeugThreaded(Server):
             main.run([(CPU, self.costs["thread_start_ms"], None), (CALL, spawn, None)], None,
                      acc.wait if boot <= 0 else blocked)
 
-        acc = self.acceptor(main, handle)
+        acc.handle = handle
         acc.wait()
 
 
