@@ -20,7 +20,7 @@ from .core import NORMAL, URGENT, Env
 from .cores import Cores
 from .cpu import CALL, CPU, IO, Below, Process, Step, Thread
 from .kernel import ListenSocket, ack_retry_offsets_ms, syn_offsets_ms
-from .program import Programs
+from .program import Programs, server_steps
 from .races import replay
 from .request import Recorder, Request
 from .scenario import Scenario, load_scenario
@@ -29,6 +29,7 @@ from .trace import RequestRecord, Trace, summarise
 
 #: ``str(n)`` for the SYN attempts a request usually makes, made once.
 _DIGITS: Final = tuple(str(n) for n in range(10))
+
 
 
 class Sim:
@@ -69,16 +70,7 @@ class Sim:
         self.ack_offsets = ack_retry_offsets_ms(sc.machine["rto_min_ms"],
                                                 sc.machine["synack_retries"])
         c = sc.costs
-        # A stage that costs nothing takes no time: leave it out of the program (Flask's
-        # hooks, around the view, are in it even then: see program.py).
-        self.head: list[Step] = [step for step in (
-            (IO, c["recv_ms"], "recv"), (CPU, c["parse_ms"], "parse"),
-            (CPU, c["context_ms"], "context"), (CPU, c["match_ms"], "match"),
-        ) if step[1] > 0]
-        drain = c["werkzeug_drain_ms"] if sc.server["kind"] == "werkzeug" else 0.0
-        self.tail: list[Step] = [step for step in (
-            (IO, c["write_ms"], "write"), (IO, drain, "write"), (CPU, c["close_ms"], "write"),
-        ) if step[1] > 0]
+        self.head, self.tail = server_steps(c, sc.server["kind"])
         self.app = Programs(self, sc.endpoints, self.head, self.tail)
         self.programs = self.app.programs
         # gunicorn's async workers read each request under gevent.Timeout(keepalive)

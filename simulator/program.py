@@ -27,6 +27,30 @@ STORE_OP_MS = 0.001
 #: (kind, value or sampler, is it random, stage)
 _Part = tuple[int, Any, bool, str]
 
+#: Python run between a response's header write and its body write, in ms.
+BETWEEN_WRITES_MS = 0.005
+
+
+def server_steps(c: dict[str, Any], kind: str) -> tuple[list[Step], list[Step]]:
+    """The server's part of every request, before Flask's and after it: reading and
+    parsing it, pushing the contexts, matching the URL; writing the response and closing.
+    A stage that costs nothing takes no time: it is left out (Flask's hooks, around the
+    view, are in the program even then)."""
+    head: list[Step] = [step for step in (
+        (IO, c["recv_ms"], "recv"), (CPU, c["parse_ms"], "parse"),
+        (CPU, c["context_ms"], "context"), (CPU, c["match_ms"], "match"),
+    ) if step[1] > 0]
+    drain = c["werkzeug_drain_ms"] if kind == "werkzeug" else 0.0
+    # Headers and body go out in two sendall()s (werkzeug: end_headers(), then
+    # wfile.write(); gunicorn: send_headers(), then the body): the GIL is let go around
+    # each, and taken back for the Python between them.
+    w = c["write_ms"] / 2
+    tail: list[Step] = [step for step in (
+        (IO, w, "write"), (CPU, BETWEEN_WRITES_MS if w > 0 else 0.0, "write"),
+        (IO, w, "write"), (IO, drain, "write"), (CPU, c["close_ms"], "write"),
+    ) if step[1] > 0]
+    return head, tail
+
 
 class Run(Protocol):
     """What the programs use of a run (the engine's ``Sim`` provides it)."""

@@ -22,6 +22,9 @@ from ..request import Request
 from .arbiter import Arbiter, CooperativeArbiter
 from .base import Server, Slots, wake_delay
 
+#: A system call that returns at once (a ready select(), a pipe write), in ms.
+SYSCALL_MS = 0.002
+
 
 class GunicornSync(Arbiter):
     def run_worker(self, key: str, w: dict[str, Any]) -> None:
@@ -83,14 +86,22 @@ class GunicornGthread(Arbiter):
         idle: deque[Thread] = deque(pool)
         queued: deque[Request] = w["queued"]
 
-        def steps(cost_key: str) -> list[Step] | None:
+        def steps(cost_key: str, syscall: bool = False) -> list[Step] | None:
+            """The Python of one step; with ``syscall``, a system call in its middle that
+            returns at once but lets the GIL go all the same (so the thread takes it back)."""
             cost = costs[cost_key]
-            return [(CPU, cost, None)] if cost > 0 else None
+            if cost <= 0:
+                return None
+            if not syscall:
+                return [(CPU, cost, None)]
+            return [(CPU, cost / 2, None), (IO, SYSCALL_MS, None), (CPU, cost / 2, None)]
 
         accept_steps = steps("accept_ms")
         submit_steps = steps("gthread_submit_ms")
-        handle_steps = steps("gthread_handle_ms")
-        defer_steps = steps("gthread_defer_ms")
+        # wait_for_data's selector.select(): the request's bytes are there, yet the GIL goes
+        handle_steps = steps("gthread_handle_ms", syscall=True)
+        # the done-callback's os.write() to the main thread's pipe
+        defer_steps = steps("gthread_defer_ms", syscall=True)
         # What the main thread's select() returned that it has not handled yet.
         events: deque[Callable[[], None]] = deque()
         loop_state = {"busy": True, "armed": False}

@@ -9,6 +9,7 @@ import pytest
 from wsgiscope import simulator
 from wsgiscope.simulator.frames import spans
 from wsgiscope.simulator.scenario import COSTS
+from wsgiscope.simulator.servers.gunicorn import SYSCALL_MS
 
 
 def _run(costs: dict[str, float], endpoints: dict[str, Any], workload: list[Any],
@@ -30,18 +31,29 @@ def test_each_step_of_one_request_runs_where_gunicorn_runs_it() -> None:
         [{"count": 1, "path": "/a"}],
     )
     (r,) = trace.requests
-    # the client has its response only when finish_request (main thread) shuts the socket
-    assert (r.accepted_ms, r.started_ms, r.finished_ms) == (1.0, 6.0, 25.0)
+    # the client has its response only when finish_request (main thread) shuts the socket;
+    # the pool thread's two system calls (select(), the pipe write) take SYSCALL_MS each
+    sys_ms = SYSCALL_MS
+    assert (r.accepted_ms, r.started_ms) == (1.0, 6.0 + sys_ms)
+    assert r.finished_ms == pytest.approx(25.0 + 2 * sys_ms)
     assert r.cpu_ms == 5.0  # submit (main thread) and handle (pool thread), on its behalf
     busy = [(k, s, e, st, req) for k, s, e, st, req in spans(trace)["threads"] if st != "idle"]
-    assert sorted(busy, key=lambda x: (x[1], x[0])) == [
+    want = [
         ("w1/main", 0.0, 1.0, "cpu", -1),  # accept()
         ("w1/main", 1.0, 3.0, "cpu", 0),  # wrap the socket, tpool.submit()
-        ("w1/t1", 3.0, 6.0, "cpu", 0),  # the work item starts handle()
-        ("w1/t1", 6.0, 16.0, "io", 0),  # the view
-        ("w1/t1", 16.0, 20.0, "cpu", -1),  # done-callback: method_queue.defer()
-        ("w1/main", 20.0, 25.0, "cpu", -1),  # finish_request(): close
+        ("w1/t1", 3.0, 4.5, "cpu", 0),  # the work item starts handle()
+        ("w1/t1", 4.5, 4.5 + sys_ms, "io", 0),  # wait_for_data: select() lets the GIL go
+        ("w1/t1", 4.5 + sys_ms, 6.0 + sys_ms, "cpu", 0),
+        ("w1/t1", 6.0 + sys_ms, 16.0 + sys_ms, "io", 0),  # the view
+        ("w1/t1", 16.0 + sys_ms, 18.0 + sys_ms, "cpu", -1),  # done-callback: defer()
+        ("w1/t1", 18.0 + sys_ms, 18.0 + 2 * sys_ms, "io", -1),  # its os.write() to the pipe
+        ("w1/t1", 18.0 + 2 * sys_ms, 20.0 + 2 * sys_ms, "cpu", -1),
+        ("w1/main", 20.0 + 2 * sys_ms, 25.0 + 2 * sys_ms, "cpu", -1),  # finish_request()
     ]
+    got = sorted(busy, key=lambda x: (x[1], x[0]))
+    assert [(k, st, req) for k, _, _, st, req in got] == [(k, st, req) for k, _, _, st, req in want]
+    for (_, s, e, _, _), (_, ws, we, _, _) in zip(got, want, strict=True):
+        assert (s, e) == pytest.approx((ws, we))
 
 
 def test_the_main_thread_handles_what_select_returned_one_at_a_time() -> None:
