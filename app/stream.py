@@ -219,8 +219,12 @@ class Session:
         self.anchor(start_t)
         # Frames for the first moments go out at once, even paused: the page draws straight
         # away, and pressing play moves the playhead without waiting for the server.
+        # A short run is all first moments: it is sent whole (in chunks), so a paused page
+        # has it complete (a lesson's answer is read from the whole run).
         lead = 0.0 if math.isinf(speed) else speed * LEAD_S * 1000.0
-        self.send_until(max(self.frame_index(start_t + lead), 1))
+        target = min(max(self.frame_index(start_t + lead), 1), run.n)
+        while self.sent < target:
+            self.send_until(target)
         self.pump()
 
     def op_play(self, msg: dict[str, Any]) -> None:

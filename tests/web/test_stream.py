@@ -5,7 +5,7 @@ import pytest
 import simple_websocket
 from wsgiscope import simulator
 from wsgiscope.app.runs import REQUEST_STATES, THREAD_STATES, pick_tick, prepare, run_key
-from wsgiscope.app.stream import Session
+from wsgiscope.app.stream import CHUNK_FRAMES, LEAD_S, Session
 
 TEN_USERS = "dev-single-thread"
 
@@ -107,6 +107,17 @@ def test_start_sends_meta_and_the_first_frames_then_waits_while_paused():
     assert not s.busy  # paused: nothing more goes out
     s.pump()
     assert ws.take("frames") == []
+
+
+def test_a_short_run_arrives_whole_while_paused():
+    """A run shorter than the first moments the page is sent goes out whole, even when it
+    has more frames than one chunk: a paused page has it complete (a lesson's answer)."""
+    s, ws = started("gil-cpu-processes")
+    assert s.run is not None and s.run.n > CHUNK_FRAMES
+    assert s.run.times[-1] < LEAD_S * 1000.0
+    frames = ws.take("frames")
+    assert len(frames) > 1 and sum(len(f["t"]) for f in frames) == s.run.n
+    assert ws.take("end") == [{"type": "end", "n_frames": s.run.n}]
 
 
 def test_seek_beyond_what_was_sent_sends_up_to_there():
