@@ -19,7 +19,8 @@ that burns 10 s of CPU):
   finish and exits at its loop's next one-second tick. Its heartbeat is written by that
   loop once a second, so a CPU-bound request is killed ``timeout`` after the last tick
   before it took over, at the arbiter's next check: from 1 s before to 1 s after
-  ``timeout`` counted from its start (measured with ``--timeout 1``: 1.30 s).
+  ``timeout`` counted from its start (measured with ``--timeout 1``: 0.86-1.37 s). A
+  worker up before the run ticks at a drawn phase to it.
 * gthread: its heartbeat comes from the main thread, so a long request is never killed; if
   its process dies, every connection it holds is closed without a response.
 
@@ -215,6 +216,14 @@ class CooperativeArbiter(Arbiter):
     greenlet, once a second, and only when the running greenlet yields."""
 
     cooperative = True
+
+    def start(self) -> None:
+        super().start()
+        # Workers up before the run began: their loops tick once a second at no particular
+        # phase to the requests, so the last heartbeat came up to a second before t = 0
+        # (a request that hogs the loop from t = 0 is killed 0-2 s later, not 1-2 s).
+        for w in self.workers.values():
+            w["loop_from"] = -self.sim.rng.uniform(0.0, GEVENT_LOOP_MS)
 
     def silent_since(self, w: dict[str, Any]) -> float | None:
         gil = w["proc"].gil
