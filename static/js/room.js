@@ -176,9 +176,21 @@ export class Room {
       const changed = !last || now.playing !== last.playing || now.speed !== last.speed || now.inspect !== last.inspect ||
         now.question !== last.question || Math.abs(now.t - expected) > 60 || (now.playing && performance.now() - last.at > 3000);
       if (changed && this.send(now)) this.sent = { ...now, at: performance.now() };
-    } else if (this.role === "student" && this.following && this.lastPlay && this.pendingPlay) {
-      this.applyPlay();
+    } else if (this.role === "student" && this.following) {
+      if (this.lastPlay && this.pendingPlay) this.applyPlay();
+      this.askForTheRest();
     }
+  }
+
+  // A following page holds the whole run (the teacher may jump anywhere, and a quiz's
+  // answer is read from it): while frames are missing and nothing is playing them in, ask
+  // again, at most once a second (a head replaced by its whole run can leave some unsent).
+  askForTheRest() {
+    const s = this.store, now = performance.now();
+    if (!s.meta || s.meta.partial || s.complete || this.player.playing) return;
+    if (now - (this.askedRestAt || 0) < 1000) return;
+    this.askedRestAt = now;
+    this.stream.send({ op: "seek", t: s.end });
   }
 
   // --- a student ---------------------------------------------------------------------
