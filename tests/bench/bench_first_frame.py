@@ -32,6 +32,7 @@ Not part of the test suite; needs simple-websocket (installed with the test extr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -182,39 +183,32 @@ def main() -> None:
           + ("wsgiscope serve" if args.config is None else f"served_app({args.config})"))
     print(f"{'requests':>9} {'first frame s (min / median)':>30} {'meta s (median)':>16} "
           f"{'whole run s (median)':>21}")
-    if args.first_only:
+    with contextlib.ExitStack() as shared:
+        address = None
+        if not args.first_only:  # one server for every start; --first-only: one per start
+            address = shared.enter_context(serving(args.config))
+            first_frame(address, 100, seed, args.timeout)  # warm up: starts the pool
         for n in sizes:
             got = []
             for _ in range(args.repeat):
                 seed += 1
-                with serving(args.config) as address:
-                    first_frame(address, 100, seed, args.timeout)  # warm up: starts the pool
-                    res = first_frame(address, n, seed, args.timeout, first_only=True)
+                if address is None:
+                    with serving(args.config) as own:
+                        first_frame(own, 100, seed, args.timeout)  # warm up: starts the pool
+                        res = first_frame(own, n, seed, args.timeout, first_only=True)
+                else:
+                    res = first_frame(address, n, seed, args.timeout)
                 if isinstance(res, str):
                     print(f"{n:9,}  {res}", flush=True)
                     break
                 got.append(res)
             else:
                 report(n, got)
-    else:
-        with serving(args.config) as address:
-            first_frame(address, 100, seed, args.timeout)  # warm up: starts the pool
-            for n in sizes:
-                got = []
-                for _ in range(args.repeat):
-                    seed += 1
+                if args.cached and address is not None:
                     res = first_frame(address, n, seed, args.timeout)
-                    if isinstance(res, str):
-                        print(f"{n:9,}  {res}", flush=True)
-                        break
-                    got.append(res)
-                else:
-                    report(n, got)
-                    if args.cached:
-                        res = first_frame(address, n, seed, args.timeout)
-                        if not isinstance(res, str):
-                            print(f"{'':9}  the same run again (cached): {res[1]:.3f} s",
-                                  flush=True)
+                    if not isinstance(res, str):
+                        print(f"{'':9}  the same run again (cached): {res[1]:.3f} s",
+                              flush=True)
     print(f"load average after: {load()}  ({time.strftime('%Y-%m-%d')})")
 
 
