@@ -129,7 +129,7 @@ def run_case(
     for i in range(runs):
         report(0.05 + 0.95 * i / runs, f"measuring run {i + 1} of {runs}")
         before = loadavg()
-        trace = measure(sc, seed=base + i, python=python)
+        trace = measure(sc, seed=base + i, python=python, watch=False)
         after = loadavg()
         lab = trace.summary.get("lab", {})
         cond = {

@@ -103,6 +103,7 @@ def measure(
     seed: int | None = None,
     keep_dir: str | os.PathLike[str] | None = None,
     python: str | None = None,
+    watch: bool = True,
 ) -> Trace:
     """Run ``scenario`` on the real server it describes and return the measured Trace.
 
@@ -110,6 +111,9 @@ def measure(
     records (config, server log, per-process record files, driver output) there.
     ``python`` is the interpreter that runs the server (default: this one); it must be the
     kind the scenario describes (``machine.gil``, see :mod:`.interpreter`).
+    ``watch=False`` runs it without the samplers (no accept-queue depth, no thread
+    states): they take CPU from the server, and a CPU-bound run is slower watched (see
+    :mod:`.sampler`); the driver's times and the server's records are the same either way.
     Raises ``simulator.ScenarioError`` for a bad scenario or an interpreter that cannot run
     it (nothing started) and :class:`LabError` when the run fails; either way nothing is
     left running.
@@ -127,13 +131,15 @@ def measure(
             scope.servers.append(server)
             with server:
                 load = _LoadMeter(server)
-                sampler = BacklogSampler(server.port).start()
-                threads = _thread_sampler(norm, server)
+                sampler = BacklogSampler(server.port).start() if watch else None
+                threads = _thread_sampler(norm, server) if watch else None
                 try:
                     results = _drive(server, plan, run_dir, report, scope)
                 finally:
-                    sampler.stop()
-                    cpu_s = sampler.cpu_s
+                    cpu_s = 0.0
+                    if sampler is not None:
+                        sampler.stop()
+                        cpu_s = sampler.cpu_s
                     if threads is not None:
                         threads.stop()
                         cpu_s += threads.cpu_s
@@ -145,11 +151,12 @@ def measure(
                 if threads is not None
                 else None
             )
-            trace = build_trace(plan, results, records, sampler.samples, samples)
+            backlog = sampler.samples if sampler is not None else []
+            trace = build_trace(plan, results, records, backlog, samples)
             if threads is not None:
                 trace.summary["lab"]["thread_sweeps"] = len(threads.sweeps)
                 trace.summary["lab"]["thread_sampler_cpu_s"] = round(threads.cpu_s, 3)
-            trace.summary["lab"]["backlog_polls"] = sampler.polls
+            trace.summary["lab"]["backlog_polls"] = sampler.polls if sampler is not None else 0
             trace.summary["lab"]["port"] = server.port
             trace.summary["lab"].update(load.figures())
             report(1.0, "done")
