@@ -51,8 +51,8 @@ class _Poller:
         # An instrument must not take a core from the server it watches: as SCHED_IDLE it
         # runs only where no server thread wants the core, and a server thread woken onto
         # its core preempts it at once. At normal priority the two samplers slowed four
-        # CPU-bound requests under one GIL by 9 % (their wake-ups, a thousand a second,
-        # delay the GIL's hand-overs); as SCHED_IDLE by 3.5 % (README, the fidelity suite).
+        # CPU-bound requests under one GIL by 6 % (their wake-ups, a thousand a second,
+        # delay the GIL's hand-overs); as SCHED_IDLE by 1-5 % (tests/bench/bench_observer.py).
         with contextlib.suppress(AttributeError, OSError):
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         self._run()
