@@ -14,13 +14,23 @@ on one core's run queue, as Linux's scheduler keeps it (``kernel/sched/fair.c``)
   context switch per time slice (CFS: a 6 ms period shared by the core's threads, at least
   0.75 ms each).
 * **Balancing** (``sched_balance_newidle``, ``sched_balance_rq``): a core that goes idle
-  pulls a thread at once from the longest queue; while more threads are runnable than there
-  are cores, a busy core balances only every ``max(2, cores) * BUSY_FACTOR`` ms (the
-  domain's interval ``sd->balance_interval``, its size in ms, times ``sd->busy_factor``:
-  32 ms on two cores), moving threads from the longest to the shortest queue while they
-  differ by 2 or more. Until then the queues can stay uneven: with more CPU-bound workers
-  than cores the threads that had a core to themselves finish well before the others,
-  though the last one finishes when even sharing would have.
+  pulls a thread at once from the longest queue. While every core is busy, a core balances
+  only every ``max(2, cores) * BUSY_FACTOR`` ms (the domain's interval ``sd->balance_interval``
+  times ``sd->busy_factor``: 32 ms on two cores), doubled after a pass that moved nothing
+  (up to ``sd->max_interval``, twice that: 64 ms), reset once a pass moves a thread. A pass
+  moves nothing until the longest queue is *overloaded* (``group_is_overloaded``): more
+  threads than cores, and its threads' runnable averages (PELT: the share of recent time
+  each was runnable, a millisecond ago weighing ``2^(-1/32)`` of now) add up to more than
+  ``imbalance_pct`` (117 %) of a core. Then it moves a thread while the load it carries is
+  no more than the imbalance, half the two queues' difference (``calculate_imbalance``),
+  a thread's load counting half as much after each failed pass (``nr_balance_failed``).
+  So a thread that slept a long while (a worker waiting for connections) wakes with a load
+  near nothing, and a 3-1 split of four such workers on two cores lasts until the first
+  pass after their loads have grown: the first pass, at the next tick, finds nothing
+  overloaded and doubles the interval, so the lone thread has its core to itself for about
+  64 ms and finishes well before the others, though the last one finishes when even sharing
+  would have. Two on one core and one on the other trade places now and then (a pass after
+  a failed one moves one of the two).
 
 Each core keeps a virtual clock that advances at the rate each of its threads gets, so a
 thread's burst ends at a fixed virtual time (``vfin``) that no later arrival or departure
@@ -30,10 +40,12 @@ reschedules only that core.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from heapq import heappop as _heappop
 from heapq import heappush as _heappush
+from math import exp
 from typing import Final
 
 from .core import URGENT, Env
@@ -44,17 +56,31 @@ from .trace import Event
 #: Linux's ``sd->busy_factor``: a busy core balances its queue against the others this
 #: many times less often than an idle one (every ``max(2, cores) * 16`` ms here).
 BUSY_FACTOR = 16
+#: ``sd->imbalance_pct`` of a core's own domain: a queue is overloaded past 117 % runnable.
+OVERLOADED = 1.17
+#: PELT's decay: a signal halves in 32 ms (``exp(-PELT_RATE * ms)`` of it is left).
+PELT_RATE: Final = math.log(2.0) / 32.0
+#: The scheduler tick (HZ=250): the first balance pass of a busy spell comes within one.
+TICK_MS = 4.0
 
 # Final: a compiled build holds them in C variables (an imported name is a dict lookup)
 heappush: Final = _heappush
 heappop: Final = _heappop
 
 
+def _ran(th: Runner, now: float) -> None:
+    """``th`` was runnable from ``th.pelt_t`` to ``now``: bring its average up to date."""
+    if now != th.pelt_t:
+        th.pelt = 1.0 - (1.0 - th.pelt) * exp(-PELT_RATE * (now - th.pelt_t))
+        th.pelt_t = now
+
+
 class Cores:
     """The machine's ``cores``, each with its run queue (see the module docstring)."""
 
     __slots__ = ("env", "rec", "core", "cores", "switch_ms", "rng", "draw", "balance_ms", "n",
-                 "idle", "_seat", "_balance_token", "_balancing", "_fire_cb")
+                 "idle", "_seat", "_balance_token", "_balancing", "_interval", "_failed",
+                 "_fire_cb")
 
     def __init__(self, env: Env, cores: int, context_switch_ms: float,
                  rng: random.Random, rec: Recorder | None = None) -> None:
@@ -72,6 +98,8 @@ class Cores:
         self._seat = 0
         self._balance_token = 0
         self._balancing = False
+        self._interval = self.balance_ms  # the busy balance interval now (doubles, resets)
+        self._failed = 0  # nr_balance_failed
         #: the bound method, made once: scheduled at every burst
         self._fire_cb: Callable[[tuple[Core, int]], None] = self._fire
 
@@ -111,6 +139,7 @@ class Cores:
         th.core = None
         th.last_core = c
         th.left_at = self.env.now
+        _ran(th, self.env.now)
         th.work = th.vfin - c.v
         c.rate = self._rate_for(len(c.run))
 
@@ -145,6 +174,7 @@ class Cores:
             th.core = None
             th.last_core = c
             th.left_at = now
+            _ran(th, now)
             th.work = 0.0
             c.firing = True
             th.cpu_done()  # it may come straight back, to this same core
@@ -185,15 +215,21 @@ class Cores:
         if not c.firing:
             self._schedule(c)
         if self.n > self.cores and not self._balancing:
+            # A busy spell begins: the next pass is due at the next tick or so.
             self._balancing = True
             self._balance_token += 1
-            self.env.after(self.balance_ms, self._balance, self._balance_token, URGENT)
+            self.env.after(self.rng.random() * TICK_MS, self._balance, self._balance_token,
+                           URGENT)
 
     # -- the scheduler's entry points ---------------------------------------------------------
     def add(self, th: Runner) -> None:
         """``th`` starts a CPU burst of ``th.work`` ms."""
         last = th.last_core
-        stayed = last is not None and th.left_at == self.env.now
+        now = self.env.now
+        if th.pelt_t != now:  # it slept (a thread that never left its core has pelt_t now)
+            th.pelt *= exp(-PELT_RATE * (now - th.pelt_t))
+            th.pelt_t = now
+        stayed = last is not None and th.left_at == now
         if last is not None and (stayed or not last.run):
             c = last  # it never left (a CPU step right after another), or its core is idle
         elif self.idle:
@@ -244,6 +280,7 @@ class Cores:
             th.core = None
             th.last_core = c
             th.left_at = self.env.now
+            _ran(th, self.env.now)
             th.work = th.vfin - c.v
             c.token += 1  # its completion no longer counts
             if self.n > self.cores - self.idle:
@@ -258,9 +295,10 @@ class Cores:
         ties = [x for x in self.core if len(x.run) == best]
         return ties[self.draw(len(ties))] if len(ties) > 1 else ties[0]
 
-    def _move(self, src: Core, dst: Core) -> None:
-        """Migrate one thread (a seeded pick) from ``src`` to ``dst``."""
-        th = src.run[self.draw(len(src.run))] if len(src.run) > 1 else src.run[0]
+    def _move(self, src: Core, dst: Core, th: Runner | None = None) -> None:
+        """Migrate ``th`` (default: a seeded pick) from ``src`` to ``dst``."""
+        if th is None:
+            th = src.run[self.draw(len(src.run))] if len(src.run) > 1 else src.run[0]
         self._sync(src)
         self._sync(dst)
         self._leave(src, th)
@@ -278,20 +316,42 @@ class Cores:
         if len(busiest.run) >= 2:
             self._move(busiest, idle)
 
+    def runnable(self, th: Runner) -> float:
+        """``th``'s runnable average now, in cores (it is on a core: runnable since
+        ``pelt_t``)."""
+        return 1.0 - (1.0 - th.pelt) * exp(-PELT_RATE * (self.env.now - th.pelt_t))
+
     def _balance(self, token: int) -> None:
+        """A periodic pass (see the module docstring): the shortest queue pulls from the
+        longest if that one is overloaded and a thread's load fits the imbalance."""
         if token != self._balance_token:
             return
         self._balancing = False
+        moved = False
         while True:
             longest = max(self.core, key=lambda x: len(x.run))
             shortest = min(self.core, key=lambda x: len(x.run))
-            if len(longest.run) - len(shortest.run) < 2:
+            if len(longest.run) - len(shortest.run) < 1 or len(longest.run) < 2:
+                self._failed = 0  # balanced
                 break
-            self._move(longest, shortest)
+            busiest = sum(self.runnable(th) for th in longest.run)
+            if busiest <= OVERLOADED:
+                self._failed = 0  # not overloaded yet: nothing to do
+                break
+            local = sum(self.runnable(th) for th in shortest.run)
+            th = longest.run[self.draw(len(longest.run))]
+            if self.runnable(th) / (1 << self._failed) > (busiest - local) / 2 + 1e-9:
+                self._failed += 1
+                break
+            self._move(longest, shortest, th)
+            self._failed = 0
+            moved = True
+        self._interval = self.balance_ms if moved else min(self._interval * 2,
+                                                           self.balance_ms * 2)
         if self.n > self.cores:
             self._balancing = True
             self._balance_token += 1
-            self.env.after(self.balance_ms, self._balance, self._balance_token, URGENT)
+            self.env.after(self._interval, self._balance, self._balance_token, URGENT)
 
     def _record(self, th: Runner, c: Core, ref: str) -> None:
         """A ``core`` event: ``th`` now shares core ``c`` with ``ref`` (the other threads'

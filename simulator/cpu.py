@@ -90,6 +90,11 @@ class Thread(Runner):
             sim.machine["nogil_slowdown"]
         #: the bound method, made once: scheduled at every I/O step
         self._io_done_cb: Callable[[int], None] = self._io_done
+        # The kernel counts a task made during the run as fully loaded
+        # (init_entity_runnable_average); one there before it has long slept.
+        if sim.env.now > 0.0:
+            self.pelt = 1.0
+            self.pelt_t = sim.env.now
         sim.rec.thread(key, "idle", None)
 
     # -- state --------------------------------------------------------------------------

@@ -35,7 +35,8 @@ class Core:
 class Runner:
     """A thread as the cores and the GIL see it.
 
-    The cores keep ``core``, ``seat``, ``vfin``, ``last_core`` and ``left_at``; ``work`` is
+    The cores keep ``core``, ``seat``, ``vfin``, ``last_core``, ``left_at`` and the load
+    signal ``pelt`` (as of ``pelt_t``); ``work`` is
     the CPU time (ms) its burst still needs: set before :meth:`.Cores.add`, brought up to
     date by :meth:`.Cores.remove`. The GIL keeps ``gil_ticket`` (bumped whenever the
     thread's timed wait or wake-up is over: stale timers check it) and ``gil_saved``
@@ -43,7 +44,7 @@ class Runner:
     """
 
     __slots__ = ("key", "work", "core", "last_core", "left_at", "seat", "vfin", "gil_ticket",
-                 "gil_saved", "job", "job_done", "job_responds")
+                 "gil_saved", "job", "job_done", "job_responds", "pelt", "pelt_t")
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -55,6 +56,11 @@ class Runner:
         self.vfin = 0.0
         self.gil_ticket = 0
         self.gil_saved = 0
+        #: the kernel's runnable average of the thread (PELT: the share of recent time it was
+        #: runnable, each millisecond weighing 2^(-1/32) as much as the next), as it was at
+        #: ``pelt_t``; the cores keep it (:meth:`.Cores.runnable`)
+        self.pelt = 0.0
+        self.pelt_t = 0.0
         #: the request the engine's ``serve`` gave it, what to call when it is served and
         #: whether the client has its response then (see ``engine.Sim.serve``)
         self.job: Request | None = None

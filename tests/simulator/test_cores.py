@@ -8,7 +8,7 @@ import statistics
 import pytest
 from wsgiscope import simulator
 from wsgiscope.simulator.core import Env
-from wsgiscope.simulator.cores import BUSY_FACTOR, Cores
+from wsgiscope.simulator.cores import BUSY_FACTOR, TICK_MS, Cores
 from wsgiscope.simulator.request import Recorder
 from wsgiscope.simulator.runner import Scripted
 
@@ -50,29 +50,63 @@ def test_an_idle_core_pulls_work_at_once() -> None:
     assert len(moved) == 1 and moved[0].t == pytest.approx(10.0)
 
 
-def test_a_busy_core_balances_only_every_balance_interval() -> None:
-    # Four long bursts, three on one core: the lone one runs alone until the periodic
-    # balance, ``cores * busy_factor`` ms after the machine became oversubscribed.
+def stacked(seed: int, pelt: float) -> tuple[dict[str, float], list[float]]:
+    """Four 100 ms bursts on two cores, three of them on core 0, each with the runnable
+    average ``pelt`` as it starts: when each ends, and when threads were moved."""
+    env = Env()
+    rec = Recorder(env)
+    machine = Cores(env, 2, 0.0, random.Random(seed), rec)
+    done: dict[str, float] = {}
+    threads = [burst(f"t{i}", 100.0, done, env) for i in range(4)]
+    for th in threads:
+        th.pelt = pelt
+    for th in threads[:2]:
+        machine.add(th)
+    # the two others have run before on core 0: with no core idle a waking thread goes to a
+    # drawn core, so stack them on core 0 by hand
+    for th in threads[2:]:
+        machine._sync(machine.core[0])
+        machine._join(machine.core[0], th)
+        machine._schedule(machine.core[0])
+    machine._settle(machine.core[0])
+    env.run()
+    moves = [e.t for e in rec.events if e.kind == "core" and str(e.ref).startswith("moved")]
+    return done, moves
+
+
+def test_threads_that_slept_stay_split_until_their_load_has_grown() -> None:
+    """Workers that slept long wake with a load near nothing: the first pass, within a
+    tick, finds no queue overloaded and doubles the interval, so the 3-1 split lasts a
+    doubled interval (64 ms on two cores) and the lone thread is done well before the
+    rest; the last ends when even sharing would have."""
     interval = 2 * BUSY_FACTOR
     for seed in range(20):
-        env = Env()
-        rec = Recorder(env)
-        machine = Cores(env, 2, 0.0, random.Random(seed), rec)
-        done: dict[str, float] = {}
-        threads = [burst(f"t{i}", 100.0, done, env) for i in range(4)]
-        for th in threads[:2]:
-            machine.add(th)
-        # the two others have run before on core 0: with no core idle a waking thread
-        # goes to a drawn core, so stack them on core 0 by hand
-        for th in threads[2:]:
-            machine._sync(machine.core[0])
-            machine._join(machine.core[0], th)
-            machine._schedule(machine.core[0])
-        machine._settle(machine.core[0])
-        env.run()
-        moves = [e.t for e in rec.events if e.kind == "core" and str(e.ref).startswith("moved")]
-        assert moves[0] == pytest.approx(interval)
+        done, moves = stacked(seed, 0.0)
+        assert 2 * interval <= moves[0] <= 2 * interval + TICK_MS
+        assert min(done.values()) < 0.85 * max(done.values())
         assert max(done.values()) == pytest.approx(200.0, rel=0.02)  # even sharing's makespan
+
+
+def test_threads_new_to_the_kernel_are_balanced_at_the_first_pass() -> None:
+    """A task made just now counts as fully loaded: the longest queue is overloaded at
+    once, and the first pass (within a tick) moves one of its threads."""
+    for seed in range(20):
+        done, moves = stacked(seed, 1.0)
+        assert moves[0] <= TICK_MS
+        assert min(done.values()) > 0.95 * max(done.values())
+
+
+def test_two_and_one_trade_places() -> None:
+    """Three long bursts on two cores: the two sharing a core do not stay together. A
+    pass finds the lone thread's load larger than the imbalance (half a thread's) and
+    fails; the next counts a thread's load half and moves one, so over a long run each gets
+    about two thirds of a core."""
+    done, rec = bursts(2, [1000.0, 1000.0, 1000.0])
+    moves = [e for e in rec.events if e.kind == "core" and str(e.ref).startswith("moved")]
+    assert len(moves) >= 5
+    ends = sorted(done.values())
+    assert 1500.0 <= ends[-1] <= 1500.0 * 1.05  # the two cores busy nearly to the end
+    assert ends[0] > 1250.0  # shared round; alone on a core the first would end at 1000
 
 
 def cpu_burst(n: int, seed: int, cores: int = 2) -> list[float]:
@@ -91,13 +125,18 @@ def burst_trace(n: int, seed: int, cores: int = 2) -> simulator.Trace:
 
 
 @pytest.mark.parametrize("n", [3, 4, 5, 6])
-def test_more_workers_than_cores_end_when_even_sharing_would(n: int) -> None:
-    """The last ends when two cores have done all the CPU work (the view's and Flask's)."""
+def test_more_workers_than_cores_end_about_when_even_sharing_would(n: int) -> None:
+    """The last ends when two cores have done all the CPU work (the view's and Flask's),
+    or a little later: once the early finisher is gone, the rest may sit two on one core
+    and one on the other until a balance pass moves one (measured with four 200 ms
+    workers: the last at 423-435 ms, the requests' own CPU clocks adding up to 411 ms of
+    two cores)."""
     for seed in range(20):
         trace = burst_trace(n, seed)
         work = sum(r.cpu_ms for r in trace.requests)
         assert work > n * CPU_MS
-        assert max(r.finished_ms for r in trace.requests) == pytest.approx(work / 2, rel=0.03)
+        last = max(r.finished_ms for r in trace.requests)
+        assert work / 2 <= last <= work / 2 * 1.08
 
 
 @pytest.mark.parametrize("n", [3, 5])
@@ -112,11 +151,13 @@ def test_more_workers_than_cores_finish_unevenly(n: int) -> None:
 def test_four_workers_on_two_cores_split_two_ways() -> None:
     """Four workers on two cores: where the queues are 2 and 2 all four finish together;
     where a wake-up left them 3 and 1 (the kernel does not look for the shortest queue
-    when no core is idle), the lone thread runs alone until the periodic balance and
-    finishes about 20 % before the last."""
+    when no core is idle) the lone thread has its core to itself until a balance pass
+    finds the other queue overloaded, 64 or 128 ms on (which one turns on whose load is a
+    hair larger): an 85 ms request there is done 35-55 % before the last. Measured with
+    200 ms requests: the first done 18-38 % before the last in four runs of six."""
     early = [1 - d[0] / d[-1] for d in (cpu_burst(4, seed) for seed in range(20))]
     assert sum(e < 0.05 for e in early) >= 5, early
-    assert sum(0.15 <= e <= 0.3 for e in early) >= 5, early
+    assert sum(0.35 <= e <= 0.55 for e in early) >= 5, early
 
 
 @pytest.mark.parametrize("n", [1, 2])

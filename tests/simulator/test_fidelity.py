@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 from wsgiscope import simulator
@@ -220,10 +221,16 @@ def test_gevent_overlaps_io_but_cpu_blocks_everyone() -> None:
 
 
 def test_too_many_workers_slow_every_request() -> None:
-    many = simulator.run(presets.get("too-many-workers").scenario).summary
-    right = simulator.run(presets.get("right-sized-workers").scenario).summary
-    assert many["makespan_ms"] >= right["makespan_ms"]  # no throughput gained
-    assert many["latency_ms"]["p50"] > 1.2 * right["latency_ms"]["p50"]
+    ratios = []
+    for seed in range(5):
+        many = simulator.run(presets.get("too-many-workers").scenario, seed).summary
+        right = simulator.run(presets.get("right-sized-workers").scenario, seed).summary
+        assert many["makespan_ms"] >= right["makespan_ms"]  # no throughput gained
+        assert many["latency_ms"]["p50"] > 1.1 * right["latency_ms"]["p50"]
+        ratios.append(many["latency_ms"]["p50"] / right["latency_ms"]["p50"])
+    # the cores are not shared in lock-step (some workers have one to themselves for a
+    # while), so how much slower varies from seed to seed
+    assert statistics.median(ratios) > 1.2
 
 
 def test_gthread_hoards_connections_in_a_busy_worker() -> None:
