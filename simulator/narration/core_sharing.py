@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..cores import BUSY_FACTOR
 from .base import DETAIL, LESSON, Handler, Rule, Story, lane_name
 
 
@@ -33,11 +34,15 @@ class CoreSharing(Rule):
         if detail.startswith("moved from core "):
             src = int(detail.rsplit(" ", 1)[1])
             if story.once("core-move"):
+                interval = max(2, self.cores) * BUSY_FACTOR
                 story.say(LESSON, t, (
                     f"the kernel's load balancing moves {lane_name(story.scenario, key)} "
                     f"from core {src + 1} to core {index + 1}: a core that runs out of work "
-                    "pulls a thread at once, a busy one only checks the others every few "
-                    "tens of milliseconds"))
+                    "pulls a thread at once; a busy one checks the others every "
+                    f"{interval:g}-{2 * interval:g} ms "
+                    "and moves a thread only once the longer queue's recent load shows it "
+                    "overloaded, and threads that were asleep count as light at first, so "
+                    "an uneven split can last 100 ms and more"))
             elif story.detailed_req(r):
                 story.say(DETAIL, t, f"{lane_name(story.scenario, key)} moves from core "
                                      f"{src + 1} to core {index + 1}")
