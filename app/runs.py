@@ -305,15 +305,15 @@ def encode(trace: Trace, lanes: Lanes, tick: float, end: float, key: str, paths:
 
     # Thread lanes are drawn from the frames (one state per tick); only request spans go out
     # as intervals, so a run with heavy GIL ping-pong does not flood the socket.
-    # by start (to the ns, so float noise cannot reorder ties), then by request
-    raw_spans = sorted(sim_frames.spans(trace, threads=False)["requests"],
-                       key=lambda s: (round(s[1], 6), s[0]))
+    raw_spans = sim_frames.spans(trace, threads=False)["requests"]
     if horizon is not None:  # a head: spans still open run to its horizon, as far as known
         last, open_reqs = trace.end_ms, {r.id for r in trace.requests if r.finished_ms is None}
         raw_spans = [(r, a, horizon if r in open_reqs and b >= last else b, st)
                      for r, a, b, st in raw_spans if a <= horizon + 1e-9]
-    if len(raw_spans) > MAX_SPANS:
+    if len(raw_spans) > MAX_SPANS:  # sorted as below (each request's spans in time order)
         raw_spans = decimate_spans(raw_spans, tick, MAX_SPANS)
+    else:  # by start (to the ns, so float noise cannot reorder ties), then by request
+        raw_spans.sort(key=lambda s: (round(s[1], 6), s[0]))
     rs = REQUEST_STATES
     req_spans = [
         (a, [int(r), round(a, 3), round(b, 3), rs.index(st)])
