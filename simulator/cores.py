@@ -40,12 +40,11 @@ reschedules only that core.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from heapq import heappop as _heappop
 from heapq import heappush as _heappush
-from math import exp
+from math import exp, log
 from typing import Final
 
 from .core import URGENT, Env
@@ -59,7 +58,7 @@ BUSY_FACTOR = 16
 #: ``sd->imbalance_pct`` of a core's own domain: a queue is overloaded past 117 % runnable.
 OVERLOADED = 1.17
 #: PELT's decay: a signal halves in 32 ms (``exp(-PELT_RATE * ms)`` of it is left).
-PELT_RATE: Final = math.log(2.0) / 32.0
+PELT_RATE: Final = log(2.0) / 32.0
 #: The scheduler tick (HZ=250): the first balance pass of a busy spell comes within one.
 TICK_MS = 4.0
 
@@ -340,7 +339,8 @@ class Cores:
                 break
             local = sum(self.runnable(th) for th in shortest.run)
             th = longest.run[self.draw(len(longest.run))]
-            if self.runnable(th) / (1 << self._failed) > (busiest - local) / 2 + 1e-9:
+            # (equal loads are a knife-edge, as in the kernel: whose is a hair larger)
+            if self.runnable(th) / (1 << min(self._failed, 16)) > (busiest - local) / 2 + 1e-9:
                 self._failed += 1
                 break
             self._move(longest, shortest, th)
