@@ -17,9 +17,20 @@ class CoreSharing(Rule):
     def __init__(self, story: Story) -> None:
         super().__init__(story)
         self.cores = story.trace.cores
+        #: the last threads seen sharing a core (key, core index, the others) while no
+        #: thread had a core to itself yet: the split may form when another starts running
+        self.pending: tuple[str, int, list[str]] | None = None
 
     def listens(self) -> Iterable[tuple[str, str | None, Handler]]:
-        return [("core", None, self.core)]
+        return [("core", None, self.core), ("thread", "cpu", self.running)]
+
+    def running(self, t: float, who: Any, what: Any, ref: Any) -> None:
+        """A thread starts running: if threads were left sharing a core, a split may have
+        formed (a thread that starts alone on a core records no ``core`` event)."""
+        if self.pending is not None and "core-share" not in self.story.first:
+            key, index, others = self.pending
+            if all(self.world.threads.get(k, ("", -1))[0] == "cpu" for k in (key, *others)):
+                self.tell_share(t, key, index, others)
 
     def lanes(self, keys: Iterable[str]) -> str:
         names = [lane_name(self.story.scenario, k) for k in keys]
@@ -29,9 +40,9 @@ class CoreSharing(Rule):
         story = self.story
         key, index, detail = str(who), int(what), str(ref)
         r = self.world.threads.get(key, ("", -1))[1]
-        if r < 0:
-            return  # housekeeping (an accept() attempt): over in microseconds
         if detail.startswith("moved from core "):
+            if r < 0:
+                return  # housekeeping (an accept() attempt): over in microseconds
             src = int(detail.rsplit(" ", 1)[1])
             if story.once("core-move"):
                 interval = max(2, self.cores) * BUSY_FACTOR
@@ -47,12 +58,22 @@ class CoreSharing(Rule):
                 story.say(DETAIL, t, f"{lane_name(story.scenario, key)} moves from core "
                                      f"{src + 1} to core {index + 1}")
             return
-        others = [k for k in detail.split(",") if k]
+        self.tell_share(t, key, index, [k for k in detail.split(",") if k])
+
+    def tell_share(self, t: float, key: str, index: int, others: list[str]) -> None:
+        """``key`` shares core ``index`` with ``others``: told if some other thread has a
+        core to itself (the queues are uneven)."""
+        story = self.story
         sharing = {key, *others}
-        alone = sorted(k for k, (state, _) in self.world.threads.items()
-                       if state == "cpu" and k not in sharing)
-        if not alone or len(alone) > self.cores - 1:
-            return  # no core to itself beside them: even sharing, told by Cores
+        threads = self.world.threads
+        alone = sorted(k for k, (state, r) in threads.items()
+                       if state == "cpu" and r >= 0 and k not in sharing)
+        if not alone or len(alone) > self.cores - 1 or threads.get(key, ("", -1))[1] < 0:
+            # no core to itself beside them (yet: told by Cores if it stays even), or the
+            # thread is in housekeeping (an accept()) and may not be serving anyone yet
+            self.pending = (key, index, others)
+            return
+        self.pending = None
         k = len(sharing)
         has = "has a core to itself" if len(alone) == 1 else "have a core each"
         text = (f"{lane_name(story.scenario, key)} shares core {index + 1} with "
