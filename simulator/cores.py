@@ -233,11 +233,6 @@ class Cores:
             c = last  # it never left (a CPU step right after another), or its core is idle
         elif self.idle:
             c = next(x for x in self.core if not x.run)
-        elif last is not None and th.left_at < 0.0:
-            # A new thread or process (``last_core``: its parent's) with no core idle stays
-            # on its parent's core (sched_balance_find_dst_group: another group only if it
-            # has more idle CPUs than the parent's).
-            c = last
         elif last is not None:
             # No idle core: the kernel wakes it on its waker's core or its own previous
             # one, whichever wake_affine prefers, without comparing queue lengths; the

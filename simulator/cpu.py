@@ -26,9 +26,6 @@ from .runner import Runner
 CPU: Final = 0
 IO: Final = 1
 CALL: Final = 2
-#: kernel work in a system call that lets the GIL go but keeps the core: a send, or a read of
-#: bytes already there, on loopback (the kernel does it in the calling thread's time)
-SYS: Final = 3
 
 Step = tuple[int, Any, str | None]
 
@@ -93,13 +90,10 @@ class Thread(Runner):
             sim.machine["nogil_slowdown"]
         #: the bound method, made once: scheduled at every I/O step
         self._io_done_cb: Callable[[int], None] = self._io_done
-        if sim.env.now == 0.0:
-            # Started before the run (booted, then waited): it last ran on some core.
-            self.last_core = sim.cores.core[sim.cores.draw(sim.cores.cores)]
-            self.left_at = 0.0
-        else:
-            # New: PELT starts its runnable average at half its core's spare capacity, next
-            # to nothing on a busy core (post_init_entity_util_avg).
+        # The kernel counts a task made during the run as fully loaded
+        # (init_entity_runnable_average); one there before it has long slept.
+        if sim.env.now > 0.0:
+            self.pelt = 1.0
             self.pelt_t = sim.env.now
         sim.rec.thread(key, "idle", None)
 
@@ -154,21 +148,6 @@ class Thread(Runner):
                     self.cores.add(self)
                 else:
                     self._set("gil")
-                return
-            if kind == SYS:
-                gil = self.proc.gil
-                if gil is not None and gil.holder is self:
-                    gil.release(self)
-                    req = self.req
-                ms = amount
-                if ms <= 0:
-                    self.i += 1
-                    continue
-                self.work = ms
-                if req is not None:
-                    req.cpu_ms += ms
-                self._set("cpu")
-                self.cores.add(self)
                 return
             if kind == IO:
                 gil = self.proc.gil

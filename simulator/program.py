@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .contexts import locals_per_connection
 from .core import Env
-from .cpu import CALL, CPU, IO, SYS, Step, Thread
+from .cpu import CALL, CPU, IO, Step, Thread
 from .dispatch import dispatch
 from .endpoints import app_handles_500
 from .races import Loop, instructions, switch_in_window
@@ -37,7 +37,7 @@ def server_steps(c: dict[str, Any], kind: str) -> tuple[list[Step], list[Step]]:
     A stage that costs nothing takes no time: it is left out (Flask's hooks, around the
     view, are in the program even then)."""
     head: list[Step] = [step for step in (
-        (SYS, c["recv_ms"], "recv"), (CPU, c["parse_ms"], "parse"),
+        (IO, c["recv_ms"], "recv"), (CPU, c["parse_ms"], "parse"),
         (CPU, c["context_ms"], "context"), (CPU, c["match_ms"], "match"),
     ) if step[1] > 0]
     drain = c["werkzeug_drain_ms"] if kind == "werkzeug" else 0.0
@@ -46,8 +46,8 @@ def server_steps(c: dict[str, Any], kind: str) -> tuple[list[Step], list[Step]]:
     # each, and taken back for the Python between them.
     w = c["write_ms"] / 2
     tail: list[Step] = [step for step in (
-        (SYS, w, "write"), (CPU, BETWEEN_WRITES_MS if w > 0 else 0.0, "write"),
-        (SYS, w, "write"), (IO, drain, "write"), (CPU, c["close_ms"], "write"),
+        (IO, w, "write"), (CPU, BETWEEN_WRITES_MS if w > 0 else 0.0, "write"),
+        (IO, w, "write"), (IO, drain, "write"), (CPU, c["close_ms"], "write"),
     ) if step[1] > 0]
     return head, tail
 

@@ -57,10 +57,7 @@ class WerkzeugThreaded(Server):
         def handle(th: Thread, req: Request) -> None:
             def spawn(_: Thread) -> None:
                 key = slots.take()
-                worker = idle.pop(key, None)
-                if worker is None:
-                    worker = Thread(sim, proc, key)
-                    worker.last_core = main.core or main.last_core  # cloned on its core
+                worker = idle.pop(key, None) or Thread(sim, proc, key)
                 sim.add_process(proc, [worker])
 
                 def done(t: Thread) -> None:
@@ -124,7 +121,6 @@ class WerkzeugForking(Server):
                 child = Process(sim, name, f"forked child {name}")
                 sim.warm.add(child)  # its first request's extra is fork_child_ms
                 cth = Thread(sim, child, f"{name}/main")
-                cth.last_core = main.core or main.last_core  # forked on its parent's core
                 sim.add_process(child, [cth])
                 children["alive"] += 1
 
