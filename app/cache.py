@@ -68,8 +68,10 @@ def approx_size(run: Prepared) -> int:
     arrays = (run.times, run.th, run.g, run.span_starts, run.done_times, run.line_times,
               *run.counters.values())
     size = sum(a.itemsize * len(a) + 64 for a in arrays)
-    for texts in (run.spans, run.done, run.narration, run.inspect):
+    for texts in (run.spans, run.done, run.narration):
         size += sum(len(t) for t in texts) + 57 * len(texts)  # str header and list slot
+    if run.inspect is not None:
+        size += run.inspect.approx_size()
     size += CHUNK_MEMO * CHUNK_MEMO_TEXT // 4  # its memo of encoded chunks, when in use
     return size + len(json.dumps(run.meta)) * 3  # the meta as Python objects
 

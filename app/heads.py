@@ -172,7 +172,7 @@ def _head(run: simulator.Simulation, end: float, tick: float, horizon: float,
     paths = sent.path_names()
     lines = [line for line in head_narration(partial, n) if line[0] <= horizon + 1e-9]
     return encode(partial, Lanes(partial), tick, max(end, horizon), key, paths, n, lines,
-                  summary=None, contexts=None, inspect=[], horizon=horizon,
+                  summary=None, contexts=None, inspect=None, horizon=horizon,
                   extra={"partial": True, "horizon_ms": round(horizon, 3)})
 
 

@@ -11,10 +11,11 @@ chunk's last frame, as the JSON text of one ``frames`` message.
 
 A :class:`Prepared` run is compact on purpose: frame columns are typed arrays, spans,
 records and narration lines are JSON text encoded once, and the request inspector's data is
-kept per batch of requests as JSON text. It travels from a simulation process to the
-serving process, and through a shared cache, as :meth:`Prepared.to_bytes` (no pickle), and
-decoding it costs the serving process a few milliseconds even for a large run, so that
-one viewer's run never stalls the frames of everyone else.
+kept as :class:`.runpack.Inspect` (records as JSON per batch of requests, each request's
+events in typed arrays). It travels from a simulation process to the serving process,
+and through a shared cache, as :meth:`Prepared.to_bytes` (no pickle), and decoding it
+costs the serving process a few milliseconds even for a large run, so that one viewer's
+run never stalls the frames of everyone else.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class Prepared:
     done: list[str]  # one finished-request record as JSON
     line_times: array[float]
     narration: list[str]  # one ``[t, text]`` as JSON
-    inspect: list[str] = field(default_factory=list)  # JSON batches (runpack.INSPECT_BATCH)
+    inspect: runpack.Inspect | None = None  # the request inspector's (None in a head)
     _chunks: dict[tuple[int, int], str] = field(default_factory=dict, repr=False)
 
     @property
@@ -262,12 +263,12 @@ def prepare(trace: Trace, max_frames: int = 4000, key: str = "",
     narration = [(float(t), str(text)) for t, text in sim_narrate.narrate(trace)]
     return encode(trace, lanes, tick_ms, end, key, paths, len(trace.requests), narration,
                   summary=trace.summary, contexts=context_view(trace),
-                  inspect=runpack.inspect_batches(trace))
+                  inspect=runpack.inspect_data(trace))
 
 
 def encode(trace: Trace, lanes: Lanes, tick: float, end: float, key: str, paths: list[str],
            n_requests: int, narration: list[tuple[float, str]], summary: Any,
-           contexts: Any, inspect: list[str], horizon: float | None = None,
+           contexts: Any, inspect: runpack.Inspect | None, horizon: float | None = None,
            extra: dict[str, Any] | None = None) -> Prepared:
     """The Prepared run of ``trace``'s frames up to ``end`` at ``tick``; with a
     ``horizon`` (a run's head), frames stop there, and spans and records that start later,

@@ -6,7 +6,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+from wsgiscope import simulator
+from wsgiscope.app import runpack
 from wsgiscope.app.decimate import decimate_spans
+from wsgiscope.app.runs import Prepared, prepare
 
 
 def plain_decimate(spans: list[Any], tick_ms: float, max_spans: int) -> list[Any]:
@@ -66,3 +70,51 @@ def test_decimated_spans_are_the_plain_decimations_in_any_request_order() -> Non
         by_request = sorted(spans, key=lambda s: (s[0], s[1]))
         assert decimate_spans(list(spans), tick, cap) == want
         assert decimate_spans(by_request, tick, cap) == want
+
+
+def sync_run(n: int) -> simulator.Trace:
+    """gunicorn sync -w 8 with 1 s of I/O under Poisson arrivals, as the page's benchmarks."""
+    return simulator.run({
+        "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 8, "timeout_s": 0},
+        "machine": {"cores": 8}, "endpoints": {"/io": [{"io_ms": {"exp": 1000}}]},
+        "workload": [{"poisson": {"rate_per_s": 7.0, "duration_s": n / 7.0}, "path": "/io"}],
+        "client": {"timeout_s": 3600}}, seed=3)
+
+
+def plain_request_events(trace: simulator.Trace) -> list[list[Any]]:
+    """Every request's events, as ``Trace.request_events`` picks them."""
+    n = len(trace.requests)
+    out: list[list[Any]] = [[] for _ in range(n)]
+    for e in trace.events:
+        rid = e.who if e.kind == "req" else e.ref if e.kind == "thread" else None
+        if type(rid) is int and 0 <= rid < n:
+            out[rid].append(e)
+    return out
+
+
+@pytest.mark.parametrize("how", ["arrays", "typed"])
+def test_every_requests_inspector_data_is_its_record_and_events(how: str) -> None:
+    trace = sync_run(3000)
+    run = prepare(trace, 4000, "k")
+    if how == "typed":  # the way for events holding values other than strings and ints
+        run.inspect = runpack._inspect_typed(trace)
+    run = Prepared.from_bytes(run.to_bytes())
+    want = plain_request_events(trace)
+    assert want[7] == trace.request_events(7)
+    for rid, record in enumerate(trace.requests):
+        view = run.inspect_view(rid)
+        got = view.request_events(rid)
+        assert view.requests[rid] == record
+        assert got == want[rid]
+        assert [tuple(map(type, e)) for e in got] == [tuple(map(type, e)) for e in want[rid]]
+
+
+def test_inspector_data_tells_one_from_true_and_a_float() -> None:
+    trace = sync_run(600)
+    log = trace.events
+    t = log.t[-1]
+    trace.events.extend([(t, "req", 5, "outcome", 1), (t, "req", 5, "outcome", True),
+                         (t, "req", 5, "outcome", 1.0), (t, "thread", "w", "io", 5)])
+    got = runpack.inspect_view(prepare(trace, 400, "k"), 5).request_events(5)
+    assert [type(e.ref) for e in got[-4:-1]] == [int, bool, float]
+    assert got == plain_request_events(trace)[5]
