@@ -63,23 +63,31 @@ def decimate_spans(spans: list[Any], tick_ms: float, max_spans: int) -> list[Any
     a frame's tick and doubles until the spans fit). Ordered by start, then request; the
     order of ``spans`` does not matter, only each request's spans in time order.
 
-    Speed: each width is a pass over every span. A request without gaps whose last span
+    Speed: each width is a pass over every request. A request without gaps whose last span
     starts less than ``w`` after its first becomes one slice, the same at every such width:
-    that span is made once (:func:`_whole`), and only the other requests are merged again
-    at each width."""
+    that span is made once (:func:`_whole`); another request is merged again only when the
+    width passes a slice length that closed one of its slices (below it, every check of
+    the merge comes out the same)."""
     by_req: dict[int, list[Any]] = {}
     for s in spans:
         by_req.setdefault(s[0], []).append(s)
-    plans = [(r, items, *_whole(r, items)) for r, items in by_req.items()]
+    # per request: its spans, reach and whole span (see _whole), and its merged spans at
+    # the last width it was merged at with the largest width they hold for
+    plans = [[r, items, *_whole(r, items), [], -math.inf] for r, items in by_req.items()]
     width = max(tick_ms / 64, 1e-6)
     while True:
         out: list[Any] = []
-        add = out.append
-        for r, items, reach, whole in plans:
-            if reach < width:
-                add(whole)
+        add, more = out.append, out.extend
+        for plan in plans:
+            if plan[2] < width:
+                add(plan[3])
+            elif width <= plan[5]:  # no slice check changes its outcome up to there
+                more(plan[4])
             else:
-                _merge_request(r, items, width, out)
+                merged: list[Any] = []
+                plan[5] = _merge_request(plan[0], plan[1], width, merged)
+                plan[4] = merged
+                more(merged)
         if len(out) <= max_spans or width > 1e12:
             break
         width *= 2
@@ -103,14 +111,20 @@ def _whole(r: int, items: list[Any]) -> tuple[float, tuple[int, float, float, st
     return (math.inf if gap else reach), (r, a0, b0, max(took, key=took.__getitem__))
 
 
-def _merge_request(r: int, items: list[Any], width: float, out: list[Any]) -> None:
-    """Append request ``r``'s spans (sorted by start) merged into slices of ``width``."""
+def _merge_request(r: int, items: list[Any], width: float, out: list[Any]) -> float:
+    """Append request ``r``'s spans (sorted by start) merged into slices of ``width``;
+    return the smallest slice length that closed a slice (infinite if none): at any larger
+    width up to it, every slice check comes out the same, and so do the spans."""
     first = len(out)  # out[first - 1] is another request's: never continued
+    holds = math.inf
     rest = iter(items)
     _, a0, b0, st = next(rest)
     took = {st: 0.0 + (b0 - a0)}
     for _, a, b, st in rest:
-        if b0 - a0 >= width or a - b0 > 1e-9:  # a full slice, or a gap
+        full = b0 - a0 >= width
+        if full or a - b0 > 1e-9:  # a full slice, or a gap
+            if full and b0 - a0 < holds:
+                holds = b0 - a0
             _flush(r, a0, b0, took, out, first)
             a0, b0, took = a, b, {st: 0.0 + (b - a)}
         else:
@@ -118,6 +132,7 @@ def _merge_request(r: int, items: list[Any], width: float, out: list[Any]) -> No
                 b0 = b
             took[st] = took.get(st, 0.0) + (b - a)
     _flush(r, a0, b0, took, out, first)
+    return holds
 
 
 def _flush(r: int, a0: float, b0: float, took: dict[str, float], out: list[Any],
