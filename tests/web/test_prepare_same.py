@@ -21,6 +21,15 @@ def plain_decimate(spans: list[Any], tick_ms: float, max_spans: int) -> list[Any
     for s in spans:
         by_req.setdefault(s[0], []).append(s)
     width = max(tick_ms / 64, 1e-6)
+
+    def close(out: list[Any], r: int, a0: float, b0: float, took: dict[str, float]) -> None:
+        """End a slice: its longest state, joined to the one before if it goes on."""
+        state = max(took, key=took.__getitem__)
+        if out and out[-1][0] == r and out[-1][3] == state and abs(out[-1][2] - a0) < 1e-9:
+            out[-1] = (r, out[-1][1], b0, state)
+        else:
+            out.append((r, a0, b0, state))
+
     while True:
         out: list[Any] = []
         for r, items in by_req.items():
@@ -28,24 +37,14 @@ def plain_decimate(spans: list[Any], tick_ms: float, max_spans: int) -> list[Any
             took: dict[str, float] = {}
             for _, a, b, st in sorted(items, key=lambda s: s[1]):
                 if took and (b0 - a0 >= width or a - b0 > 1e-9):
-                    state = max(took, key=took.__getitem__)
-                    if out and out[-1][0] == r and out[-1][3] == state and \
-                            abs(out[-1][2] - a0) < 1e-9:
-                        out[-1] = (r, out[-1][1], b0, state)
-                    else:
-                        out.append((r, a0, b0, state))
+                    close(out, r, a0, b0, took)
                     took = {}
                 if not took:
                     a0 = a
                 b0 = max(b0, b) if took else b
                 took[st] = took.get(st, 0.0) + (b - a)
             if took:
-                state = max(took, key=took.__getitem__)
-                if out and out[-1][0] == r and out[-1][3] == state and \
-                        abs(out[-1][2] - a0) < 1e-9:
-                    out[-1] = (r, out[-1][1], b0, state)
-                else:
-                    out.append((r, a0, b0, state))
+                close(out, r, a0, b0, took)
         if len(out) <= max_spans or width > 1e12:
             break
         width *= 2
