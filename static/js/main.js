@@ -260,6 +260,7 @@ if (body.dataset.autostart) startFromRunInfo(false);
 
 // --- drawing loop -------------------------------------------------------------------------
 let dirty = true, lastNow = performance.now(), renderedLine = -2, lastMetrics = 0, lastHeat = 0;
+let askedRestAt = 0;  // when the page last asked again for frames it waits for
 
 function sizeAll() {
   timeline.layout();
@@ -286,6 +287,13 @@ function frame(now) {
       stream.send({ op: "pause", t: player.t });
     }
     dirty = true;
+  } else if (store.meta && !store.meta.partial && !store.complete &&
+             player.t > store.lastT + 1e-9 && now - askedRestAt > 1000) {
+    // The playhead waits past what the page holds and nothing is coming in: ask again, at
+    // most once a second (End pressed while a large run's head showed, then the whole run
+    // took its place: the server had been asked only up to the head's end).
+    askedRestAt = now;
+    stream.send({ op: "seek", t: player.t });
   }
   if (dirty) { draw(now); dirty = false; }
   requestAnimationFrame(frame);
