@@ -67,10 +67,15 @@ heappush: Final = _heappush
 heappop: Final = _heappop
 
 
+def _runnable_at(th: Runner, now: float) -> float:
+    """``th``'s runnable average at ``now``, it having been runnable since ``pelt_t``."""
+    return 1.0 - (1.0 - th.pelt) * exp(-PELT_RATE * (now - th.pelt_t))
+
+
 def _ran(th: Runner, now: float) -> None:
     """``th`` was runnable from ``th.pelt_t`` to ``now``: bring its average up to date."""
     if now != th.pelt_t:
-        th.pelt = 1.0 - (1.0 - th.pelt) * exp(-PELT_RATE * (now - th.pelt_t))
+        th.pelt = _runnable_at(th, now)
         th.pelt_t = now
 
 
@@ -316,9 +321,8 @@ class Cores:
             self._move(busiest, idle)
 
     def runnable(self, th: Runner) -> float:
-        """``th``'s runnable average now, in cores (it is on a core: runnable since
-        ``pelt_t``)."""
-        return 1.0 - (1.0 - th.pelt) * exp(-PELT_RATE * (self.env.now - th.pelt_t))
+        """``th``'s runnable average now, in cores (it is on a core)."""
+        return _runnable_at(th, self.env.now)
 
     def _balance(self, token: int) -> None:
         """A periodic pass (see the module docstring): the shortest queue pulls from the

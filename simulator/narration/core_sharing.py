@@ -27,10 +27,15 @@ class CoreSharing(Rule):
     def running(self, t: float, who: Any, what: Any, ref: Any) -> None:
         """A thread starts running: if threads were left sharing a core, a split may have
         formed (a thread that starts alone on a core records no ``core`` event)."""
-        if self.pending is not None and "core-share" not in self.story.first:
-            key, index, others = self.pending
-            if all(self.world.threads.get(k, ("", -1))[0] == "cpu" for k in (key, *others)):
-                self.tell_share(t, key, index, others)
+        if self.pending is None:
+            return
+        key, index, others = self.pending
+        threads = self.world.threads
+        if "core-share" in self.story.first or any(
+                threads.get(k, ("", -1))[0] != "cpu" for k in (key, *others)):
+            self.pending = None  # told already, or they no longer share: nothing to check
+            return
+        self.tell_share(t, key, index, others)
 
     def lanes(self, keys: Iterable[str]) -> str:
         names = [lane_name(self.story.scenario, k) for k in keys]
