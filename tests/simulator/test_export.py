@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import re
 
 from handmade import dropped_syn, gil_pair, single_thread
@@ -148,3 +149,34 @@ def test_table_groups_dropped_syns() -> None:
     trace = simulator.run(presets.get("backlog-overflow").scenario)
     text = export.to_table(trace)
     assert "SYN dropped" in text and "resend SYN" in text
+
+
+def _reference_values(col: list) -> list[str]:
+    return [json.dumps(round(v, 3) if type(v) is float else v) for v in col]
+
+
+def test_json_columns_are_written_as_json_dumps_writes_each_value() -> None:
+    """The result's requests are encoded a column at a time (``"%.3f"`` with its trailing
+    zeros dropped, or each distinct value once): each value as ``json.dumps`` of it rounded."""
+    rng = random.Random(5)
+    floats = [rng.uniform(-1e4, 1e4) for _ in range(3000)]
+    floats += [rng.expovariate(1 / 1000) for _ in range(3000)]
+    floats += [k / 1000 for k in range(-3000, 3000)]  # every tail of zeros
+    floats += [k / 1000 + 0.0005 for k in range(-2000, 2000)]  # ties, as the binary value has them
+    floats += [rng.uniform(1e10, 1e11) * rng.choice((1, -1)) for _ in range(500)]
+    floats += [0.0, -0.0, 1e-7, -1e-7, 0.0004, -0.0004, 99999999999.9999, 123456789012.5]
+    cases: list[list] = [
+        floats,
+        floats + [float("nan"), float("inf"), -float("inf")],
+        [0.0] * 100 + [-0.0] + [0.5] * 100,  # few values, one a negative zero
+        [0.0, 0.25, 1.5] * 100,
+        [None if k % 7 == 0 else v for k, v in enumerate(floats)],
+        [None] * 10,
+        list(range(-50, 5000)),
+        [0, 1, 2] * 100,
+        [True, False, 1, 0] * 30,
+        [1, 1.0, True, None, "1"] * 30,
+        ["ok", "w1/t1", 'quo"te', "é\u2028\x00", "%s %d %%"] * 30,
+    ]
+    for col in cases:
+        assert export._column(col, set(map(type, col))) == _reference_values(col)
