@@ -7,9 +7,9 @@ inspector's data as JSON, per batch of requests.
   decodes nothing that could run code, and a large run decodes in milliseconds (the arrays
   are copied, not parsed).
 * :func:`inspect_data` / :func:`inspect_view` -- each request's record (JSON, in batches
-  of :data:`INSPECT_BATCH`) and its events (:class:`Inspect`: typed arrays, grouped by
-  request), so inspecting one request decodes one batch and a few events, and the serving
-  process never holds a whole Trace.
+  of :data:`INSPECT_BATCH`) and its events (:class:`Inspect`: typed arrays in the log's
+  order, searched by request), so inspecting one request decodes one batch and a few
+  events, and the serving process never holds a whole Trace.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import struct
 import sys
 from array import array
 from dataclasses import dataclass, fields
-from itertools import accumulate, chain, compress, repeat
-from operator import and_, attrgetter, lshift, or_, rshift
+from itertools import chain, compress
+from operator import attrgetter
 from typing import Any
 
 from wsgiscope.simulator.trace import Event, RequestRecord, Trace
@@ -32,7 +32,7 @@ Prepared = Any
 #: Requests per batch of inspector data (decoded together when one of them is inspected).
 INSPECT_BATCH = 64
 #: The version of :func:`to_bytes`; part of every cache key (:mod:`.cache`).
-WIRE_FORMAT = 2
+WIRE_FORMAT = 3
 _MAGIC = b"WSGISCOPE-RUN"
 _JSON = json.JSONEncoder(separators=(",", ":"))
 
@@ -43,8 +43,8 @@ def _arrays(run: Prepared) -> list[tuple[str, array[Any]]]:
              ("line_times", run.line_times)]
     ins = run.inspect
     if ins is not None:
-        named += [("inspect:offsets", ins.offsets), ("inspect:t", ins.t),
-                  ("inspect:ids", ins.ids)]
+        named += [("inspect:t", ins.t), ("inspect:ids", ins.ids), ("inspect:low", ins.low),
+                  ("inspect:high", ins.high)]
     return named + [(f"counter:{k}", v) for k, v in run.counters.items()]
 
 
@@ -54,11 +54,12 @@ def to_bytes(run: Prepared) -> bytes:
     head = {"format": WIRE_FORMAT, "byteorder": sys.byteorder, "key": run.key,
             "tick_ms": run.tick_ms, "end_ms": run.end_ms, "meta": run.meta,
             "arrays": [[name, a.typecode, len(a)] for name, a in arrays],
+            "rids": 0 if ins is None else len(ins.rids),
             "spans": run.spans, "done": run.done, "narration": run.narration,
-            "inspect": None if ins is None else [ins.records, ins.kinds_text]}
+            "inspect": None if ins is None else [ins.records, ins.kinds_text, ins.block]}
     text = _JSON.encode(head).encode()
     return b"".join([_MAGIC, struct.pack("<Q", len(text)), text,
-                     *(a.tobytes() for _, a in arrays)])
+                     *(a.tobytes() for _, a in arrays), b"" if ins is None else ins.rids])
 
 
 def from_bytes(cls: Any, data: bytes) -> Prepared:
@@ -80,9 +81,10 @@ def from_bytes(cls: Any, data: bytes) -> Prepared:
     counters = {k[len("counter:"):]: v for k, v in arrays.items() if k.startswith("counter:")}
     ins = None
     if head["inspect"] is not None:
-        records, kinds_text = head["inspect"]
-        ins = Inspect(records, kinds_text, arrays["inspect:offsets"], arrays["inspect:t"],
-                      arrays["inspect:ids"])
+        records, kinds_text, block = head["inspect"]
+        ins = Inspect(records, kinds_text, data[at:at + head["rids"]], arrays["inspect:t"],
+                      arrays["inspect:ids"], arrays["inspect:low"], arrays["inspect:high"],
+                      block)
     return cls(head["key"], head["tick_ms"], head["end_ms"], head["meta"],
                arrays["times"], counters, arrays["th"], arrays["g"],
                arrays["span_starts"], head["spans"], arrays["done_times"], head["done"],
@@ -90,25 +92,35 @@ def from_bytes(cls: Any, data: bytes) -> Prepared:
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
+_RID = struct.Struct("=i")
 
 
 @dataclass
 class Inspect:
     """What the request inspector reads of a run: each request's record, as JSON lists of
-    :data:`INSPECT_BATCH` records, and the events :meth:`Trace.request_events` gives for
-    it, grouped by request in typed arrays: request ``rid``'s are ``offsets[rid]`` to
-    ``offsets[rid + 1]``, each a time in ``t`` and in ``ids`` an index into the run's
-    distinct ``[kind, what, other]`` (``kinds_text``, JSON), where ``other`` is the ``ref``
-    of a ``req`` event and the ``who`` of a ``thread`` event (the other one is ``rid``).
+    :data:`INSPECT_BATCH` records (each the list of its :class:`RequestRecord` fields'
+    values, in order), and the events :meth:`Trace.request_events` gives for it, kept in
+    the log's order: for every ``req`` and ``thread`` event, its request in ``rids`` (a
+    32-bit int each, -1 for none), its time in ``t`` and in ``ids`` an index into the
+    run's distinct ``[kind, what, other]`` (``kinds_text``, JSON), where ``other`` is the
+    ``ref`` of a ``req`` event and the ``who`` of a ``thread`` event (the other one is
+    the request).
 
-    About 12 bytes an event, made without a Python object per event kept: JSON batches of
-    every event were most of a large run's pack and of the time to prepare it."""
+    A request's events are found by searching ``rids`` (in C) within the blocks of
+    :data:`INSPECT_BLOCK` events whose smallest and largest request (``low``, ``high``)
+    bracket it: a few blocks, as requests come and go in order. About 16 bytes an event,
+    made with a handful of passes in C over the log's columns and no Python step per
+    event: grouping the events by request was most of the time to prepare the
+    inspector's data."""
 
     records: list[str]
     kinds_text: str
-    offsets: array[int]
+    rids: bytes
     t: array[float]
     ids: array[int]
+    low: array[int]
+    high: array[int]
+    block: int = 0  # events per block of ``low`` and ``high`` (INSPECT_BLOCK when made)
 
     @functools.cached_property
     def kinds(self) -> list[list[Any]]:
@@ -117,7 +129,36 @@ class Inspect:
     def approx_size(self) -> int:
         """The bytes this holds, roughly (for the run cache)."""
         return (sum(len(t) + 57 for t in self.records) + len(self.kinds_text)
-                + 8 * len(self.offsets) + 12 * len(self.t))
+                + len(self.rids) + 12 * len(self.t) + 8 * len(self.low))
+
+    def places(self, rid: int) -> list[int]:
+        """Where request ``rid``'s events are, in the log's order."""
+        rids, pattern, step = self.rids, _RID.pack(rid), _RID.size
+        out: list[int] = []
+        low, high, size = self.low, self.high, self.block * step
+        block, blocks = 0, len(low)
+        while block < blocks:
+            if not low[block] <= rid <= high[block]:
+                block += 1
+                continue
+            first = block
+            while block < blocks and low[block] <= rid <= high[block]:
+                block += 1
+            at, stop = first * size, min(block * size, len(rids))
+            while True:
+                at = rids.find(pattern, at, stop)
+                if at < 0:
+                    break
+                if at % step:  # across two requests' bytes
+                    at += 1
+                    continue
+                out.append(at // step)
+                at += step
+        return out
+
+
+#: Events per block of :attr:`Inspect.rids` whose smallest and largest request are kept.
+INSPECT_BLOCK = 2048
 
 
 def inspect_data(trace: Trace) -> Inspect:
@@ -125,36 +166,52 @@ def inspect_data(trace: Trace) -> Inspect:
     n = len(trace.requests)
     log = trace.events
     codes = bytes(log.codes)
+    req, thread = log.code("req"), log.code("thread")
+    table = bytearray(256)
+    table[req] = table[thread] = 1
+    mask = codes.translate(table)  # the req and thread events
+    picked = bytes(compress(codes, mask))
+    m = len(picked)
+    # each event's (who, ref) in turn: its request is the first of a req event and the
+    # second of a thread event, its other value the other one (bytes to compress them by)
+    is_req, is_thread = bytearray(256), bytearray(256)
+    is_req[req], is_thread[thread] = 1, 1
+    first, second = picked.translate(is_req), picked.translate(is_thread)
+    take_rid, take_other = bytearray(2 * m), bytearray(2 * m)
+    take_rid[0::2] = take_other[1::2] = first
+    take_rid[1::2] = take_other[0::2] = second
+    del first, second
+    pairs = list(chain.from_iterable(zip(compress(log.who, mask), compress(log.ref, mask),
+                                         strict=True)))
+    rids = list(compress(pairs, take_rid))
+    others = list(compress(pairs, take_other))
+    del pairs, take_rid, take_other
+    whats = list(compress(log.what, mask))
+    if not (_plain(rids) and (not rids or (min(rids) >= -1 and max(rids) < n))
+            and _plain(whats) and _plain(others)):
+        # a request that is not a plain int in range, or values such as 1.0 or True
+        # (equal to 1 as keys): the plain way
+        return _inspect_typed(trace)
     ids = _Intern()
-    buckets: list[list[int]] = [[] for _ in range(n + 1)]  # the last: events of no request
-    # Per kind, the events' request, key and place are picked in C; the one Python step per
-    # event puts its place and key (packed in one int) in its request's bucket.
-    for kind, rid_column, other_column in (("req", log.who, log.ref),
-                                           ("thread", log.ref, log.who)):
-        table = bytearray(256)
-        table[log.code(kind)] = 1
-        mask = codes.translate(table)
-        rids = list(compress(rid_column, mask))
-        whats, others = list(compress(log.what, mask)), list(compress(other_column, mask))
-        if not (_plain(rids) and (not rids or (min(rids) >= -1 and max(rids) < n))
-                and _plain(whats) and _plain(others)):
-            # a request that is not a plain int in range, or values such as 1.0 or True
-            # (equal to 1 as keys): the plain way
-            return _inspect_typed(trace)
-        keys = map(ids.__getitem__, zip(repeat(kind), whats, others))
-        places = map(lshift, compress(range(len(codes)), mask), repeat(32))
-        for rid, packed in zip(rids, map(or_, places, keys), strict=True):
-            buckets[rid].append(packed)
-        del rids, whats, others
-    buckets.pop()
-    for bucket in buckets:
-        bucket.sort()  # each request's events in the log's order
-    order = list(chain.from_iterable(buckets))
-    offsets = array("q", accumulate(map(len, buckets), initial=0))
-    del buckets
-    times = array("d", map(log.t.__getitem__, map(rshift, order, repeat(32))))
-    return Inspect(_record_batches(trace), _JSON.encode([list(k) for k in ids]), offsets,
-                   times, _ints(map(and_, order, repeat(0xFFFFFFFF)), len(ids)))
+    keys = array("i", map(ids.__getitem__, zip(map(log.kinds.__getitem__, picked), whats,
+                                                others, strict=True)))
+    del whats, others
+    column = array("i", rids)
+    del rids
+    return Inspect(_record_batches(trace), _JSON.encode([list(k) for k in ids]),
+                   column.tobytes(), array("d", compress(log.t, mask)), keys,
+                   *_blocks(column))
+
+
+def _blocks(rids: array[int]) -> tuple[array[int], array[int], int]:
+    """The smallest and largest request (-1, no request, left out) per block of
+    :data:`INSPECT_BLOCK` events."""
+    signed = memoryview(rids)
+    unsigned = signed.cast("B").cast("I")  # -1 is the largest: never a block's smallest
+    size = INSPECT_BLOCK
+    starts = range(0, len(rids), size)
+    return (array("q", (min(unsigned[a:a + size]) for a in starts)),
+            array("q", (max(signed[a:a + size]) for a in starts)), size)
 
 
 class _Intern(dict[tuple[Any, ...], int]):
@@ -174,27 +231,26 @@ def _inspect_typed(trace: Trace) -> Inspect:
     """:func:`inspect_data` for a Trace whose events hold values other than strings and
     ints: each event's values told apart by type too (slower)."""
     n = len(trace.requests)
-    events: list[list[Any]] = [[] for _ in range(n)]
-    for t, kind, who, what, ref in trace.events.rows():
-        if kind == "req" or kind == "thread":
-            rid, other = (who, ref) if kind == "req" else (ref, who)
-            if type(rid) is int and 0 <= rid < n:
-                events[rid].append((t, kind, what, other))
     distinct: dict[tuple[Any, ...], int] = {}
     keys: list[list[Any]] = []
     times = array("d")
+    rids = array("i")
     ids: list[int] = []
-    for t, kind, what, other in chain.from_iterable(events):
-        k = (kind, type(what), what, type(other), other)
-        i = distinct.get(k)
-        if i is None:
-            i = distinct[k] = len(keys)
-            keys.append([kind, what, other])
-        times.append(t)
-        ids.append(i)
-    offsets = array("q", accumulate(map(len, events), initial=0))
-    return Inspect(_record_batches(trace), _JSON.encode(keys), offsets, times,
-                   _ints(ids, len(keys)))
+    for t, kind, who, what, ref in trace.events.rows():
+        if kind == "req" or kind == "thread":
+            rid, other = (who, ref) if kind == "req" else (ref, who)
+            if not (type(rid) is int and 0 <= rid < n):
+                continue
+            k = (kind, type(what), what, type(other), other)
+            i = distinct.get(k)
+            if i is None:
+                i = distinct[k] = len(keys)
+                keys.append([kind, what, other])
+            times.append(t)
+            rids.append(rid)
+            ids.append(i)
+    return Inspect(_record_batches(trace), _JSON.encode(keys), rids.tobytes(), times,
+                   _ints(ids, len(keys)), *_blocks(rids))
 
 
 def _ints(values: Any, bound: int) -> array[int]:
@@ -202,13 +258,12 @@ def _ints(values: Any, bound: int) -> array[int]:
 
 
 def _record_batches(trace: Trace) -> list[str]:
-    """Every request's record as JSON, a list of :data:`INSPECT_BATCH` per string."""
-    # a record's fields are plain values: a shallow dict is asdict's result, without its
-    # deep copy of every value
+    """Every request's record as JSON: the values of its fields in order (a list, not an
+    object: half the text, and no dict made per record), :data:`INSPECT_BATCH` records
+    per string."""
     values = attrgetter(*_RECORD_FIELDS)
     requests = trace.requests
-    return [_JSON.encode([dict(zip(_RECORD_FIELDS, values(r), strict=True))
-                          for r in requests[a:a + INSPECT_BATCH]])
+    return [_JSON.encode(list(map(values, requests[a:a + INSPECT_BATCH])))
             for a in range(0, len(requests), INSPECT_BATCH)]
 
 
@@ -228,10 +283,10 @@ class OneRequest:
 def inspect_view(run: Prepared, rid: int) -> OneRequest:
     """Request ``rid`` of ``run`` as the inspector reads a Trace."""
     ins: Inspect = run.inspect
-    record = RequestRecord(**json.loads(ins.records[rid // INSPECT_BATCH])[rid % INSPECT_BATCH])
+    record = RequestRecord(*json.loads(ins.records[rid // INSPECT_BATCH])[rid % INSPECT_BATCH])
     kinds, t, ids = ins.kinds, ins.t, ins.ids
     events = []
-    for j in range(ins.offsets[rid], ins.offsets[rid + 1]):
+    for j in ins.places(rid):
         kind, what, other = kinds[ids[j]]
         who, ref = (rid, other) if kind == "req" else (other, rid)
         events.append(Event(t[j], kind, who, what, ref))

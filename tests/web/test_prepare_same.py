@@ -91,9 +91,12 @@ def plain_request_events(trace: simulator.Trace) -> list[list[Any]]:
     return out
 
 
-@pytest.mark.parametrize("how", ["arrays", "typed"])
-def test_every_requests_inspector_data_is_its_record_and_events(how: str) -> None:
+@pytest.mark.parametrize("how", ["arrays", "typed", "small blocks"])
+def test_every_requests_inspector_data_is_its_record_and_events(
+        how: str, monkeypatch: pytest.MonkeyPatch) -> None:
     trace = sync_run(3000)
+    if how == "small blocks":  # a request's events over many blocks, some of them skipped
+        monkeypatch.setattr(runpack, "INSPECT_BLOCK", 3)
     run = prepare(trace, 4000, "k")
     if how == "typed":  # the way for events holding values other than strings and ints
         run.inspect = runpack._inspect_typed(trace)
