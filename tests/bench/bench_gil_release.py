@@ -1,0 +1,115 @@
+"""How often a system call that does not block loses the GIL, beside CPU-bound threads.
+
+CPython lets the GIL go around every system call that may block (``Py_BEGIN_ALLOW_THREADS``),
+whether it blocks or not, and ``drop_gil`` signals one waiter each time. A thread back from a
+call of a few microseconds usually takes the GIL straight back (the waiter is still waking
+up). This script measures how often it does not: a thread sleeps 5 ms, runs ~0.1 ms of
+Python (it holds the GIL by then), then makes one short call; a call that took more than
+1 ms longer than it takes alone lost the GIL to a CPU-bound thread and waited for it.
+
+    python tests/bench/bench_gil_release.py [--hogs 1,2,3] [--calls 200]
+
+No server, no network: each call is on a temporary file, a socket pair or an epoll object.
+Run it on a quiet machine; it prints one line per hog count and call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import select
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+SLEEP_S = 0.005
+LOST_MS = 1.0  # longer than the call alone by this much: it waited for the GIL
+
+
+def _calls(fd: int, sock: socket.socket, ep: select.epoll) -> dict[str, Callable[[], object]]:
+    return {
+        "os.utime (gunicorn's heartbeat)": lambda: os.utime(fd, (1.0, 1.0)),
+        "sock.setblocking": lambda: sock.setblocking(True),
+        "epoll() and close()": lambda: select.epoll().close(),
+        "epoll.poll(0)": lambda: ep.poll(0),
+        "os.pread 1 byte": lambda: os.pread(fd, 1, 0),
+    }
+
+
+def _timed(call: Callable[[], object], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        time.sleep(SLEEP_S)
+        x = 0
+        for i in range(2000):  # ~0.1 ms of Python: the GIL is ours by now
+            x ^= i
+        t0 = time.perf_counter()
+        call()
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
+def measure(hogs: int, calls: int) -> list[tuple[str, float, int]]:
+    """(call, its median alone in ms, how many of ``calls`` lost the GIL) beside ``hogs``."""
+    stop = threading.Event()
+
+    def hog() -> None:
+        while not stop.is_set():
+            for _ in range(1000):
+                pass
+
+    a, b = socket.socketpair()
+    ep = select.epoll()
+    with tempfile.TemporaryFile() as tmp:
+        table = _calls(tmp.fileno(), a, ep)
+        alone = {name: statistics.median(_timed(fn, 40)) for name, fn in table.items()}
+        threads = [threading.Thread(target=hog, daemon=True) for _ in range(hogs)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.05)
+            rows = []
+            for name, fn in table.items():
+                took = _timed(fn, calls)
+                rows.append((name, alone[name], sum(x > alone[name] + LOST_MS for x in took)))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+            a.close()
+            b.close()
+            ep.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--hogs", default="1,2,3", help="CPU-bound threads beside, e.g. 1,2,3")
+    p.add_argument("--calls", type=int, default=200, help="calls of each kind (1-2000)")
+    args = p.parse_args(argv)
+    if not 1 <= args.calls <= 2000:
+        p.error("--calls: from 1 to 2000")
+    try:
+        hogs = [int(h) for h in args.hogs.split(",")]
+    except ValueError:
+        p.error("--hogs: comma-separated counts from 1 to 8")
+    if not all(1 <= h <= 8 for h in hogs):
+        p.error("--hogs: comma-separated counts from 1 to 8")
+    print(f"# {platform.python_implementation()} {platform.python_version()}, "
+          f"Linux {platform.release()}, {len(os.sched_getaffinity(0))} cores, "
+          f"switch interval {sys.getswitchinterval() * 1000:.0f} ms, "
+          f"load {os.getloadavg()[0]:.2f}")
+    for h in hogs:
+        for name, alone, lost in measure(h, args.calls):
+            print(f"hogs {h}  {name:32} alone {alone * 1000:6.1f} us  "
+                  f"lost the GIL {lost:4d} of {args.calls} ({100 * lost / args.calls:.0f} %)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
