@@ -10,9 +10,13 @@ over the events: O(events + frames).
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterator
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
+from .eventlog import EventLog
 from .trace import Trace
 
 #: Request phases during which the client is still getting its connection into the queue.
@@ -55,6 +59,10 @@ def sample(
     end = trace.end_ms if end_ms is None else end_ms
     count = max(1, math.ceil((end - start_ms) / tick_ms - 1e-9))
     cores = max(1, trace.cores)
+    if isinstance(trace.events, EventLog):
+        by_column = _sample_columns(trace, trace.events, tick_ms, start_ms, count, cores)
+        if by_column is not None:
+            return by_column
     # plain (t, kind, who, what, ref) rows, one ahead: no Event is built per event
     rows = trace.events.rows()
     nxt = next(rows, None)
@@ -106,6 +114,94 @@ def sample(
                 backlog = int(what)
             elif kind == "gil":
                 gil[who] = what
+        frames.append(
+            {
+                "t": round(t_end, 4),
+                "backlog": backlog,
+                "threads": {key: [s[0], s[1]] for key, s in threads.items()},
+                "gil": dict(gil),
+                "busy_cores": min(cores, on_cpu),
+                "in_flight": len(phase),
+                "completed": completed,
+                "failed": failed,
+                "connecting": connecting,
+            }
+        )
+    return frames
+
+
+def _sample_columns(
+    trace: Trace, log: EventLog, tick_ms: float, start_ms: float, count: int, cores: int
+) -> list[dict[str, Any]] | None:
+    """:func:`sample` read from the log's columns, frame by frame: a frame's thread, GIL
+    and backlog events are applied in C (the last state of each thread and process wins;
+    busy cores are counted from the threads' states at the frame's end), and only its
+    ``req`` events one by one. The same frames; None when the events of a frame are not
+    the ones the one-by-one pass takes (a log out of time order), left to that pass."""
+    t, who, what, ref = log.t, log.who, log.what, log.ref
+    n = len(t)
+    codes = bytes(log.codes)
+    masks = []
+    for kind in ("thread", "gil", "backlog", "req"):
+        table = bytearray(256)
+        table[log.kinds.index(kind)] = 1
+        masks.append(codes.translate(table))
+    m_thread, m_gil, m_backlog, m_req = masks
+    del codes, masks
+    state_of = itemgetter(0)
+
+    backlog = 0
+    threads: dict[Any, tuple[Any, Any]] = {}
+    gil: dict[Any, Any] = {p["key"]: "" for p in trace.processes}
+    phase: dict[Any, Any] = {}  # requests in flight -> last req phase
+    connecting = 0
+    completed = 0
+    failed = 0
+    frames: list[dict[str, Any]] = []
+    a = 0
+    for k in range(count):
+        t_end = start_ms + (k + 1) * tick_ms
+        limit = t_end + 1e-9
+        b = bisect_right(t, limit, a)
+        # the one-by-one pass takes the events from ``a`` up to the first one after
+        # ``limit``: these, if the log is in time order here
+        if (b < n and not t[b] > limit) or (b > a and not max(t[a:b]) <= limit):
+            return None
+        if b > a:
+            whos, whats = who[a:b], what[a:b]
+            mask = m_thread[a:b]
+            if 1 in mask:
+                states = zip(compress(whats, mask), compress(ref[a:b], mask), strict=True)
+                threads.update(zip(compress(whos, mask), states, strict=True))
+            mask = m_gil[a:b]
+            if 1 in mask:
+                gil.update(zip(compress(whos, mask), compress(whats, mask), strict=True))
+            last = m_backlog.rfind(1, a, b)
+            if last >= 0:
+                backlog = int(what[last])
+            mask = m_req[a:b]
+            if 1 in mask:
+                for r, p, outcome in zip(compress(whos, mask), compress(whats, mask),
+                                         compress(ref[a:b], mask), strict=True):
+                    before = phase.get(r)
+                    if p == "done":
+                        if before is not None:
+                            del phase[r]
+                            if before in _CONNECTING:
+                                connecting -= 1
+                        if outcome == "ok":
+                            completed += 1
+                        else:
+                            failed += 1
+                        continue
+                    if p in _CONNECTING:
+                        if before not in _CONNECTING:
+                            connecting += 1
+                    elif before in _CONNECTING:
+                        connecting -= 1
+                    phase[r] = p
+            a = b
+        on_cpu = list(map(state_of, threads.values())).count("cpu")
         frames.append(
             {
                 "t": round(t_end, 4),

@@ -11,6 +11,7 @@ from wsgiscope import simulator
 from wsgiscope.app import runpack
 from wsgiscope.app.decimate import decimate_spans
 from wsgiscope.app.runs import Prepared, prepare
+from wsgiscope.simulator import presets
 
 
 def plain_decimate(spans: list[Any], tick_ms: float, max_spans: int) -> list[Any]:
@@ -96,7 +97,7 @@ def test_every_requests_inspector_data_is_its_record_and_events(
         how: str, monkeypatch: pytest.MonkeyPatch) -> None:
     trace = sync_run(3000)
     if how == "small blocks":  # a request's events over many blocks, some of them skipped
-        monkeypatch.setattr(runpack, "INSPECT_BLOCK", 3)
+        monkeypatch.setattr(runpack, "INSPECT_BLOCK", 16)
     run = prepare(trace, 4000, "k")
     if how == "typed":  # the way for events holding values other than strings and ints
         run.inspect = runpack._inspect_typed(trace)
@@ -120,3 +121,29 @@ def test_inspector_data_tells_one_from_true_and_a_float() -> None:
     got = runpack.inspect_view(prepare(trace, 400, "k"), 5).request_events(5)
     assert [type(e.ref) for e in got[-4:-1]] == [int, bool, float]
     assert got == plain_request_events(trace)[5]
+
+
+def test_frames_from_the_columns_are_the_one_by_one_frames(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from wsgiscope.simulator import frames
+
+    runs = [sync_run(800), simulator.run(presets.get("gil-cpu-threads").scenario, seed=2),
+            simulator.run(presets.get("gthread-poisson").scenario, seed=2)]
+    # a log out of time order: a late event early holds back those after it (the one-by-one
+    # pass); an early event late, or two of a frame swapped, change nothing
+    shuffled = sync_run(300)
+    events = list(shuffled.events)
+    events.insert(40, events.pop(len(events) // 2))
+    events.append(events.pop(100))
+    events[200], events[201] = events[201], events[200]
+    shuffled.events = events
+    runs.append(shuffled)
+    assert frames._sample_columns(shuffled, shuffled.events, 7.0, 0.0, 900, 8) is None
+    got = []
+    for trace in runs:
+        for tick, start in ((7.0, 0.0), (0.5, 3.0), (trace.end_ms / 3, 1.0)):
+            got.append(frames.sample(trace, tick, start_ms=start))
+    monkeypatch.setattr(frames, "_sample_columns", lambda *_: None)
+    want = [frames.sample(trace, tick, start_ms=start) for trace in runs
+            for tick, start in ((7.0, 0.0), (0.5, 3.0), (trace.end_ms / 3, 1.0))]
+    assert got == want
