@@ -92,8 +92,10 @@ class Gil(Rule):
         story.say(LESSON if first else DETAIL, since, text)
 
     def gil(self, t: float, who: Any, what: Any, ref: Any) -> None:
-        proc = str(who)
-        self.holders[proc] = str(what)
+        proc = who if type(who) is str else str(who)
+        self.holders[proc] = what if type(what) is str else str(what)
+        if not self.holder_unknown:  # most hand-overs: no wait began with its holder unknown
+            return
         waiting = self.holder_unknown.pop(proc, None)
         if waiting and what:
             for key in waiting:

@@ -49,11 +49,11 @@ class GilContention(Rule):
         return [("thread", None, self.thread)]
 
     def thread(self, t: float, who: Any, what: Any, ref: Any) -> None:
-        key = str(who)
         prev = self.world.prev
         was_waiting = prev is not None and prev[0] == "gil"
         if was_waiting == (what == "gil"):
-            return
+            return  # neither starts nor ends a wait: most thread events
+        key = str(who)
         proc = key.split("/", 1)[0]
         waiting = self.waiting.setdefault(proc, {})
         if what == "gil":

@@ -24,18 +24,28 @@ class Threads(Rule):
         return [("thread", None, self.thread)]
 
     def thread(self, t: float, who: Any, what: Any, ref: Any) -> None:
-        key = str(who)
-        r = int(ref)
+        # Speed: called for every thread event (millions in a large run)
+        key = who if type(who) is str else str(who)
+        r = ref if type(ref) is int else int(ref)
+        state = what if type(what) is str else str(what)
         world = self.world
-        prev = world.prev = self.threads.get(key)
-        self.threads[key] = (str(what), r)
-        was_busy = prev is not None and prev[1] >= 0 and prev[0] != "idle"
+        threads = self.threads
+        prev = world.prev = threads.get(key)
+        threads[key] = (state, r)
         now_busy = r >= 0 and what != "idle"
-        if was_busy != now_busy:
-            world.busy += 1 if now_busy else -1
-            if world.busy >= self.capacity:
-                world.last_full = t
-        if (prev is not None and prev[0] == "cpu") != (what == "cpu"):
-            world.on_cpu += 1 if what == "cpu" else -1
+        if prev is None:
+            if now_busy:
+                world.busy += 1
+                if world.busy >= self.capacity:
+                    world.last_full = t
+            if what == "cpu":
+                world.on_cpu += 1
+        else:
+            if (prev[1] >= 0 and prev[0] != "idle") != now_busy:
+                world.busy += 1 if now_busy else -1
+                if world.busy >= self.capacity:
+                    world.last_full = t
+            if (prev[0] == "cpu") != (what == "cpu"):
+                world.on_cpu += 1 if what == "cpu" else -1
         if r >= 0:
             self.on_thread[r] = key
