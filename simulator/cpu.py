@@ -180,12 +180,6 @@ class Thread(Runner):
         if on_done is not None:
             on_done(self)
 
-    def blocked(self, req: Request) -> None:
-        """It sleeps in a system call on ``req``'s behalf (a pool thread being woken for
-        it) until its next program starts."""
-        self.req = req
-        self._set("io")
-
     def _on_core(self) -> None:
         self._set("cpu")
         self.cores.add(self)

@@ -57,10 +57,8 @@ class GunicornGthread(Arbiter):
 
     * the listener is readable: ``accept()`` (``accept_ms``), then the connection is wrapped
       and submitted to the pool (``gthread_submit_ms``, on the request's behalf);
-    * an idle pool thread, asleep in the work queue's ``get()``, is woken by the submit (a
-      wake-up, as from ``select``) and only then asks for the GIL; it takes the work item and
-      starts ``handle()`` (``gthread_handle_ms``: the future's state, ``wait_for_data``'s
-      selector), then serves the request; when it is done
+    * a pool thread takes the work item and starts ``handle()`` (``gthread_handle_ms``: the
+      future's state, ``wait_for_data``'s selector), then serves the request; when it is done
       the future's done-callback, in that thread, queues ``finish_request`` for the main
       thread (``gthread_defer_ms``);
     * the main thread runs ``finish_request`` (``gthread_finish_ms``): ``close_graceful``
@@ -164,26 +162,13 @@ class GunicornGthread(Arbiter):
             if not proc.alive:
                 return
             if idle:
-                # The idle pool thread sleeps in the work queue's get() (a lock, the GIL let
-                # go): put() wakes it, and it asks for the GIL only once it runs -- after the
-                # main thread has let go, so beside CPU-bound threads it is one more waiter.
-                th = idle.popleft()
-                delay = wake_delay(sim)
-                if delay > 0.0:
-                    th.blocked(req)
-                    sim.env.after(delay, woken_pool, (th, req), URGENT)
-                else:
-                    handle(th, req)
+                handle(idle.popleft(), req)
             else:
                 # ThreadPoolExecutor's queue is unbounded: the request waits in this worker.
                 queued.append(req)
                 req.pool_from = sim.env.now
                 sim.rec.req(req, "pool", f"all {len(pool)} threads of {key} are busy")
             loop()
-
-        def woken_pool(arg: tuple[Thread, Request]) -> None:
-            if proc.alive:
-                handle(*arg)
 
         def handle(th: Thread, req: Request) -> None:
             # The client's response ends when the main thread shuts the connection

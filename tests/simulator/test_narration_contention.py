@@ -19,7 +19,7 @@ def test_the_accept_race_is_told() -> None:
         "server": {"kind": "gunicorn", "worker_class": "gthread", "workers": 2, "threads": 4},
         "endpoints": {"/a": [{"io_ms": 1000}]},
         "workload": [{"count": 10, "path": "/a"}],
-        "seed": 2,  # a seed where one worker took 7 or more (4 runs in 10 did, measured)
+        "seed": 5,  # a seed where one worker took 7 or more (4 seeds in 10 do, as measured)
     })
     assert re.search(r"worker w\d's main thread was already running and took [78] of the 10 "
                      r"connections", text), text
