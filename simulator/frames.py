@@ -232,6 +232,8 @@ def spans(trace: Trace, threads: bool = True) -> dict[str, list[Any]]:
     at the end of the trace are closed at its last event. ``threads=False`` leaves the
     thread spans out (an empty list): they are most of the work.
     """
+    if not threads:
+        return {"requests": _request_spans(trace), "threads": []}
     req_spans, thread_spans = _sweep(trace, with_stage=False, with_threads=threads)
     return {"requests": req_spans, "threads": thread_spans}
 
@@ -365,6 +367,90 @@ def _sweeping(
     for key, cur in thr.items():
         if with_threads and end > cur[2]:
             thr_out.append(_thread_span(key, cur, end, with_stage))
+
+
+def _request_spans(trace: Trace) -> list[RequestSpan]:
+    """The request spans of :func:`_sweeping` without thread spans or stages: the same
+    steps, with its ``set_req`` written out and each thread's state alone kept (what a
+    request on it is doing), for the page's spans of a large run."""
+    out: list[Any] = []
+    add = out.append
+    req_state: dict[int, list[Any]] = {}  # request id -> [state, since]
+    stage: dict[int, str] = {}
+    thr: dict[str, Any] = {}  # thread key -> its state
+    on_thread: dict[int, str] = {}
+    handing: dict[str, int] = {}
+    on = _ON_THREAD
+    for t, kind, who, what, ref in trace.events.rows():
+        if kind == "req":
+            r = who if type(who) is int else int(who)
+            if what == "stage":
+                stage[r] = ref if type(ref) is str else str(ref)
+                if ref != "write":
+                    continue
+                state = "write"
+            elif what in _CONNECTING:
+                state = "connecting"
+            elif what == "backlog":
+                state = "backlog"
+            elif what == "accept":
+                key = str(ref)
+                if stage.get(r) == "write":
+                    state = "write"
+                else:
+                    th = thr.get(key)
+                    state = str(th) if th is not None and th in on else "pool"
+                if r not in on_thread:
+                    handing[key] = r
+            elif what == "pool":
+                state = "pool"
+                if handing:
+                    _forget(handing, r)
+            elif what == "done":
+                cur = req_state.pop(r, None)
+                if cur is not None and t > cur[1]:
+                    add((r, cur[1], t, cur[0]))
+                stage.pop(r, None)
+                on_thread.pop(r, None)
+                if handing:
+                    _forget(handing, r)
+                continue
+            else:
+                continue
+        elif kind == "thread":
+            key = who if type(who) is str else str(who)
+            r = ref if type(ref) is int else int(ref)
+            thr[key] = what
+            if r >= 0 and r in req_state:
+                on_thread[r] = key
+                if handing:
+                    _forget(handing, r)
+                if stage.get(r) == "write" and what != "gil":
+                    state = "write"
+                elif what in on or what == "write":
+                    state = str(what)
+                else:
+                    continue
+            elif r < 0 and key in handing:
+                r = handing[key]
+                state = str(what) if what in on else "pool"
+            else:
+                continue
+        else:
+            continue
+        cur = req_state.get(r)
+        if cur is None:
+            req_state[r] = [state, t]
+        elif cur[0] != state:
+            if t > cur[1]:
+                add((r, cur[1], t, cur[0]))
+            cur[0] = state
+            cur[1] = t
+    end = trace.end_ms
+    for r, cur in req_state.items():
+        if end > cur[1]:
+            add((r, cur[1], end, cur[0]))
+    return out
 
 
 def _forget(handing: dict[str, int], r: int) -> None:

@@ -147,3 +147,11 @@ def test_frames_from_the_columns_are_the_one_by_one_frames(
     want = [frames.sample(trace, tick, start_ms=start) for trace in runs
             for tick, start in ((7.0, 0.0), (0.5, 3.0), (trace.end_ms / 3, 1.0))]
     assert got == want
+
+
+def test_request_spans_are_the_sweeps_for_every_lesson() -> None:
+    from wsgiscope.simulator import frames
+
+    for trace in [sync_run(500), *(simulator.run(p.scenario, seed=4) for p in presets.all())]:
+        want = frames._sweep(trace, with_stage=False, with_threads=False)[0]
+        assert frames.spans(trace, threads=False) == {"requests": want, "threads": []}
