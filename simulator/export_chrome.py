@@ -20,7 +20,6 @@ from itertools import compress
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from .frames import iter_thread_spans_with_stage
 from .trace import Trace
 
 _KERNEL_PID = 0
@@ -28,17 +27,25 @@ _KERNEL_PID = 0
 #: Spans or counters per piece of text :func:`iter_chrome_trace` yields.
 CHUNK = 4096
 
-# One Trace Event each, laid out exactly as json.dumps writes the same dict; the parts that
-# depend only on the thread, state and stage are filled in once (see _Text.span).
-_X_REQ = ('{"name": "user %%d%s (%s)", "cat": %s, "ph": "X", "ts": %%r, "dur": %%r, '
-          '"pid": %d, "tid": %d, "args": {"request": %%d, "path": %%s, "stage": %s, '
-          '"state": %s}}')
-_X_OTHER = ('{"name": %s, "cat": %s, "ph": "X", "ts": %%r, "dur": %%r, "pid": %d, "tid": %d, '
-            '"args": {"state": %s}}')
-_X_GIL = ('{"name": "held by %s", "cat": "gil", "ph": "X", "ts": %%r, "dur": %%r, "pid": %d, '
-          '"tid": 0, "args": {"holder": %s}}')
-_C_BACKLOG = '{"name": "backlog", "ph": "C", "ts": %r, "pid": 0, "args": {"depth": %d}}'
-_C_FLIGHT = '{"name": "in flight", "ph": "C", "ts": %r, "pid": 0, "args": {"requests": %d}}'
+#: ``_FRAC[k]`` is how ``repr`` writes the three decimals ``k / 1000``: ``repr(ns / 1e3)`` is
+#: ``f"{ns // 1000}.{_FRAC[ns % 1000]}"`` for ``0 <= ns < _US_LIMIT`` (a decimal of at most 15
+#: significant digits is the shortest text of the float nearest to it).
+_FRAC = tuple(f"{k:03d}".rstrip("0") or "0" for k in range(1000))
+_US_LIMIT = 10**15
+
+#: How many distinct durations a pass keeps the text of (a simulated run's stages repeat the
+#: same few costs).
+_DURATIONS_KEPT = 1 << 16
+
+#: The request events after which the sweep of :mod:`.frames` knows a request's state.
+_KNOWN_FROM = frozenset(("syn", "drop", "overflow", "backlog", "accept", "pool"))
+
+
+def _us(ns: int) -> str:
+    """A time in whole nanoseconds as microseconds in JSON: ``repr(ns / 1e3)``."""
+    if 0 <= ns < _US_LIMIT:
+        return f"{ns // 1000}.{_FRAC[ns % 1000]}"
+    return repr(ns / 1e3)
 
 
 def to_chrome_trace(trace: Trace) -> dict[str, Any]:
@@ -59,50 +66,151 @@ def iter_chrome_trace(trace: Trace, chunk: int = CHUNK) -> Iterator[str]:
     lanes = _Lanes(trace)
     yield '{"traceEvents": [' + ", ".join(lanes.meta())
     text = _Text(lanes)
-    span = text.span
-    forms: dict[tuple[str, str, str, bool], str] = {}
-    paths = {r.id: text.s(r.path) for r in trace.requests}
-    no_path = text.s("")
-    for spans in iter_thread_spans_with_stage(trace, chunk):
-        out: list[str] = []
-        for key, start, end, state, req, stage in spans:
-            if state == "idle":
-                continue
-            a, b = int(start * 1e6 + 0.5), int(end * 1e6 + 0.5)  # whole ns: ends rounded
-            if b <= a:
-                continue
-            on_req = req >= 0
-            form = forms.get((key, state, stage, on_req))
-            if form is None:
-                form = forms[(key, state, stage, on_req)] = span(key, state, stage, on_req)
-            if on_req:
-                out.append(form % (req + 1, a / 1e3, (b - a) / 1e3, req,
-                                   paths.get(req, no_path)))
-            else:
-                out.append(form % (a / 1e3, (b - a) / 1e3))
-        if out:
-            yield ", " + ", ".join(out)
-    for piece in _gil_and_counters(trace, text, chunk):
+    for piece in _thread_spans(trace, text, max(1, chunk)):
+        yield ", " + piece
+    for piece in _gil_and_counters(trace, text, max(1, chunk)):
         yield ", " + piece
     other = {"scenario": str(trace.scenario.get("name", "")), "source": trace.source,
              "seed": trace.seed}
     yield '], "displayTimeUnit": "ms", "otherData": ' + json.dumps(other) + "}\n"
 
 
+def _thread_spans(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
+    """The spans of :func:`.frames.thread_spans_with_stage`, idle and zero-length ones left
+    out, as Trace Events in its order, each written as the sweep closes it.
+
+    The sweep is that of :mod:`.frames` reduced to what a thread's span needs: the request
+    spans, the hand-over of an accepted request and the events of other kinds are not read
+    (a test checks both give the same spans). A thread's span ends when the thread changes
+    state, request or stage. A request's ``stage`` event changes the stage of the thread it
+    was last seen on, if it was seen there while the sweep knew its state (after a ``syn``,
+    ``drop``, ``overflow``, ``backlog``, ``accept``, ``pool`` or ``write`` stage, until its
+    ``done``)."""
+    log = trace.events
+    thread_code = log.code("thread")
+    wanted = bytes(code in (thread_code, log.code("req")) for code in range(256))
+    mask = log.codes.tobytes().translate(wanted)  # filtered in C: only these reach the loop
+    rows = zip(*(compress(col, mask) for col in (log.t, log.codes, log.who, log.what, log.ref)),
+               strict=True)
+    known: set[int] = set()
+    stage: dict[int, str] = {}  # request id -> its lifecycle stage
+    on_thread: dict[int, str] = {}  # request id -> key of the thread it was last seen on
+    # thread key -> [state, request id, since (whole ns), stage]
+    thr: dict[str, list[Any]] = {}
+    parts = text.span_parts
+    forms: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+    paths = {r.id: text.s(r.path) for r in trace.requests}
+    no_path = text.s("")
+    durations: dict[int, str] = {}
+    frac = _FRAC
+    limit = _US_LIMIT
+    out: list[str] = []
+    add = out.append
+
+    def span(key: str, cur: list[Any], b: int) -> None:
+        """The span of ``cur``, ending at ``b`` ns, if it is one to write (not idle, not
+        empty). The two branches of the loop below write the same inline."""
+        state, r, a = cur[0], cur[1], cur[2]
+        if state == "idle" or b <= a:
+            return
+        form_key = (key, state, cur[3], r >= 0)
+        form = forms.get(form_key)
+        if form is None:
+            form = forms[form_key] = parts(*form_key)
+        if r >= 0:
+            add(f'{{"name": "user {r + 1}{form[0]}{_us(a)}, "dur": {_us(b - a)}{form[1]}{r}'
+                f', "path": {paths.get(r, no_path)}{form[2]}')
+        else:
+            add(f'{form[0]}{_us(a)}, "dur": {_us(b - a)}{form[1]}')
+
+    # A span is written when its end, rounded to the ns, is past its start (rounded the
+    # same way): the sweep's "t > since" then holds too.
+    for t, code, who, what, ref in rows:
+        if code == thread_code:  # who: the thread's key; ref: the request id
+            who = str(who)
+            ref = int(ref)
+            cur = thr.get(who)
+            st = stage.get(ref, "") if ref >= 0 else ""
+            if cur is None:
+                thr[who] = [what, ref, int(t * 1e6 + 0.5), st]
+            elif cur[0] != what or cur[1] != ref or cur[3] != st:
+                b = int(t * 1e6 + 0.5)
+                a = cur[2]
+                state = cur[0]
+                if b > a and state != "idle":
+                    r = cur[1]
+                    form_key = (who, state, cur[3], r >= 0)
+                    form = forms.get(form_key)
+                    if form is None:
+                        form = forms[form_key] = parts(*form_key)
+                    ts = f"{a // 1000}.{frac[a % 1000]}" if a >= 0 and b < limit else _us(a)
+                    dur = durations.get(b - a)
+                    if dur is None:
+                        dur = _us(b - a)
+                        if len(durations) < _DURATIONS_KEPT:
+                            durations[b - a] = dur
+                    if r >= 0:
+                        add(f'{{"name": "user {r + 1}{form[0]}{ts}, "dur": {dur}{form[1]}'
+                            f'{r}, "path": {paths.get(r, no_path)}{form[2]}')
+                    else:
+                        add(f'{form[0]}{ts}, "dur": {dur}{form[1]}')
+                    if len(out) >= chunk:
+                        yield ", ".join(out)
+                        out.clear()
+                cur[0], cur[1], cur[2], cur[3] = what, ref, b, st
+            if ref >= 0 and ref in known:
+                on_thread[ref] = who
+            continue
+        who = int(who)  # a request event: who is the request id
+        if what == "stage":  # ref: the stage
+            new = stage[who] = str(ref)
+            key = on_thread.get(who)
+            if key is not None:
+                cur = thr[key]
+                if cur[1] == who and cur[3] != new:
+                    b = int(t * 1e6 + 0.5)
+                    span(key, cur, b)
+                    cur[2] = b
+                    cur[3] = new
+                    if len(out) >= chunk:
+                        yield ", ".join(out)
+                        out.clear()
+            if ref == "write":
+                known.add(who)
+        elif what in _KNOWN_FROM:
+            known.add(who)
+        elif what == "done":
+            known.discard(who)
+            stage.pop(who, None)
+            on_thread.pop(who, None)
+    end = int(trace.end_ms * 1e6 + 0.5)
+    for key, cur in thr.items():
+        span(key, cur, end)
+    if out:
+        yield ", ".join(out)
+
+
 def _gil_and_counters(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
     """The GIL holder spans and the kernel's counters, in the order of the events."""
     out: list[str] = []
+    add = out.append
     held: dict[str, tuple[float, str]] = {}  # process key -> since, holder
-    forms: dict[tuple[str, str], str] = {}
+    forms: dict[tuple[str, str], tuple[str, str]] = {}
+    durations: dict[int, str] = {}
+    frac = _FRAC
+    limit = _US_LIMIT
     last_depth: int | None = None
     in_flight = 0
     started: set[Any] = set()
     log = trace.events
-    kinds = {log.code("gil"), log.code("backlog"), log.code("req")}
-    wanted = bytes(code in kinds for code in range(256))
+    gil_code, backlog_code = log.code("gil"), log.code("backlog")
+    kinds = {gil_code, backlog_code, log.code("req")}
+    mask = log.codes.tobytes().translate(bytes(code in kinds for code in range(256)))
     # only the kinds wanted reach the loop (filtered in C)
-    for t, kind, who, what, _ in compress(log.rows(), map(wanted.__getitem__, log.codes)):
-        if kind == "gil":
+    rows = zip(compress(log.t, mask), compress(log.codes, mask), compress(log.who, mask),
+               compress(log.what, mask), strict=True)
+    for t, code, who, what in rows:
+        if code == gil_code:
             pkey = str(who)
             prev = held.pop(pkey, None)
             if prev is not None and t > prev[0]:
@@ -110,16 +218,23 @@ def _gil_and_counters(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
                 if b > a:
                     form = forms.get((pkey, prev[1]))
                     if form is None:
-                        form = forms[(pkey, prev[1])] = text.gil_span(pkey, prev[1])
-                    out.append(form % (a / 1e3, (b - a) / 1e3))
+                        form = forms[(pkey, prev[1])] = text.gil_parts(pkey, prev[1])
+                    ts = f"{a // 1000}.{frac[a % 1000]}" if a >= 0 and b < limit else _us(a)
+                    dur = durations.get(b - a)
+                    if dur is None:
+                        dur = _us(b - a)
+                        if len(durations) < _DURATIONS_KEPT:
+                            durations[b - a] = dur
+                    add(f'{form[0]}{ts}, "dur": {dur}{form[1]}')
             if what:
                 held[pkey] = (t, str(what))
-        elif kind == "backlog":
+        elif code == backlog_code:
             depth = int(what)
             if depth == last_depth:
                 continue
             last_depth = depth
-            out.append(_C_BACKLOG % (int(t * 1e6 + 0.5) / 1e3, depth))
+            add(f'{{"name": "backlog", "ph": "C", "ts": {_us(int(t * 1e6 + 0.5))}, "pid": 0, '
+                f'"args": {{"depth": {depth}}}}}')
         else:  # req
             if what == "syn" and who not in started:
                 started.add(who)
@@ -128,7 +243,8 @@ def _gil_and_counters(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
                 in_flight -= 1
             else:
                 continue
-            out.append(_C_FLIGHT % (int(t * 1e6 + 0.5) / 1e3, in_flight))
+            add(f'{{"name": "in flight", "ph": "C", "ts": {_us(int(t * 1e6 + 0.5))}, '
+                f'"pid": 0, "args": {{"requests": {in_flight}}}}}')
         if len(out) >= chunk:
             yield ", ".join(out)
             out.clear()
@@ -136,13 +252,14 @@ def _gil_and_counters(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
     for pkey, (since, holder) in held.items():
         a, b = int(since * 1e6 + 0.5), int(end * 1e6 + 0.5)
         if end > since and b > a:
-            out.append(text.gil_span(pkey, holder) % (a / 1e3, (b - a) / 1e3))
+            form = text.gil_parts(pkey, holder)
+            add(f'{form[0]}{_us(a)}, "dur": {_us(b - a)}{form[1]}')
     if out:
         yield ", ".join(out)
 
 
 class _Text:
-    """JSON strings, each encoded once, and the templates of the events."""
+    """JSON strings, each encoded once, and the fixed parts of the events."""
 
     def __init__(self, lanes: _Lanes) -> None:
         self.lanes = lanes
@@ -159,28 +276,31 @@ class _Text:
         except TypeError:  # unhashable
             return json.dumps(value)
 
-    def _t(self, value: Any) -> str:
-        """:meth:`s`, made safe to put in a %-format."""
-        return self.s(value).replace("%", "%%")
-
     def _inner(self, value: Any) -> str:
-        """The JSON of ``str(value)`` without its quotes (to go inside a longer string),
-        made safe to put in a %-format."""
-        return self._t(str(value))[1:-1]
+        """The JSON of ``str(value)`` without its quotes (to go inside a longer string)."""
+        return self.s(str(value))[1:-1]
 
-    def span(self, key: str, state: str, stage: str, on_req: bool) -> str:
-        """The %-format of a thread's span; a request's takes (user, ts, dur, request id,
-        path as JSON), another's (ts, dur)."""
+    def span_parts(self, key: str, state: Any, stage: str, on_req: bool) -> tuple[str, str, str]:
+        """The fixed parts of a thread's span, laid out as ``json.dumps`` writes the event. A
+        request's span is ``'{"name": "user ' + str(id + 1) + p[0] + ts + ', "dur": ' + dur
+        + p[1] + str(id) + ', "path": ' + path + p[2]``, another's ``p[0] + ts + ', "dur": '
+        + dur + p[1]``."""
         pid, tid = self.lanes.tid_of(key)
+        st = self.s(state)
         if on_req:
-            return _X_REQ % (" " + self._inner(stage) if stage else "", self._inner(state),
-                             self._t(state), pid, tid, self._t(stage), self._t(state))
+            named = (" " + self._inner(stage) if stage else "") + f" ({self._inner(state)})"
+            return (f'{named}", "cat": {st}, "ph": "X", "ts": ',
+                    f', "pid": {pid}, "tid": {tid}, "args": {{"request": ',
+                    f', "stage": {self.s(stage)}, "state": {st}}}}}')
         name = "accept loop" if state in ("gil", "cpu") else state
-        return _X_OTHER % (self._t(name), self._t(state), pid, tid, self._t(state))
+        return (f'{{"name": {self.s(name)}, "cat": {st}, "ph": "X", "ts": ',
+                f', "pid": {pid}, "tid": {tid}, "args": {{"state": {st}}}}}', "")
 
-    def gil_span(self, proc: str, holder: str) -> str:
-        """The %-format of a GIL holder's span: it takes (ts, dur)."""
-        return _X_GIL % (self._inner(holder), self.lanes.pid_of(proc), self._t(holder))
+    def gil_parts(self, proc: str, holder: str) -> tuple[str, str]:
+        """The fixed parts of a GIL holder's span: ``p[0] + ts + ', "dur": ' + dur + p[1]``."""
+        return (f'{{"name": "held by {self._inner(holder)}", "cat": "gil", "ph": "X", "ts": ',
+                f', "pid": {self.lanes.pid_of(proc)}, "tid": 0, '
+                f'"args": {{"holder": {self.s(holder)}}}}}')
 
 
 class _Lanes:

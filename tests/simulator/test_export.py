@@ -8,9 +8,10 @@ import json
 import random
 import re
 
+import pytest
 from handmade import dropped_syn, gil_pair, single_thread
 from wsgiscope import simulator
-from wsgiscope.simulator import export, presets
+from wsgiscope.simulator import export, export_chrome, frames, presets
 from wsgiscope.simulator.trace import RESULT_FIELDS, Trace
 
 
@@ -180,3 +181,83 @@ def test_json_columns_are_written_as_json_dumps_writes_each_value() -> None:
     ]
     for col in cases:
         assert export._column(col, set(map(type, col))) == _reference_values(col)
+
+
+def _reference_chrome_text(trace: Trace) -> str:
+    """The Chrome trace as it was first written: :func:`frames.thread_spans_with_stage`'s spans
+    and the GIL and counter events as dicts, each through ``json.dumps``."""
+    lanes = export_chrome._Lanes(trace)
+    paths = {r.id: r.path for r in trace.requests}
+    events: list[dict] = []
+    for key, start, end, state, req, stage in frames.thread_spans_with_stage(trace):
+        a, b = int(start * 1e6 + 0.5), int(end * 1e6 + 0.5)
+        if state == "idle" or b <= a:
+            continue
+        pid, tid = lanes.tid_of(key)
+        if req >= 0:
+            name = f"user {req + 1}{' ' + stage if stage else ''} ({state})"
+            args: dict = {"request": req, "path": paths.get(req, ""), "stage": stage,
+                          "state": state}
+        else:
+            name, args = ("accept loop" if state in ("gil", "cpu") else state), {"state": state}
+        events.append({"name": name, "cat": state, "ph": "X", "ts": a / 1e3,
+                       "dur": (b - a) / 1e3, "pid": pid, "tid": tid, "args": args})
+    held: dict[str, tuple[float, str]] = {}
+    depth, in_flight, started = None, 0, set()
+
+    def gil_span(proc: str, since: float, holder: str, t: float) -> None:
+        a, b = int(since * 1e6 + 0.5), int(t * 1e6 + 0.5)
+        if t > since and b > a:
+            events.append({"name": f"held by {holder}", "cat": "gil", "ph": "X", "ts": a / 1e3,
+                           "dur": (b - a) / 1e3, "pid": lanes.pid_of(proc), "tid": 0,
+                           "args": {"holder": holder}})
+
+    for t, kind, who, what, _ in trace.events.rows():
+        ts = int(t * 1e6 + 0.5) / 1e3
+        if kind == "gil":
+            prev = held.pop(str(who), None)
+            if prev is not None:
+                gil_span(str(who), prev[0], prev[1], t)
+            if what:
+                held[str(who)] = (t, str(what))
+        elif kind == "backlog" and int(what) != depth:
+            depth = int(what)
+            events.append({"name": "backlog", "ph": "C", "ts": ts, "pid": 0,
+                           "args": {"depth": depth}})
+        elif kind == "req" and (what == "done" or (what == "syn" and who not in started)):
+            started.add(who)
+            in_flight += 1 if what == "syn" else -1
+            events.append({"name": "in flight", "ph": "C", "ts": ts, "pid": 0,
+                           "args": {"requests": in_flight}})
+    for proc, (since, holder) in held.items():
+        gil_span(proc, since, holder, trace.end_ms)
+    other = {"scenario": str(trace.scenario.get("name", "")), "source": trace.source,
+             "seed": trace.seed}
+    return ('{"traceEvents": [' + ", ".join(lanes.meta() + [json.dumps(e) for e in events])
+            + '], "displayTimeUnit": "ms", "otherData": ' + json.dumps(other) + "}\n")
+
+
+@pytest.mark.parametrize("name", ("gthread-poisson", "mm8-queue", "gil-cpu-threads",
+                                  "dev-threaded", "worker-timeout", "backlog-overflow",
+                                  "gevent-io", "flask-error-path", "max-requests"))
+def test_chrome_trace_is_the_spans_of_the_frames_sweep(name: str) -> None:
+    """The Chrome trace sweeps the events itself, reading only what a thread's span needs,
+    and writes each event from fixed parts: the same text as the spans of
+    :func:`frames.thread_spans_with_stage` and the events written through ``json.dumps``."""
+    for seed in (None, 3):
+        trace = simulator.run(presets.get(name).scenario, seed=seed)
+        text = _reference_chrome_text(trace)
+        assert "".join(export.iter_chrome_trace(trace)) == text, (name, seed)
+        assert "".join(export.iter_chrome_trace(trace, 5)) == text, (name, seed)
+
+
+def test_chrome_trace_of_handmade_traces_is_the_reference() -> None:
+    for trace in (gil_pair(), single_thread(n=3), dropped_syn()):
+        assert "".join(export.iter_chrome_trace(trace)) == _reference_chrome_text(trace)
+
+
+def test_microseconds_are_written_as_repr_writes_them() -> None:
+    rng = random.Random(3)
+    values = [*range(0, 3000), *(rng.randrange(10**15) for _ in range(20000)),
+              10**15 - 1, 10**15, 10**15 + 1, 10**17, 10**19 + 7, -1, -999, -1000, -123456]
+    assert [export_chrome._us(ns) for ns in values] == [repr(ns / 1e3) for ns in values]
