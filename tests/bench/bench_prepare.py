@@ -3,9 +3,10 @@
 The pool job's path (:func:`wsgiscope.app.heads.job`): simulate (the head, then the rest, in
 one engine), ``prepare`` the whole run for the page (narration, frames, request spans,
 finished requests, the inspector's data), then pack it (``Prepared.to_bytes``). Each stage's
-CPU time (``time.process_time``), the pack's size and the process's peak RSS are printed,
-one line per run; ``--repeat`` runs each size that many times, each in a fresh process
-(min / median), so one run's memory does not carry into the next.
+CPU time (``time.process_time``), the wall time of the three, the pack's size and the
+process's peak RSS are printed, one line per run; ``--repeat`` runs each size that many
+times, each in a fresh process (min / median), so one run's memory does not carry into the
+next.
 
 Scenarios (``--scenario``):
 
@@ -89,6 +90,7 @@ def one(n: int, kind: str, seed: int, max_events: int, profile: bool) -> dict[st
     _timed(runpack, "inspect_data", box, "inspect")
     _timed(contexts, "context_view", box, "contexts")
     sc = runs.load_for_web(scenario(n, kind), n)
+    wall = time.perf_counter()
     t0 = time.process_time()
     run = simulator.Simulation(sc, seed, max_events)
     sent = run.arrivals
@@ -118,9 +120,11 @@ def one(n: int, kind: str, seed: int, max_events: int, profile: bool) -> dict[st
     t2 = time.process_time()
     data = prepared.to_bytes()
     t3 = time.process_time()
+    wall = time.perf_counter() - wall
     rest = (t2 - t1) - sum(box.values())
     return {"n": n, "scenario": kind, "events": len(trace.events), "simulate": t1 - t0,
-            "prepare": t2 - t1, "pack": t3 - t2, "total": t3 - t0, **box, "encode": rest,
+            "prepare": t2 - t1, "pack": t3 - t2, "total": t3 - t0, "wall": wall, **box,
+            "encode": rest,
             "pack_mb": len(data) / 1e6,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -154,7 +158,7 @@ def main() -> None:
                            for k, v in r.items()), flush=True)
     for n, rs in results.items():
         print(f"{n:,} requests ({args.scenario}), min / median of {len(rs)}:")
-        for key in ("simulate", "prepare", "pack", "total", "narrate", "frames", "spans",
+        for key in ("simulate", "prepare", "pack", "total", "wall", "narrate", "frames", "spans",
                     "decimate", "inspect", "encode", "pack_mb", "rss_mb"):
             vals = [r.get(key, 0.0) for r in rs]
             print(f"  {key:9s} {min(vals):9.2f} / {statistics.median(vals):9.2f}")
