@@ -109,7 +109,7 @@ def _thread_spans(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
 
     def span(key: str, cur: list[Any], b: int) -> None:
         """The span of ``cur``, ending at ``b`` ns, if it is one to write (not idle, not
-        empty). The two branches of the loop below write the same inline."""
+        empty); the loop below writes the same inline."""
         state, r, a = cur[0], cur[1], cur[2]
         if state == "idle" or b <= a:
             return
@@ -167,14 +167,28 @@ def _thread_spans(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
             key = on_thread.get(who)
             if key is not None:
                 cur = thr[key]
-                if cur[1] == who and cur[3] != new:
+                if cur[1] == who and cur[3] != new:  # the span up to the new stage
                     b = int(t * 1e6 + 0.5)
-                    span(key, cur, b)
+                    a = cur[2]
+                    state = cur[0]
+                    if b > a and state != "idle":
+                        form_key = (key, state, cur[3], True)
+                        form = forms.get(form_key)
+                        if form is None:
+                            form = forms[form_key] = parts(*form_key)
+                        ts = f"{a // 1000}.{frac[a % 1000]}" if a >= 0 and b < limit else _us(a)
+                        dur = durations.get(b - a)
+                        if dur is None:
+                            dur = _us(b - a)
+                            if len(durations) < _DURATIONS_KEPT:
+                                durations[b - a] = dur
+                        add(f'{{"name": "user {who + 1}{form[0]}{ts}, "dur": {dur}{form[1]}'
+                            f'{who}, "path": {paths.get(who, no_path)}{form[2]}')
+                        if len(out) >= chunk:
+                            yield ", ".join(out)
+                            out.clear()
                     cur[2] = b
                     cur[3] = new
-                    if len(out) >= chunk:
-                        yield ", ".join(out)
-                        out.clear()
             if ref == "write":
                 known.add(who)
         elif what in _KNOWN_FROM:
@@ -194,7 +208,7 @@ def _gil_and_counters(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
     """The GIL holder spans and the kernel's counters, in the order of the events."""
     out: list[str] = []
     add = out.append
-    held: dict[str, tuple[float, str]] = {}  # process key -> since, holder
+    held: dict[str, tuple[int, tuple[str, str]]] = {}  # process -> since (ns), holder's parts
     forms: dict[tuple[str, str], tuple[str, str]] = {}
     durations: dict[int, str] = {}
     frac = _FRAC
@@ -212,28 +226,32 @@ def _gil_and_counters(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
     for t, code, who, what in rows:
         if code == gil_code:
             pkey = str(who)
+            b = int(t * 1e6 + 0.5)  # whole ns: a span's ends are rounded
             prev = held.pop(pkey, None)
-            if prev is not None and t > prev[0]:
-                a, b = int(prev[0] * 1e6 + 0.5), int(t * 1e6 + 0.5)
-                if b > a:
-                    form = forms.get((pkey, prev[1]))
-                    if form is None:
-                        form = forms[(pkey, prev[1])] = text.gil_parts(pkey, prev[1])
+            if prev is not None:
+                a, parts = prev
+                if b > a:  # then t is past the time it was taken, too
                     ts = f"{a // 1000}.{frac[a % 1000]}" if a >= 0 and b < limit else _us(a)
                     dur = durations.get(b - a)
                     if dur is None:
                         dur = _us(b - a)
                         if len(durations) < _DURATIONS_KEPT:
                             durations[b - a] = dur
-                    add(f'{form[0]}{ts}, "dur": {dur}{form[1]}')
+                    add(f'{parts[0]}{ts}, "dur": {dur}{parts[1]}')
             if what:
-                held[pkey] = (t, str(what))
+                holder = str(what)
+                form = forms.get((pkey, holder))
+                if form is None:
+                    form = forms[(pkey, holder)] = text.gil_parts(pkey, holder)
+                held[pkey] = (b, form)
         elif code == backlog_code:
             depth = int(what)
             if depth == last_depth:
                 continue
             last_depth = depth
-            add(f'{{"name": "backlog", "ph": "C", "ts": {_us(int(t * 1e6 + 0.5))}, "pid": 0, '
+            b = int(t * 1e6 + 0.5)
+            ts = f"{b // 1000}.{frac[b % 1000]}" if 0 <= b < limit else _us(b)
+            add(f'{{"name": "backlog", "ph": "C", "ts": {ts}, "pid": 0, '
                 f'"args": {{"depth": {depth}}}}}')
         else:  # req
             if what == "syn" and who not in started:
@@ -243,17 +261,17 @@ def _gil_and_counters(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
                 in_flight -= 1
             else:
                 continue
-            add(f'{{"name": "in flight", "ph": "C", "ts": {_us(int(t * 1e6 + 0.5))}, '
-                f'"pid": 0, "args": {{"requests": {in_flight}}}}}')
+            b = int(t * 1e6 + 0.5)
+            ts = f"{b // 1000}.{frac[b % 1000]}" if 0 <= b < limit else _us(b)
+            add(f'{{"name": "in flight", "ph": "C", "ts": {ts}, "pid": 0, '
+                f'"args": {{"requests": {in_flight}}}}}')
         if len(out) >= chunk:
             yield ", ".join(out)
             out.clear()
-    end = trace.end_ms
-    for pkey, (since, holder) in held.items():
-        a, b = int(since * 1e6 + 0.5), int(end * 1e6 + 0.5)
-        if end > since and b > a:
-            form = text.gil_parts(pkey, holder)
-            add(f'{form[0]}{_us(a)}, "dur": {_us(b - a)}{form[1]}')
+    end = int(trace.end_ms * 1e6 + 0.5)
+    for a, form in held.values():
+        if end > a:
+            add(f'{form[0]}{_us(a)}, "dur": {_us(end - a)}{form[1]}')
     if out:
         yield ", ".join(out)
 
