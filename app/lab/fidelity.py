@@ -44,6 +44,15 @@ Progress = Callable[[float, str], None]
 #: cores on average meanwhile, or the 1-minute load average was above the core count.
 BUSY_OTHER_CORES = 0.5
 
+#: ... or a virtual machine's host took at least this many cores' time from it (steal, in
+#: /proc/stat): the server's own threads lose that time. Quiet runs here steal 0-0.03
+#: (0-2 clock ticks in a 0.6 s run); 0.05 is 3 ticks there.
+BUSY_STEAL_CORES = 0.05
+
+#: A run taken on a busy machine is taken again, at most this many times; the judged run
+#: keeps how many were set aside and why.
+RETAKES = 2
+
 #: The suite's report, written into its folder by default (not a case).
 REPORT_MD = "fidelity.md"
 REPORT_JSON = "fidelity.json"
@@ -90,8 +99,9 @@ def environment(info: dict[str, Any]) -> dict[str, Any]:
 
 def _busy(cond: dict[str, Any], cores: int) -> bool:
     other = cond.get("other_cpu_cores") or 0.0
+    steal = cond.get("steal_cores") or 0.0
     la = max(cond["loadavg_before"][0], cond["loadavg_after"][0])
-    return bool(other >= BUSY_OTHER_CORES or la > cores)
+    return bool(other >= BUSY_OTHER_CORES or steal >= BUSY_STEAL_CORES or la > cores)
 
 
 def run_case(
@@ -127,21 +137,29 @@ def run_case(
     conditions = []
     cores = len(os.sched_getaffinity(0))
     for i in range(runs):
-        report(0.05 + 0.95 * i / runs, f"measuring run {i + 1} of {runs}")
-        before = loadavg()
-        trace = measure(sc, seed=base + i, python=python, watch=False)
-        after = loadavg()
-        lab = trace.summary.get("lab", {})
-        cond = {
-            "seed": base + i,
-            "loadavg_before": before,
-            "loadavg_after": after,
-            "other_cpu_cores": lab.get("other_cpu_cores"),
-            "lab_cpu_cores": lab.get("lab_cpu_cores"),
-            "send_late_ms_max": lab.get("send_late_ms_max"),
-            "makespan_ms": trace.summary.get("makespan_ms"),
-        }
-        cond["busy"] = _busy(cond, cores)
+        set_aside: list[dict[str, Any]] = []
+        while True:
+            report(0.05 + 0.95 * i / runs, f"measuring run {i + 1} of {runs}")
+            before = loadavg()
+            trace = measure(sc, seed=base + i, python=python, watch=False)
+            after = loadavg()
+            lab = trace.summary.get("lab", {})
+            cond = {
+                "seed": base + i,
+                "loadavg_before": before,
+                "loadavg_after": after,
+                "other_cpu_cores": lab.get("other_cpu_cores"),
+                "steal_cores": lab.get("steal_cores"),
+                "lab_cpu_cores": lab.get("lab_cpu_cores"),
+                "send_late_ms_max": lab.get("send_late_ms_max"),
+                "makespan_ms": trace.summary.get("makespan_ms"),
+            }
+            cond["busy"] = _busy(cond, cores)
+            if not cond["busy"] or len(set_aside) >= RETAKES:
+                break
+            set_aside.append(cond)  # taken again: a busy machine says little of the model
+        if set_aside:
+            cond["set_aside"] = set_aside
         conditions.append(cond)
         measured.append(trace)
     report(1.0, "judging")

@@ -13,7 +13,14 @@ import statistics as stats
 from pathlib import Path
 from typing import Any
 
-from .fidelity import BUSY_OTHER_CORES, REPORT_JSON, REPORT_MD, dump_json
+from .fidelity import (
+    BUSY_OTHER_CORES,
+    BUSY_STEAL_CORES,
+    REPORT_JSON,
+    REPORT_MD,
+    RETAKES,
+    dump_json,
+)
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -84,8 +91,10 @@ def format_report(report: dict[str, Any]) -> str:
         "[min–max] over the seeds, in ms (counts for workers and statuses). "
         "Load: the 1-minute load average at the start of the runs, and the cores other "
         "programs used meanwhile (from /proc/stat, less the lab's own processes); a run is "
-        f"busy when others used at least {BUSY_OTHER_CORES:g} cores or the load average was "
-        "above the core count.",
+        f"busy when others used at least {BUSY_OTHER_CORES:g} cores, the host took at least "
+        f"{BUSY_STEAL_CORES:g} cores' time from this virtual machine (steal), or the load "
+        f"average was above the core count; a busy run is taken again, up to {RETAKES} times, "
+        "and the runs set aside are counted in the last column.",
         "",
         "| case | mechanism | runs × seeds | verdict | key figures | load |",
         "|---|---|---|---|---|---|",
@@ -99,6 +108,9 @@ def format_report(report: dict[str, Any]) -> str:
         load = _load(r["conditions"])
         if r["busy_runs"]:
             load += f" ({r['busy_runs']} busy)"
+        aside = sum(len(c.get("set_aside") or ()) for c in r["conditions"])
+        if aside:
+            load += f"; {aside} set aside"
         verdict = "agrees" if r["agrees"] else "**disagrees**"
         lines.append(
             f"| {r['case']} | {r['mechanism']} | {r['runs']} × {len(r['seeds'])} | {verdict} "

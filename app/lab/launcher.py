@@ -207,13 +207,17 @@ def process_cpu_s(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def machine_cpu_s() -> tuple[float, float]:
-    """``(busy, total)`` CPU seconds of the whole machine since boot (``/proc/stat``)."""
+def machine_cpu_s() -> tuple[float, float, float]:
+    """``(busy, total, steal)`` CPU seconds of the whole machine since boot
+    (``/proc/stat``). ``steal`` is time a virtual machine's cores wanted to run and the host
+    ran something else (it is counted in ``busy`` too)."""
     with open("/proc/stat", encoding="ascii") as fh:
         values = [int(v) for v in fh.readline().split()[1:]]
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
     total = sum(values[:8])  # guest time is already counted in user
-    return (total - idle) / os.sysconf("SC_CLK_TCK"), total / os.sysconf("SC_CLK_TCK")
+    steal = values[7] if len(values) > 7 else 0
+    tck = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tck, total / tck, steal / tck
 
 
 class Server:

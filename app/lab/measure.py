@@ -256,19 +256,21 @@ class _LoadMeter:
     ``other_cpu_cores`` -- the average number of cores used by everything else on the
     machine while the run lasted -- says whether CPU-bound figures can be trusted: a
     measured CPU segment takes longer when other programs compete for the cores.
+    ``steal_cores`` -- the part of it a virtual machine's host took: the lab's own threads
+    lose that time too, whoever asked for it.
     """
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.t = time.monotonic()
-        self.busy, self.total = machine_cpu_s()
+        self.busy, self.total, self.steal = machine_cpu_s()
         self.server_cpu = server.cpu_s()
         self.children = _children_cpu_s()
         self.result: dict[str, float] = {}
 
     def stop(self, sampler_cpu_s: float) -> None:
         wall = time.monotonic() - self.t
-        busy, _total = machine_cpu_s()
+        busy, _total, steal = machine_cpu_s()
         lab = (
             self.server.cpu_s()
             - self.server_cpu
@@ -282,6 +284,7 @@ class _LoadMeter:
             "machine_busy_cores": round(machine / wall, 3) if wall > 0 else 0.0,
             "lab_cpu_cores": round(lab / wall, 3) if wall > 0 else 0.0,
             "other_cpu_cores": round(max(machine - lab, 0.0) / wall, 3) if wall > 0 else 0.0,
+            "steal_cores": round((steal - self.steal) / wall, 3) if wall > 0 else 0.0,
         }
 
     def figures(self) -> dict[str, float]:

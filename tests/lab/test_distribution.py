@@ -214,3 +214,33 @@ def test_the_report_files_read_back_and_are_not_taken_for_cases(tmp_path: Path) 
     case = json.loads((SUITE / "11-sync-w2-burst.json").read_text())
     (tmp_path / "01-x.json").write_text(json.dumps(case))
     assert [c["case"] for _p, c in load_suite(tmp_path)] == ["sync-w2-burst"]
+
+
+def test_a_run_on_a_busy_machine_is_taken_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run during which the host stole time from this virtual machine is set aside and
+    taken again (at most RETAKES times); the judged run keeps what was set aside."""
+    from wsgiscope.app.lab import fidelity, measure
+
+    steals = iter([0.2, 0.0, 0.3, 0.3, 0.3])
+    taken: list[int | None] = []
+
+    def fake_measure(sc: object, seed: int | None = None, python: str | None = None,
+                     watch: bool = True) -> Trace:
+        assert watch is False
+        taken.append(seed)
+        t = trace([100.0, 100.0, 200.0, 200.0])
+        t.summary = {"lab": {"other_cpu_cores": 0.0, "steal_cores": next(steals)}}
+        return t
+
+    monkeypatch.setattr(measure, "measure", fake_measure)
+    monkeypatch.setattr(fidelity, "loadavg", lambda: [0.1, 0.1, 0.1])
+    result = fidelity.run_case(SCENARIO, runs=2, seeds=2)
+    first, second = result["conditions"]
+    # run 1: stolen from, taken again, then quiet; run 2: busy three times, the last kept
+    assert taken == [taken[0]] * 2 + [taken[0] + 1] * 3
+    assert (first["busy"], len(first["set_aside"])) == (False, 1)
+    assert (second["busy"], len(second["set_aside"])) == (True, fidelity.RETAKES)
+    assert result["busy_runs"] == 1
+    md = format_report({"environment": {}, "seconds": 1, "agree": 1, "total": 1,
+                        "cases": [{**result, "case": "x", "mechanism": "m", "notes": ""}]})
+    assert "(1 busy); 3 set aside |" in md
