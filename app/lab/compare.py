@@ -135,6 +135,11 @@ def _cautions(simulated: Trace, measured: Trace) -> list[str]:
             f"other programs used {lab['other_cpu_cores']:.2f} cores on average during the "
             "measurement, so measured CPU work took longer than on an idle machine"
         )
+    if lab.get("steal_cores", 0.0) >= 0.05:
+        out.append(
+            f"the virtual machine's host took {lab['steal_cores']:.2f} cores' time from it "
+            "(steal) during the measurement: the server lost that time too"
+        )
     return out
 
 

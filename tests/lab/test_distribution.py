@@ -244,3 +244,14 @@ def test_a_run_on_a_busy_machine_is_taken_again(monkeypatch: pytest.MonkeyPatch)
     md = format_report({"environment": {}, "seconds": 1, "agree": 1, "total": 1,
                         "cases": [{**result, "case": "x", "mechanism": "m", "notes": ""}]})
     assert "(1 busy); 3 set aside |" in md
+
+
+def test_compare_cautions_when_the_host_stole_time() -> None:
+    from wsgiscope.app.lab.compare import _cautions
+
+    sim = trace([100.0, 100.0])
+    quiet, stolen = trace([100.0, 100.0]), trace([100.0, 100.0])
+    quiet.summary = {"lab": {"other_cpu_cores": 0.0, "steal_cores": 0.02}}
+    stolen.summary = {"lab": {"other_cpu_cores": 0.0, "steal_cores": 0.2}}
+    assert not any("steal" in c for c in _cautions(sim, quiet))
+    assert any("took 0.20 cores' time from it (steal)" in c for c in _cautions(sim, stolen))
