@@ -35,7 +35,7 @@ _US_LIMIT = 10**15
 
 #: How many distinct durations a pass keeps the text of (a simulated run's stages repeat the
 #: same few costs).
-_DURATIONS_KEPT = 1 << 16
+_DURATIONS_KEPT = 1 << 12
 
 #: The request events after which the sweep of :mod:`.frames` knows a request's state.
 _KNOWN_FROM = frozenset(("syn", "drop", "overflow", "backlog", "accept", "pool"))
