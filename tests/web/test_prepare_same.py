@@ -150,8 +150,8 @@ def test_frames_from_the_columns_are_the_one_by_one_frames(
 
 
 def test_request_spans_are_the_sweeps_for_every_lesson() -> None:
-    from wsgiscope.simulator import frames
+    from wsgiscope.simulator import spans
 
     for trace in [sync_run(500), *(simulator.run(p.scenario, seed=4) for p in presets.all())]:
-        want = frames._sweep(trace, with_stage=False, with_threads=False)[0]
-        assert frames.spans(trace, threads=False) == {"requests": want, "threads": []}
+        want = spans._sweep(trace, with_stage=False, with_threads=False)[0]
+        assert spans.spans(trace, threads=False) == {"requests": want, "threads": []}
