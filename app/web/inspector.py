@@ -42,7 +42,8 @@ STAGE_NOTES = {
                 "do_teardown_appcontext (teardown functions in reverse order) and pops both "
                 "contexts, before the body is sent.",
     "write": "The server writes the status line, headers and body and closes the connection "
-             "(werkzeug sends Connection: close).",
+             "(each client here sends one request with Connection: close, as the lab's "
+             "do).",
 }
 
 #: What each stage is on the way from the socket back to the socket.
