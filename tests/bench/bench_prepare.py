@@ -35,29 +35,21 @@ import sys
 import time
 from typing import Any
 
-RATE_PER_S = 7.0
+from bench_first_frame import scenario as sync_scenario
 
 
 def scenario(n: int, kind: str = "sync") -> dict[str, Any]:
-    if kind == "gthread":
-        rate = 400.0
-        return {
-            "name": f"gunicorn gthread 2 x 8, 2 ms CPU + 20 ms I/O, Poisson {rate:g}/s: {n:,}",
-            "server": {"kind": "gunicorn", "worker_class": "gthread", "workers": 2,
-                       "threads": 8, "timeout_s": 0},
-            "machine": {"cores": 2},
-            "endpoints": {"/mix": [{"cpu_ms": 2}, {"io_ms": 20}]},
-            "workload": [{"poisson": {"rate_per_s": rate, "duration_s": n / rate},
-                          "path": "/mix"}],
-            "client": {"timeout_s": 3600},
-        }
+    if kind == "sync":
+        return sync_scenario(n)  # the page benchmark's M/M/8
+    rate = 400.0
     return {
-        "name": f"gunicorn sync -w 8, exponential 1 s I/O, Poisson 7/s: {n:,} requests",
-        "server": {"kind": "gunicorn", "worker_class": "sync", "workers": 8, "timeout_s": 0},
-        "machine": {"cores": 8},
-        "endpoints": {"/io": [{"io_ms": {"exp": 1000}}]},
-        "workload": [{"poisson": {"rate_per_s": RATE_PER_S, "duration_s": n / RATE_PER_S},
-                      "path": "/io"}],
+        "name": f"gunicorn gthread 2 x 8, 2 ms CPU + 20 ms I/O, Poisson {rate:g}/s: {n:,}",
+        "server": {"kind": "gunicorn", "worker_class": "gthread", "workers": 2,
+                   "threads": 8, "timeout_s": 0},
+        "machine": {"cores": 2},
+        "endpoints": {"/mix": [{"cpu_ms": 2}, {"io_ms": 20}]},
+        "workload": [{"poisson": {"rate_per_s": rate, "duration_s": n / rate},
+                      "path": "/mix"}],
         "client": {"timeout_s": 3600},
     }
 
