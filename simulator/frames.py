@@ -69,10 +69,8 @@ def sample(
     threads: dict[Any, list[Any]] = {}
     gil: dict[Any, Any] = {p["key"]: "" for p in trace.processes}
     on_cpu = 0
-    phase: dict[Any, Any] = {}  # requests in flight -> last req phase
-    connecting = 0
-    completed = 0
-    failed = 0
+    tally = _Tally()
+    step = tally.step
 
     frames: list[dict[str, Any]] = []
     for k in range(count):
@@ -90,40 +88,12 @@ def sample(
                     on_cpu += 1
                 threads[who] = [what, ref]
             elif kind == "req":
-                before = phase.get(who)
-                if what == "done":
-                    if before is not None:
-                        del phase[who]
-                        if before in _CONNECTING:
-                            connecting -= 1
-                    if ref == "ok":
-                        completed += 1
-                    else:
-                        failed += 1
-                    continue
-                if what in _CONNECTING:
-                    if before not in _CONNECTING:
-                        connecting += 1
-                elif before in _CONNECTING:
-                    connecting -= 1
-                phase[who] = what
+                step(who, what, ref)
             elif kind == "backlog":
                 backlog = int(what)
             elif kind == "gil":
                 gil[who] = what
-        frames.append(
-            {
-                "t": round(t_end, 4),
-                "backlog": backlog,
-                "threads": {key: [s[0], s[1]] for key, s in threads.items()},
-                "gil": dict(gil),
-                "busy_cores": min(cores, on_cpu),
-                "in_flight": len(phase),
-                "completed": completed,
-                "failed": failed,
-                "connecting": connecting,
-            }
-        )
+        frames.append(tally.frame(t_end, backlog, threads, gil, min(cores, on_cpu)))
     return frames
 
 
@@ -150,10 +120,8 @@ def _sample_columns(
     backlog = 0
     threads: dict[Any, tuple[Any, Any]] = {}
     gil: dict[Any, Any] = {p["key"]: "" for p in trace.processes}
-    phase: dict[Any, Any] = {}  # requests in flight -> last req phase
-    connecting = 0
-    completed = 0
-    failed = 0
+    tally = _Tally()
+    step = tally.step
     frames: list[dict[str, Any]] = []
     a = 0
     for k in range(count):
@@ -180,36 +148,57 @@ def _sample_columns(
             if 1 in mask:
                 for r, p, outcome in zip(compress(whos, mask), compress(whats, mask),
                                          compress(ref[a:b], mask), strict=True):
-                    before = phase.get(r)
-                    if p == "done":
-                        if before is not None:
-                            del phase[r]
-                            if before in _CONNECTING:
-                                connecting -= 1
-                        if outcome == "ok":
-                            completed += 1
-                        else:
-                            failed += 1
-                        continue
-                    if p in _CONNECTING:
-                        if before not in _CONNECTING:
-                            connecting += 1
-                    elif before in _CONNECTING:
-                        connecting -= 1
-                    phase[r] = p
+                    step(r, p, outcome)
             a = b
         on_cpu = list(map(state_of, threads.values())).count("cpu")
-        frames.append(
-            {
-                "t": round(t_end, 4),
-                "backlog": backlog,
-                "threads": {key: [s[0], s[1]] for key, s in threads.items()},
-                "gil": dict(gil),
-                "busy_cores": min(cores, on_cpu),
-                "in_flight": len(phase),
-                "completed": completed,
-                "failed": failed,
-                "connecting": connecting,
-            }
-        )
+        frames.append(tally.frame(t_end, backlog, threads, gil, min(cores, on_cpu)))
     return frames
+
+
+class _Tally:
+    """The requests in flight and how many have ended, as a run's ``req`` events say: what
+    both passes of :func:`sample` keep besides the threads, the GIL and the backlog."""
+
+    __slots__ = ("phase", "connecting", "completed", "failed")
+
+    def __init__(self) -> None:
+        self.phase: dict[Any, Any] = {}  # requests in flight -> last req phase
+        self.connecting = 0
+        self.completed = 0
+        self.failed = 0
+
+    def step(self, r: Any, p: Any, outcome: Any) -> None:
+        """Request ``r`` reached phase ``p`` (``outcome``: the event's ref)."""
+        phase = self.phase
+        before = phase.get(r)
+        if p == "done":
+            if before is not None:
+                del phase[r]
+                if before in _CONNECTING:
+                    self.connecting -= 1
+            if outcome == "ok":
+                self.completed += 1
+            else:
+                self.failed += 1
+            return
+        if p in _CONNECTING:
+            if before not in _CONNECTING:
+                self.connecting += 1
+        elif before in _CONNECTING:
+            self.connecting -= 1
+        phase[r] = p
+
+    def frame(self, t_end: float, backlog: int, threads: dict[Any, Any], gil: dict[Any, Any],
+              busy: int) -> dict[str, Any]:
+        """The frame at ``t_end`` (see :func:`sample`)."""
+        return {
+            "t": round(t_end, 4),
+            "backlog": backlog,
+            "threads": {key: [s[0], s[1]] for key, s in threads.items()},
+            "gil": dict(gil),
+            "busy_cores": busy,
+            "in_flight": len(self.phase),
+            "completed": self.completed,
+            "failed": self.failed,
+            "connecting": self.connecting,
+        }
