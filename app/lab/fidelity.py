@@ -45,8 +45,8 @@ Progress = Callable[[float, str], None]
 BUSY_OTHER_CORES = 0.5
 
 #: ... or a virtual machine's host took at least this many cores' time from it (steal, in
-#: /proc/stat): the server's own threads lose that time. Quiet runs here steal 0-0.03
-#: (0-2 clock ticks in a 0.6 s run); 0.05 is 3 ticks there.
+#: /proc/stat): the server's own threads lose that time. Six quiet runs of a 0.6 s case
+#: here stole 0-0.048 (0-3 clock ticks of 10 ms); 0.05 takes a fourth tick there.
 BUSY_STEAL_CORES = 0.05
 
 #: A run taken on a busy machine is taken again, at most this many times; the judged run
