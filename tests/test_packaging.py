@@ -133,3 +133,14 @@ def test_the_wheel_serves_the_page_from_a_fresh_environment(tmp_path: Path):
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+def test_the_base_install_brings_what_gunicorns_gevent_worker_imports():
+    """``wsgiscope serve`` runs gunicorn's gevent worker, whose imports (gevent, packaging)
+    gunicorn declares only under its ``gevent`` extra: a plain ``pip install .`` on a fresh
+    machine must ask for that extra, or the server exits at start."""
+    from packaging.requirements import Requirement
+
+    deps = [Requirement(d) for d in tomllib.loads(
+        (ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    assert any(d.name == "gunicorn" and "gevent" in d.extras for d in deps), deps
