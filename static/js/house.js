@@ -102,8 +102,12 @@ export class House {
     ctx.fillStyle = C.inkSoft;
     ctx.font = this.font(13);
     const line = Math.round(18 * K);
-    ctx.fillText(`${connecting} connecting`, colClients, bottom - 4 - line);
-    ctx.fillText(`${s.completed[k]} done${s.failed[k] ? `, ${s.failed[k]} failed` : ""}`, colClients, bottom - 4);
+    const done = `${s.completed[k]} done`, failed = s.failed[k] ? `${s.failed[k]} failed` : "";
+    const lines = [`${connecting} connecting`];
+    // "N done, M failed" on one line if the column has room for it, else on two
+    if (failed && ctx.measureText(`${done}, ${failed}`).width > wClients + 4) lines.push(done, failed);
+    else lines.push(failed ? `${done}, ${failed}` : done);
+    lines.forEach((text, i) => ctx.fillText(text, colClients, bottom - 4 - (lines.length - 1 - i) * line));
 
     // kernel backlog as boxes
     heading("Kernel backlog", colQueue, wQueue + 30, "Backlog");

@@ -149,3 +149,26 @@ def test_reduced_motion_jumps_to_the_focus_in_projector_mode(browser, live_serve
         assert errors == []
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("projector", [False, True])
+@pytest.mark.parametrize("lesson", ["too-many-workers", "flask-error-path", "convoy-threads"])
+def test_the_answer_and_the_takeaway_fit_at_1024x768(browser, live_server, lesson, projector):
+    """The revealed answer grows its panel instead of hiding the takeaway behind a scroll."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server}/?preset={lesson}{'&projector=1' if projector else ''}")
+        ready(page)
+        page.keyboard.press("End")
+        page.wait_for_selector('#quiz[data-state="reveal"]')
+        settle(page)
+        box = page.evaluate("(() => { const q = document.querySelector('#quiz');"
+                            " return [q.scrollHeight, q.clientHeight]; })()")
+        assert box[0] <= box[1] + 1, f"the answer scrolls: {box[0]} px in {box[1]}"
+        takeaway = page.locator("#quiz .takeaway")
+        assert "Takeaway:" in takeaway.inner_text() and takeaway.is_visible()
+        (ARTIFACTS / "screens").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "screens" / f"answer-1024x768-{lesson}{'-projector' if projector else ''}.png"))
+    finally:
+        context.close()
