@@ -313,9 +313,13 @@ export class Timeline {
     } else {
       for (let x = sc.left; x < xEnd; x++) cols.push([s.frameAt(sc.t(x + 1)), x, x + 1]);
     }
+    // the runs of one request on one thread, [request, x from, x to], for the labels: a
+    // thread takes a request when it starts serving it, which is not when it was accepted
+    // (gthread's main thread accepts for the pool, so its requests wait before a thread)
+    const served = [];
     for (const lane of lanes) {
       const h = lane.thread, pad = lane.h >= 10 ? 2 : 0.5;
-      let runState = -1, runX = 0, lastX = 0;
+      let runState = -1, runX = 0, lastX = 0, runReq = -1, reqX = 0;
       const flush = () => {
         const st = states[runState];
         if (runState >= 0 && st !== "idle" && st !== "absent") {
@@ -323,32 +327,30 @@ export class Timeline {
           p.rect(runX, lane.y + pad, Math.max(lastX - runX, 0.6), lane.h - 2 * pad);
         }
       };
+      const endReq = () => { if (runReq >= 0) served.push([lane, runReq, reqX, lastX]); };
       for (const [i, xa, xb] of cols) {
         const code = s.th[i * nth + h];
         if (code !== runState) { flush(); runState = code; runX = xa; }
+        const st = states[code];
+        const req = st === "idle" || st === "absent" ? -1 : s.thReq[i * nth + h];
+        if (req !== runReq) { endReq(); runReq = req; reqX = xa; }
         lastX = xb;
       }
       flush();
+      endReq();
     }
     for (const st in paths) { ctx.fillStyle = C[st] || "#888"; ctx.fill(paths[st]); }
-    // label each finished request on its thread when there is room
-    const laneOf = new Map(lanes.filter((l) => l.h >= 14).map((l) => [l.thread, l]));
-    if (!laneOf.size) return;
+    // label each request on its thread, from where the thread took it, when there is room
+    if (!lanes.some((l) => l.h >= 14)) return;
     const px = Math.min(12 * this.k, 0.72 * Math.min(...lanes.map((l) => l.h)));
     ctx.font = `600 ${Math.round(px)}px system-ui, sans-serif`;
     ctx.fillStyle = "#ffffff";
     ctx.textBaseline = "middle";
-    const idx = recordsOf(s), acc = idx.accepted, fin = idx.finished, thread = idx.thread;
-    const wide = 4 * px * sc.msPerPx;  // a label needs a request this long on screen
-    // records arrive in the order they finished: those that ended before the view are left
-    const from = idx.sorted ? idx.firstKnownAtOrAfter(sc.t0) : 0;
-    for (let i = from; i < idx.n; i++) {
-      if (thread[i] < 0 || Number.isNaN(acc[i]) || Number.isNaN(fin[i]) || fin[i] - acc[i] < wide * 0.999) continue;
-      const lane = laneOf.get(thread[i]);
-      if (!lane) continue;
-      const xa = Math.max(sc.x(acc[i]), sc.left), xb = Math.min(sc.x(fin[i]), sc.left + sc.width);
+    for (const [lane, req, xFrom, xTo] of served) {
+      if (lane.h < 14) continue;
+      const xa = Math.max(xFrom, sc.left), xb = Math.min(xTo, sc.left + sc.width);
       if (xb - xa < 4 * px) continue;
-      ctx.fillText(`user ${s.done[i].id + 1}`, xa + 5, lane.y + lane.h / 2 + 1);
+      ctx.fillText(`user ${req + 1}`, xa + 5, lane.y + lane.h / 2 + 1);
     }
   }
 

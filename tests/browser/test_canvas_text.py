@@ -1,0 +1,80 @@
+"""Text on the canvases stays readable: no label drawn over another, none cut off at the
+edge of the area it belongs to. The page's fillText calls are recorded (with the box each
+text takes, in CSS pixels) by a script that runs before the page's own."""
+
+from __future__ import annotations
+
+import pytest
+from pagekit import ARTIFACTS, ready, settle
+
+pytestmark = pytest.mark.browser
+
+# Every fillText, with its canvas, its box in CSS pixels and the font; a canvas's list
+# starts again when the whole canvas is cleared (a new drawing).
+RECORD_TEXT = """(() => {
+  const P = CanvasRenderingContext2D.prototype, fill = P.fillText, clear = P.clearRect;
+  window.__texts = new Map();
+  P.clearRect = function (x, y, w, h) {
+    const whole = x <= 0 && y <= 0 && w * this.getTransform().a >= this.canvas.width - 1;
+    if (whole) window.__texts.set(this.canvas, []);
+    return clear.apply(this, arguments);
+  };
+  P.fillText = function (text, x, y) {
+    const m = this.getTransform(), tm = this.measureText(text), dpr = window.devicePixelRatio || 1;
+    const w = tm.width, a = this.textAlign;
+    const x0 = a === "center" ? x - w / 2 : a === "right" || a === "end" ? x - w : x;
+    const list = window.__texts.get(this.canvas) || [];
+    window.__texts.set(this.canvas, list);
+    list.push({ text: String(text), font: this.font,
+      x0: (m.a * x0 + m.e) / dpr, x1: (m.a * (x0 + w) + m.e) / dpr,
+      y0: (m.d * (y - tm.actualBoundingBoxAscent) + m.f) / dpr,
+      y1: (m.d * (y + tm.actualBoundingBoxDescent) + m.f) / dpr });
+    return fill.apply(this, arguments);
+  };
+})();"""
+
+
+def texts(page, canvas_js):
+    """The texts drawn on the canvas ``canvas_js`` (a JS expression) in its last drawing."""
+    return page.evaluate(f"(window.__texts.get({canvas_js}) || []).map((t) => ({{...t}}))")
+
+
+def overlaps(boxes, min_px=1):
+    """The pairs of boxes that share more than ``min_px`` in both directions."""
+    out = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            ox = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
+            oy = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
+            if ox > min_px and oy > min_px:
+                out.append((a["text"], b["text"]))
+    return out
+
+
+def open_at_end(page, live_server, preset, size=(1024, 768), projector=False):
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.add_init_script(RECORD_TEXT)
+    page.goto(f"{live_server}/?preset={preset}" + ("&projector=1" if projector else ""))
+    ready(page)
+    page.keyboard.press("End")
+    page.wait_for_function("wsgiscope.store.complete && wsgiscope.player.t === wsgiscope.store.end")
+    settle(page)
+
+
+@pytest.mark.parametrize("preset", ["gunicorn-gthread-1x4", "gthread-hoarding"])
+def test_thread_labels_start_where_the_thread_takes_the_request(page, live_server, preset):
+    # gthread's main thread accepts every connection at once: a label put where the request
+    # was accepted, not where its thread took it, lands on the thread's first request
+    open_at_end(page, live_server, preset)
+    lanes = page.evaluate("""wsgiscope.timeline.lanes.filter((l) => l.kind === "thread")
+                             .map((l) => [l.y, l.y + l.h])""")
+    labels = [t for t in texts(page, "wsgiscope.timeline.layer") if t["text"].startswith("user ")
+              and any(a <= (t["y0"] + t["y1"]) / 2 <= b for a, b in lanes)]
+    page.screenshot(path=str(ARTIFACTS / f"thread-labels-{preset}.png"))
+    assert labels, "no request labelled on its thread"
+    assert overlaps(labels) == []
+    if preset == "gunicorn-gthread-1x4":  # waves of four: users 5-8 start at 1 s
+        x = page.evaluate("wsgiscope.scale.x(1000)")
+        fifth = next(t for t in labels if t["text"] == "user 5")
+        assert x <= fifth["x0"] <= x + 12
+    assert page.console.errors == []
