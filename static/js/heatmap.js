@@ -120,8 +120,15 @@ export class HeatMap {
     return { cols, msPerCol, counts, most, windows, ax };
   }
 
+  // The plot's top and bottom: room above for half a decade's label, below for the lowest
+  // label and the legend of the lines (projector type is larger: more room).
+  get plot() {
+    const K = this.k || 1;
+    return { top: Math.round(12 * K) - 6, bottom: this.h - Math.round(18 * K) };
+  }
+
   y(lat, ax) {  // latency (ms) -> pixel row, log scale
-    const top = 6, bottom = this.h - 18;
+    const { top, bottom } = this.plot;
     return bottom - ((Math.log10(Math.max(lat, 0.01)) - ax.a) / (ax.b - ax.a)) * (bottom - top);
   }
 
@@ -138,7 +145,7 @@ export class HeatMap {
     const ink = css.getPropertyValue("--ink-soft").trim() || "#3d4753";
     const grid = css.getPropertyValue("--grid").trim() || "#e3e7ec";
     const cells = this.cells = this.compute(t), ax = cells.ax;
-    const top = 6, bottom = H - 18, rowH = (bottom - top) / ax.rows;
+    const { top, bottom } = this.plot, rowH = (bottom - top) / ax.rows;
     // gutter: the latency axis, one label per decade
     ctx.font = `${Math.round(12 * K)}px system-ui, sans-serif`;
     ctx.textBaseline = "middle";
@@ -224,7 +231,7 @@ export class HeatMap {
   hit(x, y) {
     const cells = this.cells, sc = this.scale;
     if (!cells || x < sc.left || x > sc.left + sc.width) return null;
-    const ax = cells.ax, top = 6, bottom = this.h - 18, rowH = (bottom - top) / ax.rows;
+    const ax = cells.ax, { top, bottom } = this.plot, rowH = (bottom - top) / ax.rows;
     const c = Math.floor((x - sc.left) / this.colPx), r = Math.floor((bottom - y) / rowH);
     if (c < 0 || c >= cells.cols || r < 0 || r >= ax.rows) return null;
     const n = cells.counts[c * ax.rows + r];

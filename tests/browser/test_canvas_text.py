@@ -78,3 +78,22 @@ def test_thread_labels_start_where_the_thread_takes_the_request(page, live_serve
         fifth = next(t for t in labels if t["text"] == "user 5")
         assert x <= fifth["x0"] <= x + 12
     assert page.console.errors == []
+
+
+def inside(box, width, height):
+    return (box["x0"] >= -0.5 and box["y0"] >= -0.5
+            and box["x1"] <= width + 0.5 and box["y1"] <= height + 0.5)
+
+
+@pytest.mark.parametrize("preset", ["dev-threaded", "backlog-overflow"])
+def test_heat_map_labels_fit_in_projector_type(page, live_server, preset):
+    # projector type is 1.45 times larger: the top decade's label stuck out of the canvas
+    # ("10 s", 2 px above it) and the lowest one ran into the legend of the lines ("p99")
+    open_at_end(page, live_server, preset, projector=True)
+    w, h = page.evaluate("[wsgiscope.heatmap.w, wsgiscope.heatmap.h]")
+    labels = texts(page, "document.getElementById('heatmap')")
+    page.locator("#heat-wrap").screenshot(path=str(ARTIFACTS / f"heatmap-projector-{preset}.png"))
+    assert any(t["text"] == "p99" for t in labels)
+    assert [t["text"] for t in labels if not inside(t, w, h)] == []
+    assert overlaps(labels) == []
+    assert page.console.errors == []
