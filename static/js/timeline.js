@@ -384,6 +384,16 @@ export class Timeline {
     ctx.font = `600 ${Math.round(Math.min(13 * this.k, Math.max(11, rowH * 0.75)))}px system-ui, sans-serif`;
     ctx.textBaseline = "middle";
     const idx = recordsOf(s);
+    // a mark's words, right of it; left of it, on a light ground over the request's own
+    // bar, when they would run past the plot's edge
+    const words = (text, x, y, top, colour) => {
+      const w = ctx.measureText(text).width;
+      if (x + 5 + w <= sc.left + sc.width) { ctx.fillText(text, x + 5, y + 1); return; }
+      ctx.fillStyle = C.laneB;
+      ctx.fillRect(x - 8 - w, top, w + 6, h);
+      ctx.fillStyle = colour;
+      ctx.fillText(text, x - 5 - w, y + 1);
+    };
     for (const i of idx.failures) {
       const r = s.done[i];
       if (r.finished === null || r.finished > known) continue;
@@ -391,7 +401,7 @@ export class Timeline {
       const x = sc.x(r.finished), y = lane.y + r.id * rowH + rowH / 2;
       ctx.fillStyle = C.bad;
       ctx.fillRect(x - 2, lane.y + r.id * rowH + gap / 2, 4, h);
-      if (rowH >= 12) ctx.fillText(`✕ ${r.http ? r.http : r.status}`, x + 5, y + 1);
+      if (rowH >= 12) words(`✕ ${r.http ? r.http : r.status}`, x, y, lane.y + r.id * rowH + gap / 2, C.bad);
     }
     // a request that read another request's value of a module global: a mark where it read it
     for (const i of idx.races) {
@@ -400,10 +410,7 @@ export class Timeline {
       const x = sc.x(r.finished), y = lane.y + r.id * rowH + rowH / 2;
       ctx.fillStyle = C.race;
       ctx.fillRect(x - 2, lane.y + r.id * rowH + gap / 2, 4, h);
-      if (rowH >= 12) {
-        const text = "⚠ read another request's global", w = ctx.measureText(text).width;
-        ctx.fillText(text, x + 5 + w > sc.left + sc.width ? x - 5 - w : x + 5, y + 1);
-      }
+      if (rowH >= 12) words("⚠ read another request's global", x, y, lane.y + r.id * rowH + gap / 2, C.race);
     }
     if (this.selected >= 0) {
       ctx.strokeStyle = C.ink;

@@ -97,3 +97,15 @@ def test_heat_map_labels_fit_in_projector_type(page, live_server, preset):
     assert [t["text"] for t in labels if not inside(t, w, h)] == []
     assert overlaps(labels) == []
     assert page.console.errors == []
+
+
+def test_a_failure_at_the_runs_end_keeps_its_words(page, live_server):
+    # slow-clients-gevent's two slow uploads are cut off at the run's last instant: their
+    # "✕ reset" was drawn right of the mark, past the plot's edge, where the clip hid it
+    open_at_end(page, live_server, "slow-clients-gevent")
+    left, width = page.evaluate("[wsgiscope.scale.left, wsgiscope.scale.width]")
+    marks = [t for t in texts(page, "wsgiscope.timeline.layer") if t["text"].startswith("✕")]
+    page.locator("#timeline-wrap").screenshot(path=str(ARTIFACTS / "failure-at-the-end.png"))
+    assert [t["text"] for t in marks] == ["✕ reset", "✕ reset"]
+    assert all(left <= t["x0"] and t["x1"] <= left + width for t in marks)
+    assert page.console.errors == []
