@@ -37,6 +37,24 @@ def asset_dir(name: str) -> Path:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def page_caps(compiled: bool) -> tuple[int, int]:
+    """The page's event budget for one run, and the most requests it lets a scenario make.
+
+    The budget is what about 40 CPU s buy, within the 60 s a simulation may take
+    (``wsgiscope serve --sim-timeout``) on a busy machine: a request takes 8-30 events, and
+    an event costs about 0.02 ms of CPU to simulate and prepare for the page in pure Python,
+    about 0.01 ms with the compiled engine (``pip install .``; the page's preparing stays
+    Python). The cap is what that budget admits, with room, of gunicorn sync -w 8 under
+    Poisson arrivals with every cost at its default (15 events a request; a run's head
+    projects 14-15, and one that projects past 90 % of the budget is refused before its
+    first frame, saying how many such requests fit: app/heads.py). Measured on two cores
+    (``tests/bench/bench_prepare.py``): 100,000 such requests pure take 21-26 CPU s,
+    200,000 compiled 30-34. The canvas draws 200,000 at full frame rate
+    (``tests/bench/bench_browser.py``).
+    """
+    return (200_000, 4_000_000) if compiled else (100_000, 2_000_000)
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the wsgiscope web application.
 
@@ -57,22 +75,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         root_path=str(_HERE),
         instance_path=str(_HERE / "instance"),
     )
+    from ..simulator.core import COMPILED
+
+    max_requests, max_events = page_caps(COMPILED)
     app.config.update(
         LAB_ENABLED=False,
         # Bounds that keep one browser's run cheap enough for a shared server.
         MAX_FRAMES=4000,
-        # The event budget of one run the page asks for (simulator.budget): a request takes
-        # 8-30 events, and an event ~0.02 ms of CPU to simulate and prepare for the page
-        # (pure Python, 2-core machine): 2 M is ~40 CPU s, within the 60 s a simulation may
-        # take (wsgiscope serve --sim-timeout) on a busy machine, and ~1 GB.
-        SIM_MAX_EVENTS=2_000_000,
-        # The page runs scenarios of up to this many requests: what that budget admits, with
-        # room, of gunicorn sync -w 8 under Poisson arrivals with every cost at its default
-        # (15 events a request: 1.5 M, ~30 CPU s; a run's head projects 14-15, and one that
-        # projects past 90 % of the budget is refused before its first frame, saying how
-        # many such requests fit: app/heads.py). The canvas draws 200k at full frame rate
-        # (tests/bench/bench_browser.py, served with a longer limit and a larger budget).
-        MAX_REQUESTS=100_000,
+        # The event budget of one run the page asks for (simulator.budget), and the most
+        # requests a scenario of the page may make: see page_caps.
+        SIM_MAX_EVENTS=max_events,
+        MAX_REQUESTS=max_requests,
         MAX_UPLOAD_BYTES=1_000_000,
         SOCK_SERVER_OPTIONS={"ping_interval": 20, "max_message_size": 2_000_000},
     )

@@ -13,13 +13,14 @@ import pytest
 import simple_websocket
 from servekit import FakeSocket, serve
 from wsgiscope import simulator
-from wsgiscope.app import create_app, heads
+from wsgiscope.app import create_app, heads, page_caps
 from wsgiscope.app.cache import MemoryRunCache
 from wsgiscope.app.runs import load_for_web
 from wsgiscope.app.serving import RunService
 from wsgiscope.app.stream import Session
 from wsgiscope.simulator import budget
 from wsgiscope.simulator.budget import BudgetError
+from wsgiscope.simulator.core import COMPILED
 
 
 def poisson(n: int, server: dict[str, Any], endpoints: dict[str, Any], rate: float = 60.0,
@@ -64,17 +65,20 @@ def start(budget_events: int | None, scenario: dict[str, Any], seed: int = 1,
     return ws
 
 
-def test_the_pages_own_budget_admits_a_plain_run_of_its_cap() -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_the_pages_own_budget_admits_a_plain_run_of_its_cap(compiled: bool) -> None:
     """Up to the cap, the engine's estimate never refuses a plain workload: a run over the
-    cap is told the cap (field and range), not an event count."""
-    config = create_app({"TESTING": True}).config
-    cap, events_budget = config["MAX_REQUESTS"], config["SIM_MAX_EVENTS"]
+    cap is told the cap (field and range), not an event count. Pure Python and compiled."""
+    cap, events_budget = page_caps(compiled)
+    if compiled == COMPILED:
+        config = create_app({"TESTING": True}).config
+        assert (config["MAX_REQUESTS"], config["SIM_MAX_EVENTS"]) == (cap, events_budget)
     assert cap * budget.EVENTS_PER_REQUEST <= events_budget
     budget.check(load_for_web(sync_io(cap), cap), events_budget)
     with pytest.raises(simulator.ScenarioError) as err:
         load_for_web(sync_io(cap + 1000), cap)
     assert err.value.field == "workload"
-    assert f"the page runs at most {cap:,}" in str(err.value)
+    assert f"at most {cap:,}" in str(err.value)  # the page's cap, or (200,000) the engine's
 
 
 def test_over_the_cap_the_socket_says_so_before_any_frame() -> None:
@@ -136,6 +140,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_a_user_asking_the_page_for_200k_requests_is_told_the_cap_at_once(server: str) -> None:
     """As a user would: ``wsgiscope serve`` with its defaults, the page's WebSocket."""
+    if COMPILED:
+        pytest.skip("with the compiled engine the page runs 200,000")
     ws = simple_websocket.Client.connect(f"ws://{server}/ws")
     try:
         ws.send(json.dumps({"op": "start", "scenario": sync_io(200_000), "seed": 1}))
