@@ -169,6 +169,7 @@ def test_the_answer_and_the_takeaway_fit_at_1024x768(browser, live_server, lesso
         takeaway = page.locator("#quiz .takeaway")
         assert "Takeaway:" in takeaway.inner_text() and takeaway.is_visible()
         (ARTIFACTS / "screens").mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "screens" / f"answer-1024x768-{lesson}{'-projector' if projector else ''}.png"))
+        name = f"answer-1024x768-{lesson}{'-projector' if projector else ''}.png"
+        page.screenshot(path=str(ARTIFACTS / "screens" / name))
     finally:
         context.close()
