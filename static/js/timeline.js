@@ -427,10 +427,19 @@ export class Timeline {
     ctx.textBaseline = "middle";
     const n = s.meta.n_requests;
     const every = rowH >= labelPx ? 1 : Math.ceil((labelPx + 4) / rowH);
+    // a row's label, kept whole inside the lane (rows thinner than the type)
+    const yOf = (r) => Math.min(Math.max(lane.y + r * rowH + rowH / 2, lane.y + labelPx / 2),
+      lane.y + lane.h - labelPx / 2);
+    const lastY = every > 1 && n > 1 ? yOf(n - 1) : null;  // the last row is always named
+    let prevY = -Infinity;
     for (let r = 0; r < n; r += every) {
-      ctx.fillText(`user ${r + 1}`, 8, lane.y + r * rowH + rowH / 2);
+      const y = yOf(r);
+      if (y - prevY < labelPx + 2) continue;  // too near the first, moved down
+      if (lastY !== null && lastY - y < labelPx + 2) break;
+      ctx.fillText(`user ${r + 1}`, 8, y);
+      prevY = y;
     }
-    if (every > 1 && n > 1) ctx.fillText(`user ${n}`, 8, lane.y + lane.h - 6);
+    if (lastY !== null) ctx.fillText(`user ${n}`, 8, lastY);
   }
 
   // The request rows as one grid of device pixels, put on the layer in one drawImage. A span

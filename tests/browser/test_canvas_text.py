@@ -109,3 +109,22 @@ def test_a_failure_at_the_runs_end_keeps_its_words(page, live_server):
     assert [t["text"] for t in marks] == ["✕ reset", "✕ reset"]
     assert all(left <= t["x0"] and t["x1"] <= left + width for t in marks)
     assert page.console.errors == []
+
+
+@pytest.mark.parametrize("preset,projector", [("mm8-queue", False), ("convoy-processes", True)])
+def test_row_labels_of_thin_rows_stay_apart(page, live_server, preset, projector):
+    # rows thinner than the type are named every few rows, and the last row always: its
+    # label landed on the one before ("user 826" over "user 834" in mm8-queue, "user 21"
+    # twice in convoy-processes in projector type), and the first stuck out of the lane
+    open_at_end(page, live_server, preset, projector=projector)
+    top, bottom, n = page.evaluate("""(() => {
+        const l = wsgiscope.timeline.lanes.find((l) => l.kind === "requests");
+        return [l.y, l.y + l.h, wsgiscope.store.meta.n_requests]; })()""")
+    rows = [t for t in texts(page, "wsgiscope.timeline.layer")
+            if t["text"].startswith("user ") and t["x0"] < 20]
+    page.locator("#timeline-wrap").screenshot(path=str(ARTIFACTS / f"row-labels-{preset}.png"))
+    names = [t["text"] for t in rows]
+    assert names[0] == "user 1" and names[-1] == f"user {n}" and len(set(names)) == len(names)
+    assert overlaps(rows) == []
+    assert all(top - 1 <= t["y0"] and t["y1"] <= bottom + 1 for t in rows)
+    assert page.console.errors == []
