@@ -74,10 +74,14 @@ export class House {
 
     // column geometry
     const colClients = 10, wClients = Math.round(84 * K);
-    const colQueue = colClients + wClients + 8, wQueue = Math.min(160 * K, W * 0.19);
+    // the accept arrow's gap holds its label ("accept()", drawn at normal type only): what
+    // it needs beyond 44 px comes out of the backlog's box, not the server's
+    ctx.font = this.font(12);
+    const gap = K === 1 ? Math.max(44, Math.ceil(ctx.measureText("accept()").width) + 10) : 44;
+    const colQueue = colClients + wClients + 8, wQueue = Math.min(160 * K, W * 0.19) - (gap - 44);
     const wCores = Math.round(84 * K);
     const colCores = W - wCores;
-    const colProcs = colQueue + wQueue + 44, wProcs = colCores - colProcs - 12;
+    const colProcs = colQueue + wQueue + gap, wProcs = colCores - colProcs - 12;
     const top = Math.round(28 * K), bottom = H - 12;
 
     // a column's heading, shortened when the column is narrow (large type, small house)

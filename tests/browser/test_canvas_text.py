@@ -128,3 +128,16 @@ def test_row_labels_of_thin_rows_stay_apart(page, live_server, preset, projector
     assert overlaps(rows) == []
     assert all(top - 1 <= t["y0"] and t["y1"] <= bottom + 1 for t in rows)
     assert page.console.errors == []
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (1400, 900)])
+def test_the_accept_label_fits_its_gap(page, live_server, size):
+    # "accept()" over the arrow from the backlog to the server ran 6-10 px into the server's
+    # box, which is drawn after it: the page read "accept"
+    open_at_end(page, live_server, "dev-single-thread", size=size)
+    drawn = {t["text"]: t for t in texts(page, "document.getElementById('house')")}
+    page.locator(".house-wrap").screenshot(path=str(ARTIFACTS / f"house-accept-{size[0]}.png"))
+    assert drawn["accept()"]["x1"] <= drawn["Server"]["x0"]  # the server column's left edge
+    assert drawn["accept()"]["x0"] >= drawn["0 waiting"]["x0"]
+    assert "dev server (1 process, 1 thread)" in drawn  # the server's box kept its width
+    assert page.console.errors == []
