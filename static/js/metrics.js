@@ -150,7 +150,9 @@ export class Metrics {
       tr.insertCell().textContent = `user ${r.id + 1}`;
       tr.insertCell().textContent = r.path;
       tr.insertCell().textContent = fmtDur(r.finished - r.sent);
-      tr.insertCell().textContent = r.status === "ok" ? "ok" : `${r.status}${r.http ? ` (${r.http})` : ""}`;
+      // an answered request is "ok" to the server, but a 404 is not "ok" to the reader
+      const answered = r.http && r.http >= 400 ? `${r.http}` : "ok";
+      tr.insertCell().textContent = r.status === "ok" ? answered : `${r.status}${r.http ? ` (${r.http})` : ""}`;
     }
     table.hidden = top.length === 0;
   }

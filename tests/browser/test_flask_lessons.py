@@ -33,3 +33,17 @@ def test_each_flask_lesson_plays_and_steps(page, live_server, name):
     push, pop = "app ctx push → request ctx push", "teardown (reverse) → ctx pop"
     assert push in seen and pop in seen and seen.index(push) < seen.index(pop)
     assert page.console.errors == []
+
+
+def test_the_slowest_table_shows_a_404_as_404(page, live_server):
+    # the server answered all three, so their status is "ok"; the table said "ok" for the
+    # 404 and the 405 the lesson is about
+    page.goto(f"{live_server}/?preset=flask-no-route")
+    ready(page)
+    page.keyboard.press("End")
+    page.wait_for_function("wsgiscope.store.complete && wsgiscope.player.t === wsgiscope.store.end")
+    page.wait_for_function("document.querySelectorAll('#slowest tbody tr').length === 3")
+    rows = page.evaluate("""[...document.querySelectorAll('#slowest tbody tr')]
+        .map((tr) => [...tr.cells].map((c) => c.textContent))""")
+    assert {r[1]: r[3] for r in rows} == {"/home": "ok", "/nowhere": "404", "/upload": "405"}
+    assert page.console.errors == []
