@@ -82,9 +82,10 @@ def incremental(sc: Scenario) -> bool:
 
 
 def produce(scenario: Scenario, seed: int | None, max_events: int | None, max_frames: int,
-            key: str, on_head: Head | None = None) -> Prepared:
+            key: str, on_head: Head | None = None, head_only: bool = False) -> Prepared:
     """The run's whole :class:`~.runs.Prepared`; for a large run, first ``on_head(head)``
-    (the same whole run whether or not a head is asked for)."""
+    (the same whole run whether or not a head is asked for). ``head_only``: a large run's
+    head is the answer, and the rest is not simulated (a small run is still whole)."""
     if not incremental(scenario):
         trace = simulator.run(scenario, seed=seed, max_events=max_events)
         with simulator.no_gc():
@@ -97,6 +98,9 @@ def produce(scenario: Scenario, seed: int | None, max_events: int | None, max_fr
         horizon = _play_head(run, tick, max_frames)
     if horizon is not None:  # None: the run ended within its head, and is whole already
         check_pace(run, horizon)
+        if head_only:
+            with simulator.no_gc():
+                return _head(run, end, tick, horizon, key)
         if on_head is not None:
             with simulator.no_gc():
                 on_head(_head(run, end, tick, horizon, key))
@@ -107,7 +111,8 @@ def produce(scenario: Scenario, seed: int | None, max_events: int | None, max_fr
 
 def job(request: dict[str, Any], send_part: Callable[[bytes], None]) -> bytes:
     """A simulation process's ``prepare`` job (:mod:`.pool`): the whole run as bytes, after
-    sending its head as a part (``H`` and its bytes) when the request asks for ``head``."""
+    sending its head as a part (``H`` and its bytes) when the request asks for ``head``;
+    only the head (a small run: the whole) when it asks for ``head_only``."""
     from .runs import load_for_web
 
     def head(run: Prepared) -> None:
@@ -116,7 +121,8 @@ def job(request: dict[str, Any], send_part: Callable[[bytes], None]) -> bytes:
     scenario = load_for_web(request["scenario"], int(request["max_requests"]))
     return produce(scenario, request["seed"], request.get("max_events"),
                    int(request["max_frames"]), str(request["key"]),
-                   head if request.get("head") else None).to_bytes()
+                   head if request.get("head") else None,
+                   bool(request.get("head_only"))).to_bytes()
 
 
 def _play_head(run: simulator.Simulation, tick: float, max_frames: int) -> float | None:

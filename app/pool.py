@@ -238,6 +238,10 @@ class SimPool:
         self._helpers.add(box[0])
         return box[0]  # type: ignore[no-any-return]
 
+    def idle(self) -> int:
+        """How many helpers wait for a job now (a slot whose helper is to be made counts)."""
+        return self._idle.qsize()
+
     def call(self, request: dict[str, Any], on_part: OnPart = None) -> bytes:
         """Run ``request`` on a helper and return its payload (each part sent before it, a
         run's head, to ``on_part``); raise :class:`JobError` for a job it refused,

@@ -52,10 +52,11 @@ class RunJob:
         self.cache_key = self.cache_key or cache_key(
             self.scenario, self.seed, self.max_frames, self.max_requests, self.max_events)
 
-    def request(self, head: bool = False) -> dict[str, Any]:
+    def request(self, head: bool = False, head_only: bool = False) -> dict[str, Any]:
         return {"job": "prepare", "scenario": self.scenario, "seed": self.seed,
                 "max_frames": self.max_frames, "max_requests": self.max_requests,
-                "max_events": self.max_events, "key": self.key, "head": head}
+                "max_events": self.max_events, "key": self.key, "head": head,
+                "head_only": head_only}
 
 
 class Flight:
@@ -73,6 +74,12 @@ class Flight:
     def got_head(self, head: Prepared) -> None:
         if self.head is None:  # a retried job sends it again
             self.head = head
+            self.first.set()
+
+    def refuse(self, error: Exception) -> None:
+        """The run is refused (found by its head, before the whole run's job said so)."""
+        if not self.first.is_set():
+            self.error = error
             self.first.set()
 
     def finish(self) -> None:
@@ -99,10 +106,14 @@ class RunService:
 
     def __init__(self, memory: MemoryRunCache, pool: SimPool | None = None,
                  shared: RedisRunStore | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S, max_events: int | None = None) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, max_events: int | None = None,
+                 heads: SimPool | None = None) -> None:
         self.memory = memory
         self.max_events = max_events
         self.pool = pool
+        #: Processes kept for heads: a large run's head comes from one of them when every
+        #: process of ``pool`` is busy (see :meth:`_head_lane`).
+        self.heads = heads
         self.shared = shared
         self.timeout_s = timeout_s
         self._flights: dict[str, Flight] = {}
@@ -111,7 +122,7 @@ class RunService:
         self._lock = threading.Lock()
         self._alive = 0  # runs handed out and not yet garbage (cached, or held by a viewer)
         self.stats = {"simulations": 0, "joined": 0, "shared_hits": 0, "shared_waits": 0,
-                      "refused": 0, "heads": 0}
+                      "refused": 0, "heads": 0, "lane_heads": 0}
 
     def job(self, scenario: dict[str, Any], seed: int | None, max_frames: int,
             max_requests: int) -> RunJob:
@@ -208,6 +219,9 @@ class RunService:
             self.stats["heads"] += 1
             flight.got_head(run)
 
+        if head and self.heads is not None and self.pool is not None and not self.pool.idle():
+            threading.Thread(target=self._head_lane, args=(job, flight), daemon=True,
+                             name="wsgiscope-head").start()
         try:
             run = self._produce(job, got_head if head else None)
             flight.result = run
@@ -226,6 +240,24 @@ class RunService:
             with self._lock:
                 self._flights.pop(ck, None)
             flight.finish()
+
+    def _head_lane(self, job: RunJob, flight: Flight) -> None:
+        """The head of ``job`` from a process kept for heads, asked for when every
+        simulation process is busy: the whole run waits its turn, and its first frame waits
+        only for the heads before it, not for other users' whole runs. The flight takes
+        whichever head comes first (the whole run's job still sends its own); a refusal
+        the head finds (:func:`.heads.check_pace`) is told at once."""
+        assert self.heads is not None
+        try:
+            data = self.heads.call(job.request(head_only=True))
+        except JobError as exc:
+            flight.refuse(_refusal(exc))
+            return
+        except (PoolError, OSError):
+            return  # the whole run's job brings its head when it runs
+        if not flight.first.is_set():
+            self.stats["lane_heads"] += 1
+            flight.got_head(Prepared.from_bytes(data))
 
     def _track(self, run: Prepared) -> None:
         self._alive += 1
@@ -303,5 +335,7 @@ class RunService:
             out["shared"] = self.shared.summary()
         if self.pool is not None:
             out["pool"] = {"processes": self.pool.size, **self.pool.stats}
+        if self.heads is not None:
+            out["heads_pool"] = {"processes": self.heads.size, **self.heads.stats}
         return out
 

@@ -8,6 +8,8 @@ thread that lives as long as the worker):
 ``SIM_PROCESSES``         simulation processes (:mod:`.pool`); 0 (the default of a bare
                           ``create_app``, as in tests) runs the engine in the serving
                           process itself; ``wsgiscope serve`` gives cores / workers
+``SIM_HEAD_PROCESSES``    simulation processes kept for large runs' heads (default 1 with
+                          a pool): a first frame need not wait for other users' whole runs
 ``SIM_TIMEOUT_S``         wall-clock limit of one simulation (default 60)
 ``SIM_MEMORY_MB``         address-space limit of each simulation process (default 2048)
 ``RUN_CACHE_BYTES``       this process's cache of prepared runs (default 256 MB)
@@ -90,6 +92,9 @@ class Serving:
                     time.time() - self.started, 1)}
 
 
+#: How long a head waits for a process kept for heads; past it the whole run's job brings it.
+HEAD_QUEUE_WAIT_S = 10.0
+
 _lock = threading.Lock()
 _LOCAL = RunService(MemoryRunCache(64 * 1024 * 1024))
 
@@ -102,18 +107,23 @@ def local_runs() -> RunService:
 def _build(config: dict[str, Any]) -> Serving:
     processes = int(config.get("SIM_PROCESSES", 0))
     timeout_s = float(config.get("SIM_TIMEOUT_S", DEFAULT_TIMEOUT_S))
-    pool = None
+    pool = heads = None
+    memory_mb = int(config.get("SIM_MEMORY_MB", DEFAULT_MEMORY_MB))
     if processes > 0:
-        pool = SimPool(processes, timeout_s=timeout_s,
-                       memory_mb=int(config.get("SIM_MEMORY_MB", DEFAULT_MEMORY_MB)))
+        pool = SimPool(processes, timeout_s=timeout_s, memory_mb=memory_mb)
         atexit.register(pool.close)
+        head_processes = int(config.get("SIM_HEAD_PROCESSES", 1))
+        if head_processes > 0:
+            heads = SimPool(head_processes, timeout_s=timeout_s, memory_mb=memory_mb,
+                            queue_wait_s=HEAD_QUEUE_WAIT_S)
+            atexit.register(heads.close)
     url = config.get("REDIS_URL")
     shared = rooms = None
     if url:
         shared = RedisRunStore(url, int(config.get("SHARED_CACHE_BYTES", DEFAULT_SHARED_BYTES)))
         rooms = RedisBroker(url)
     runs = RunService(MemoryRunCache(int(config.get("RUN_CACHE_BYTES", DEFAULT_MEMORY_BYTES))),
-                      pool, shared, timeout_s, config.get("SIM_MAX_EVENTS"))
+                      pool, shared, timeout_s, config.get("SIM_MAX_EVENTS"), heads)
     # Every write of a socket goes through its outlet, pings included (see .outlet): the
     # socket library's own pinger would write from its reader, between a frame's bytes.
     config["SOCK_SERVER_OPTIONS"] = {**config.get("SOCK_SERVER_OPTIONS", {}),

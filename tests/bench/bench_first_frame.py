@@ -24,8 +24,13 @@ e.g. the budgets a 200,000-request run of this scenario needs, beyond the page's
 (2 M events, 60 s, 100,000 requests): ``--config '{"MAX_REQUESTS": 200000,
 "SIM_MAX_EVENTS": 4000000, "SIM_TIMEOUT_S": 300}'``.
 
+``--together K`` times, for each size, K users who start their runs at the same instant (each
+its own seed, its own WebSocket) beside one user alone on the same server, in alternating
+rounds: each user's first frame and whole run, and the ratio of the together median to the
+alone one (the issue's "four users starting 10k-request runs at once").
+
 Run: python tests/bench/bench_first_frame.py [--requests 1000,10000,50000,100000,200000]
-     [--repeat 3] [--cached] [--config JSON]
+     [--repeat 3] [--cached] [--config JSON] [--together 4]
 Not part of the test suite; needs simple-websocket (installed with the test extras).
 """
 
@@ -42,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -165,6 +171,57 @@ def report(n: int, got: list[tuple[float, float, float]]) -> None:
           f"{statistics.median(g[2] for g in got):21.3f}", flush=True)
 
 
+def together(address: str, n: int, seeds: list[int], timeout_s: float
+             ) -> list[tuple[float, float, float] | str]:
+    """:func:`first_frame` for each seed, every user starting at the same instant."""
+    got: list[tuple[float, float, float] | str] = ["no answer"] * len(seeds)
+    gate = threading.Barrier(len(seeds))
+
+    def user(i: int) -> None:
+        gate.wait()
+        got[i] = first_frame(address, n, seeds[i], timeout_s)
+
+    users = [threading.Thread(target=user, args=(i,)) for i in range(len(seeds))]
+    for u in users:
+        u.start()
+    for u in users:
+        u.join()
+    return got
+
+
+def report_together(address: str, sizes: list[int], k: int, repeat: int, seed: int,
+                    timeout_s: float) -> None:
+    """Alternating rounds of one user alone and ``k`` together, per size."""
+    print(f"{'requests':>9} {'users':>5} {'first frame s (min / median / max)':>36} "
+          f"{'whole run s (median / max)':>27}")
+    for n in sizes:
+        alone: list[tuple[float, float, float]] = []
+        crowd: list[tuple[float, float, float]] = []
+        for _ in range(repeat):
+            seed += 1 + k
+            for got, res in ((alone, [first_frame(address, n, seed, timeout_s)]),
+                             (crowd, together(address, n, [seed + 1 + i for i in range(k)],
+                                              timeout_s))):
+                for r in res:
+                    if isinstance(r, str):
+                        print(f"{n:9,}  {r}", flush=True)
+                    else:
+                        got.append(r)
+        for label, got in (("1", alone), (str(k), crowd)):
+            if not got:
+                continue
+            first = [g[1] for g in got]
+            whole = [g[2] for g in got]
+            print(f"{n:9,} {label:>5} {min(first):14.3f} / {statistics.median(first):6.3f} / "
+                  f"{max(first):6.3f} {statistics.median(whole):15.3f} / {max(whole):6.3f}",
+                  flush=True)
+        if alone and crowd:
+            ratio = (statistics.median(g[1] for g in crowd)
+                     / statistics.median(g[1] for g in alone))
+            print(f"{'':9} first frame, {k} together / alone (medians): {ratio:.2f}x",
+                  flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", default="1000,10000,50000,100000,200000")
@@ -176,11 +233,19 @@ def main() -> None:
     parser.add_argument("--first-only", action="store_true",
                         help="time up to the first frame only, each start on a server of its "
                         "own (stopped after it, with the rest of its run): a short measurement")
+    parser.add_argument("--together", type=int, default=0, metavar="K",
+                        help="K users starting at once beside one alone, per size")
     args = parser.parse_args()
     sizes = [int(x) for x in args.requests.split(",")]
     seed = int(time.time()) % 1_000_000  # fresh runs, never in the server's cache
     print(f"load average before: {load()}; "
           + ("wsgiscope serve" if args.config is None else f"served_app({args.config})"))
+    if args.together:
+        with serving(args.config) as address:
+            first_frame(address, 100, seed, args.timeout)  # warm up: starts the pool
+            report_together(address, sizes, args.together, args.repeat, seed, args.timeout)
+        print(f"load average after: {load()}  ({time.strftime('%Y-%m-%d')})")
+        return
     print(f"{'requests':>9} {'first frame s (min / median)':>30} {'meta s (median)':>16} "
           f"{'whole run s (median)':>21}")
     with contextlib.ExitStack() as shared:

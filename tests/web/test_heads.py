@@ -179,3 +179,57 @@ def test_a_head_then_a_failed_rest_is_said_on_the_socket(monkeypatch: pytest.Mon
     err = ws.take("error")
     assert len(err) == 1 and "stopped for the test" in err[0]["error"]
     assert err[0]["field"] == "workload"
+
+
+def test_a_head_only_job_gives_the_same_head_and_simulates_no_further(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sc = simulator.load_scenario(large())
+    head, _ = both(large(), 3)
+    finished: list[int] = []
+
+    class Logged(simulator.Simulation):
+        def finish(self) -> simulator.Trace:
+            finished.append(self.events_run)
+            return super().finish()
+
+    monkeypatch.setattr(heads.simulator, "Simulation", Logged)
+    alone = heads.produce(sc, 3, None, 4000, "k", head_only=True)
+    assert alone.partial and finished == []
+    assert alone.to_bytes() == head.to_bytes()
+    small = simulator.load_scenario(simulator.presets.get("dev-single-thread").scenario)
+    assert not heads.produce(small, 1, None, 4000, "k", head_only=True).partial  # whole
+
+
+def test_when_every_simulation_process_is_busy_the_head_comes_from_the_heads_lane() -> None:
+    """Four users starting at once on a pool of two took 4.4 s (median) to their first
+    frame, 0.39 s alone: the third and fourth waited for whole runs. A process kept for
+    heads gives theirs while the whole runs wait their turn."""
+    from wsgiscope.app.pool import SimPool
+
+    pool, lane = SimPool(1, timeout_s=60), SimPool(1, timeout_s=60)
+    try:
+        svc = RunService(MemoryRunCache(), pool, heads=lane)
+        busy = svc.job(simulator.load_scenario(large(6000)).to_dict(), 1, 4000, 50_000)
+        threading.Thread(target=svc.get, args=(busy,), daemon=True).start()
+        deadline = threading.Event()
+        while pool.idle() and not deadline.wait(0.01):
+            pass  # until the only process has taken the other user's whole run
+        run, flight = svc.start(svc.job(simulator.load_scenario(large()).to_dict(), 2, 4000,
+                                        50_000))
+        assert run.partial and flight is not None
+        assert svc.stats["lane_heads"] == 1 and not flight.done.is_set()
+        assert flight.done.wait(120) and flight.ready() is not None
+        assert svc.summary()["heads_pool"]["processes"] == 1
+        # a refusal the head finds is told at once, from the lane too
+        tight = RunService(MemoryRunCache(), pool, heads=lane, max_events=20_000)
+        threading.Thread(target=svc.get, args=(svc.job(busy.scenario, 5, 4000, 50_000),),
+                         daemon=True).start()
+        while pool.idle() and not deadline.wait(0.01):
+            pass
+        with pytest.raises(simulator.ScenarioError) as err:
+            tight.start(tight.job(simulator.load_scenario(large(20_000)).to_dict(), 2, 4000,
+                                  50_000))
+        assert err.value.field == "workload" and lane.stats["jobs"] == 2
+    finally:
+        pool.close()
+        lane.close()
