@@ -30,3 +30,29 @@ def test_the_export_menus_wrapped_entry_lines_up_with_the_others(page, live_serv
     lefts = {round(left) for _, left in lines}
     assert max(lefts) - min(lefts) <= 1, lines
     assert page.console.errors == []
+
+
+def test_the_inspectors_figures_keep_their_units(page, live_server):
+    # the summary line wraps at 1024x768; "kernel queue 0.2 ms" broke between "0.2" and "ms"
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.goto(f"{live_server}/?preset=flask-lifecycle")
+    ready(page)
+    page.keyboard.press("End")
+    page.wait_for_function("wsgiscope.store.complete && wsgiscope.player.t === wsgiscope.store.end")
+    page.locator("#slowest tbody tr").first.click()
+    page.wait_for_selector("#inspector .inspect-summary")
+    split = page.evaluate(r"""(() => {
+        const p = document.querySelector('#inspector .inspect-summary'), out = [];
+        const walk = document.createTreeWalker(p, NodeFilter.SHOW_TEXT);
+        for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+            for (const m of node.data.matchAll(/\d+(?:\.\d+)?\s+m?s\b/g)) {
+                const r = document.createRange();
+                r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+                const tops = new Set([...r.getClientRects()].map((b) => Math.round(b.top)));
+                if (tops.size > 1) out.push(m[0]);
+            }
+        }
+        return out; })()""")
+    page.locator("#inspector").screenshot(path=str(ARTIFACTS / "inspector-summary-1024.png"))
+    assert split == []
+    assert page.console.errors == []
