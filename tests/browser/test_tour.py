@@ -154,7 +154,9 @@ def test_reduced_motion_jumps_to_the_focus_in_projector_mode(browser, live_serve
 @pytest.mark.parametrize("projector", [False, True])
 @pytest.mark.parametrize("lesson", ["too-many-workers", "flask-error-path", "convoy-threads"])
 def test_the_answer_and_the_takeaway_fit_at_1024x768(browser, live_server, lesson, projector):
-    """The revealed answer grows its panel instead of hiding the takeaway behind a scroll."""
+    """The revealed answer takes the house's width, not a scroll: the takeaway is whole, the
+    panel keeps its height (test_projector: every row on the screen), and the house is back
+    once the answer is closed."""
     context = browser.new_context(viewport={"width": 1024, "height": 768})
     try:
         page = context.new_page()
@@ -171,5 +173,10 @@ def test_the_answer_and_the_takeaway_fit_at_1024x768(browser, live_server, lesso
         (ARTIFACTS / "screens").mkdir(parents=True, exist_ok=True)
         name = f"answer-1024x768-{lesson}{'-projector' if projector else ''}.png"
         page.screenshot(path=str(ARTIFACTS / "screens" / name))
+        house = "document.querySelector('.house-wrap')"
+        assert page.evaluate(f"getComputedStyle({house}).visibility") == "hidden"
+        page.locator(".quiz-close").click()
+        assert page.evaluate(f"getComputedStyle({house}).visibility") == "visible"
+        assert page.evaluate("document.querySelector('#house').clientWidth") > 300
     finally:
         context.close()
