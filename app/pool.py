@@ -1,29 +1,29 @@
 """A bounded pool of simulation processes, so no simulation runs where sockets are served.
 
 The serving process (a gevent loop or a thread pool) hands a job to one of ``size`` helper
-processes (``python -m wsgiscope.app.pool``) and waits for its answer without holding
-anything but its own greenlet or thread. Each helper runs one job at a time, so every
-run has a whole process, its own engine budget and its own memory limit, and a run that
-goes wrong (too slow, out of memory, crashed) takes only its own helper down.
+processes (``python -m wsgiscope.app.pool``) and waits for its answer without holding anything but
+its own greenlet or thread. Each helper runs one job at a time, so every run has a whole process,
+its own engine budget and its own memory limit, and a run that goes wrong (too slow, out of memory,
+crashed) takes only its own helper down.
 
-* The wire is a pipe each way: a request is a length-prefixed JSON document, an answer a
-  length-prefixed status byte and payload (a :meth:`Prepared.to_bytes` run, or a JSON
-  error); a large run asked for with ``head`` first sends its head (status ``H``, see
-  :mod:`.heads`). No pickle: the serving process decodes nothing that could run code.
-* I/O is ``poll`` plus ``os.read``/``os.write`` on non-blocking descriptors, which gevent's
-  monkey patching makes cooperative and which threads use as they are.
-* Every helper dies with its parent (``PR_SET_PDEATHSIG``, with a check for a parent that
-  died before the call) and exits when its pipe closes. Helpers are started by one
-  long-lived keeper thread, because Linux sends the death signal when the *thread* that
-  forked the child ends.
-* A helper that dies or overruns the time limit is killed and replaced; the caller gets a
-  one-line :class:`PoolError`.
+* The wire is a pipe each way: a request is a length-prefixed JSON document, an answer a length-
+  prefixed status byte and payload (a :meth:`Prepared.to_bytes` run, or a JSON error); a large run
+  asked for with ``head`` first sends its head (status ``H``, see :mod:`.heads`). No pickle: the
+  serving process decodes nothing that could run code.
+* I/O is ``poll`` plus ``os.read``/``os.write`` on non-blocking descriptors, which gevent's monkey
+  patching makes cooperative and which threads use as they are.
+* Every helper dies with its parent (``PR_SET_PDEATHSIG``, with a check for a parent that died
+  before the call) and exits when its pipe closes. Helpers are started by one long-lived keeper
+  thread, because Linux sends the death signal when the *thread* that forked the child ends.
+* A helper that dies or overruns the time limit is killed and replaced; the caller gets a one-line
+  :class:`PoolError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import queue
@@ -38,6 +38,10 @@ import time
 import traceback
 from collections.abc import Callable
 from typing import Any
+
+from wsgiscope import simulator
+
+from .heads import job as prepare_job
 
 #: How long one simulation may take (wall clock) before its process is killed.
 DEFAULT_TIMEOUT_S = 60.0
@@ -167,8 +171,6 @@ def _spawn(memory_mb: int) -> _Helper:
     r_ans, w_ans = os.pipe()
     for fd in (w_req, r_ans):
         with contextlib.suppress(OSError):
-            import fcntl
-
             fcntl.fcntl(fd, _F_SETPIPE_SZ, 1 << 20)  # fewer wake-ups for a large answer
     try:
         proc = subprocess.Popen(
@@ -230,6 +232,8 @@ class SimPool:
             done.set()
 
     def _new_helper(self) -> _Helper:
+        if self._closed:  # a job that outlived close(): no new helper to outlive the pool
+            raise PoolError("the server is shutting down")
         done, box = threading.Event(), []  # type: ignore[var-annotated]
         self._spawn_requests.put((done, box))
         done.wait()
@@ -343,21 +347,11 @@ def _one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _job_prepare(request: dict[str, Any], send_part: Callable[[bytes], None]) -> bytes:
-    from .heads import job
-
-    return job(request, send_part)
-
-
-JOBS = {"prepare": _job_prepare}
-
-
 def _answer(request: dict[str, Any], send_part: Callable[[bytes], None]) -> bytes:
-    from wsgiscope import simulator
-
     try:
-        job = JOBS[request["job"]]
-        return b"R" + job(request, send_part)
+        if request.get("job") != "prepare":
+            raise ValueError(f"no such job: {request.get('job')!r}")
+        return b"R" + prepare_job(request, send_part)  # the one job: a run for the page
     except MemoryError:
         err: dict[str, Any] = {"message": "the simulation needs more memory than a run may "
                                           "use; make the scenario smaller"}
@@ -385,7 +379,6 @@ def main(argv: list[str]) -> int:
     out = os.dup(1)
     os.dup2(2, 1)
     forever = float("inf")
-    import wsgiscope.app.heads  # noqa: F401  # import before the first job, not during it
 
     while True:
         try:
