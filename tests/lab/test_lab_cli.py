@@ -45,8 +45,13 @@ def test_measure_prints_the_simulator_result_format(
 def test_compare_prints_both_columns_and_a_verdict(
     scenario_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["compare", scenario_file])
-    out = capsys.readouterr().out
+    # A run the machine disturbed (its host stole time, other programs ran: compare says so)
+    # is taken again, up to twice, as the fidelity suite does (RETAKES); a quiet run is judged.
+    for _ in range(3):
+        code = main(["compare", scenario_file])
+        out = capsys.readouterr().out
+        if code == 0 or not ("(steal)" in out or "other programs used" in out):
+            break
     assert "simulated vs measured (4 requests)" in out
     assert "within tolerance (10 % or 30 ms): 4 of 4" in out
     assert "verdict: the simulation agrees with the measurement" in out
