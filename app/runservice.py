@@ -248,6 +248,8 @@ class RunService:
         whichever head comes first (the whole run's job still sends its own); a refusal
         the head finds (:func:`.heads.check_pace`) is told at once."""
         assert self.heads is not None
+        if flight.first.is_set():  # the whole run's job got a process first after all
+            return
         try:
             data = self.heads.call(job.request(head_only=True))
         except JobError as exc:

@@ -28,6 +28,7 @@ from typing import Any
 from wsgiscope import simulator
 
 from . import interpreter
+from .compare import BUSY_STEAL_CORES as BUSY_STEAL_CORES
 from .distribution import (
     FLOOR_MS,
     FLOOR_PCT,
@@ -44,10 +45,8 @@ Progress = Callable[[float, str], None]
 #: cores on average meanwhile, or the 1-minute load average was above the core count.
 BUSY_OTHER_CORES = 0.5
 
-#: ... or a virtual machine's host took at least this many cores' time from it (steal, in
-#: /proc/stat): the server's own threads lose that time. Six quiet runs of a 0.6 s case
-#: here stole 0-0.048 (0-3 clock ticks of 10 ms); 0.05 takes a fourth tick there.
-BUSY_STEAL_CORES = 0.05
+#: ... or a virtual machine's host took at least :data:`.compare.BUSY_STEAL_CORES` cores'
+#: time from it (steal), which ``compare`` cautions about.
 
 #: A run taken on a busy machine is taken again, at most this many times; the judged run
 #: keeps how many were set aside and why.
