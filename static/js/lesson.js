@@ -275,6 +275,7 @@ export class Lessons {
       prompt.append(el("strong", "The run says"));
       prompt.title = q.prompt;
     } else prompt.append(el("strong", q.kind === "discuss" ? "Think: " : "Predict: "), q.prompt);
+    if (this.state === "wait") prompt.title = q.prompt;  // shown in two lines while it plays
     box.appendChild(prompt);
     if (this.state === "ask") {
       const form = el("form", undefined, "quiz-form");

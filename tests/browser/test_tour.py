@@ -181,3 +181,29 @@ def test_the_answer_and_the_takeaway_fit_at_1024x768(browser, live_server, lesso
         assert page.evaluate("document.querySelector('#house').clientWidth") > 300
     finally:
         context.close()
+
+
+def test_while_it_plays_the_question_and_the_narration_both_show(browser, live_server):
+    """At 1024x768, with the lesson's focus note above it, the waiting question used to be
+    squeezed to a 40 px box scrolling 181 px of text; it now takes two lines, and the
+    narration keeps room under it."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server}/?preset=convoy-threads")
+        ready(page)
+        page.keyboard.press("Space")  # play without a prediction
+        page.wait_for_selector('#quiz[data-state="wait"]')
+        page.wait_for_function("document.querySelectorAll('#narration li').length > 2")
+        page.keyboard.press("Space")
+        settle(page)
+        quiz = page.evaluate("(() => { const q = document.querySelector('#quiz');"
+                             " return [q.scrollHeight, q.clientHeight]; })()")
+        assert quiz[0] <= quiz[1] + 1, f"the question scrolls: {quiz[0]} px in {quiz[1]}"
+        assert page.evaluate("document.querySelector('#narration').clientHeight") >= 90
+        assert "Your prediction" in page.locator("#quiz").inner_text()
+        prompt = page.locator("#quiz .quiz-prompt")
+        assert prompt.get_attribute("title") == simulator.presets.get(
+            "convoy-threads").question["prompt"]
+    finally:
+        context.close()
