@@ -12,15 +12,17 @@ statistics of ``N`` measured runs with the spread of the same statistics over ``
   0, 10, ..., 100 % of the sorted completion times;
 * ``p50``, ``p95``, ``p99`` -- latency percentiles of the completed (``ok``) requests, as in
   the Trace's summary; ``p50 /path`` etc. over one endpoint's requests;
-* ``share #k`` -- requests served by the k-th busiest worker (gunicorn with more than one
-  worker: which worker gets a connection is the kernel's race);
+* ``share #k`` -- the percentage of the served requests that the k-th busiest worker
+  served (gunicorn with more than one worker: which worker gets a connection is the
+  kernel's race). A percentage, not a count: under Poisson load each seed sends a different
+  number of requests, and a count would judge how many arrived, not how they were split;
 * ``status ok`` / ``error`` / ``reset`` / ``timeout`` -- how many requests ended so.
 
 **The rule** (:func:`band`): take the statistic over the seeds, its range ``[lo, hi]`` (the
 minimum and maximum, or the ``q`` and ``1 - q`` quantiles), and widen each edge by the
 measurement floor: ``max(floor_ms, pct % of the edge)`` for a time (30 ms and 10 % by
-default: the timer and scheduling noise of a loaded machine), nothing for a count (a count
-is exact). A statistic agrees when *every* measured run lies inside the widened band. When
+default: the timer and scheduling noise of a loaded machine), nothing for a count or a share
+(each is exact). A statistic agrees when *every* measured run lies inside the widened band. When
 every seed gives the same value (a deterministic outcome) this is the plain 10 % / 30 ms
 rule. A case agrees when all of its judged statistics agree.
 """
@@ -93,8 +95,8 @@ def _ranks(n: int) -> list[tuple[str, float]]:
 def statistics_of(
     trace: Trace, families: Sequence[str], n_requests: int, workers: int
 ) -> dict[str, tuple[str, float | None]]:
-    """The named statistics of one run: ``{name: (kind, value)}``, kind ``time`` or
-    ``count``. ``n_requests`` and ``workers`` fix the names (the same for every run of a
+    """The named statistics of one run: ``{name: (kind, value)}``, kind ``time``,
+    ``count`` or ``share`` (a percentage). ``n_requests`` and ``workers`` fix the names (the same for every run of a
     case); a statistic the run cannot give (no request completed) is None."""
     out: dict[str, tuple[str, float | None]] = {}
     for fam in families:
@@ -113,8 +115,10 @@ def statistics_of(
         elif head == "share":
             served = Counter(r.worker for r in trace.requests if r.worker)
             counts = sorted(served.values(), reverse=True) + [0] * workers
+            total = sum(served.values())
             for k in range(workers):
-                out[f"share #{k + 1}"] = ("count", float(counts[k]))
+                out[f"share #{k + 1}"] = (
+                    "share", round(100.0 * counts[k] / total, 2) if total else None)
         elif head == "status":
             by = Counter(r.status for r in trace.requests)
             for s in STATUSES:
@@ -247,7 +251,7 @@ def rule_text(q: float, floor_ms: float, pct: float) -> str:
     what = "[min, max]" if q <= 0 else f"[{q:g}, {1 - q:g}] quantile range"
     return (
         f"every measured run must lie inside the {what} of the simulated seeds, each edge "
-        f"of a time widened by max({floor_ms:g} ms, {pct:g} %); counts are not widened"
+        f"of a time widened by max({floor_ms:g} ms, {pct:g} %); counts and shares are not widened"
     )
 
 
@@ -256,6 +260,8 @@ def _fmt(v: float | None, kind: str) -> str:
         return "-"
     if kind == "count":
         return f"{v:g}"
+    if kind == "share":
+        return f"{v:.1f}%"
     return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}"
 
 

@@ -46,8 +46,8 @@ def _key_figures(res: dict[str, Any]) -> str:
     share = rows.get("share #1")
     if share:
         parts.append(
-            f"busiest worker {'/'.join(_n(v) for v in share['measured'])} "
-            f"[{_n(share['sim']['lo'])}–{_n(share['sim']['hi'])}]"
+            f"busiest worker {'/'.join(_pc(v) for v in share['measured'])} "
+            f"[{_pc(share['sim']['lo'])}–{_pc(share['sim']['hi'])}] %"
         )
     bad = [
         s
@@ -70,6 +70,10 @@ def _ms(v: float | None) -> str:
 
 def _n(v: float | None) -> str:
     return "-" if v is None else f"{v:g}"
+
+
+def _pc(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -154,6 +158,8 @@ def _load(conditions: list[dict[str, Any]]) -> str:
 def _fig(v: float | None, kind: str) -> str:
     if v is None:
         return "-"
+    if kind == "share":
+        return f"{v:.1f}%"
     return f"{v:g}" if kind == "count" else f"{v:.0f} ms"
 
 

@@ -73,8 +73,11 @@ def test_worker_shares_and_statuses_are_counted_exactly() -> None:
     even = [trace([100, 100, 200, 200], ["w1", "w2", "w1", "w2"]) for _ in range(3)]
     skewed = trace([100, 100, 200, 200], ["w1", "w1", "w1", "w2"])
     result = judge([skewed], even)
-    assert row(result, "share #1")["measured"] == [3.0]
+    assert row(result, "share #1")["measured"] == [75.0]
     assert not row(result, "share #1")["agrees"]
+    # A share is a percentage: the same even split of a run with more requests agrees.
+    bigger = trace([100, 100, 200, 200, 250, 250], ["w1", "w2", "w1", "w2", "w1", "w2"])
+    assert row(judge([bigger], even, ["share"]), "share #1")["agrees"]
     failed = trace([100, 100, 200, 200], statuses=["ok", "ok", "ok", "reset"])
     result = judge([failed], even, ["status"])
     assert [r["name"] for r in result["statistics"] if not r["agrees"]] == [
