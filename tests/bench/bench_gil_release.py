@@ -8,6 +8,12 @@ Python (it holds the GIL by then), then makes one short call; a call that took m
 1 ms longer than it takes alone lost the GIL to a CPU-bound thread and waited for it.
 
     python tests/bench/bench_gil_release.py [--hogs 1,2,3] [--calls 200]
+        [--placement free,apart,together] [--only pread]
+
+``--placement`` pins the threads (Linux, two cores or more): ``free`` leaves them to the
+scheduler; ``apart`` keeps the calling thread on core 0 and every CPU-bound thread on core 1;
+``together`` puts them all on core 0. A call can lose the GIL only to a waiter woken on its
+own core, which then runs at once: ``apart`` shows whether anything else takes it.
 
 No server, no network: each call is on a temporary file, a socket pair or an epoll object.
 Run it on a quiet machine; it prints one line per hog count and call.
@@ -25,10 +31,33 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 SLEEP_S = 0.005
 LOST_MS = 1.0  # longer than the call alone by this much: it waited for the GIL
+#: Where each placement pins (the calling thread's cores, the CPU-bound threads' cores).
+PLACEMENTS: dict[str, tuple[set[int] | None, set[int] | None]] = {
+    "free": (None, None),
+    "apart": ({0}, {1}),
+    "together": ({0}, {0}),
+}
+
+
+def _pin(cores: set[int] | None) -> None:
+    """Pin the calling thread (not its process) to ``cores``; None leaves it free."""
+    if cores is not None:
+        os.sched_setaffinity(threading.get_native_id(), cores)
+
+
+@contextmanager
+def _pinned(cores: set[int] | None) -> Iterator[None]:
+    before = os.sched_getaffinity(threading.get_native_id())
+    _pin(cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(threading.get_native_id(), before)
 
 
 def _calls(fd: int, sock: socket.socket, ep: select.epoll) -> dict[str, Callable[[], object]]:
@@ -54,19 +83,24 @@ def _timed(call: Callable[[], object], n: int) -> list[float]:
     return out
 
 
-def measure(hogs: int, calls: int) -> list[tuple[str, float, int]]:
-    """(call, its median alone in ms, how many of ``calls`` lost the GIL) beside ``hogs``."""
+def measure(
+    hogs: int, calls: int, placement: str = "free", only: str = ""
+) -> list[tuple[str, float, int]]:
+    """(call, its median alone in ms, how many of ``calls`` lost the GIL) beside ``hogs``,
+    the threads placed as ``placement`` says; ``only``: the calls whose name contains it."""
     stop = threading.Event()
+    mine, theirs = PLACEMENTS[placement]
 
     def hog() -> None:
+        _pin(theirs)
         while not stop.is_set():
             for _ in range(1000):
                 pass
 
     a, b = socket.socketpair()
     ep = select.epoll()
-    with tempfile.TemporaryFile() as tmp:
-        table = _calls(tmp.fileno(), a, ep)
+    with tempfile.TemporaryFile() as tmp, _pinned(mine):
+        table = {k: f for k, f in _calls(tmp.fileno(), a, ep).items() if only in k}
         alone = {name: statistics.median(_timed(fn, 40)) for name, fn in table.items()}
         threads = [threading.Thread(target=hog, daemon=True) for _ in range(hogs)]
         for t in threads:
@@ -91,7 +125,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hogs", default="1,2,3", help="CPU-bound threads beside, e.g. 1,2,3")
     p.add_argument("--calls", type=int, default=200, help="calls of each kind (1-2000)")
+    p.add_argument(
+        "--placement",
+        default="free",
+        help="comma-separated: free, apart (calling thread on core 0, CPU-bound "
+        "ones on core 1), together (all on core 0)",
+    )
+    p.add_argument("--only", default="", help="only the calls whose name contains this")
     args = p.parse_args(argv)
+    places = args.placement.split(",")
+    if not set(places) <= set(PLACEMENTS):
+        p.error(f"--placement: comma-separated, each one of {', '.join(PLACEMENTS)}")
+    if places != ["free"] and len(os.sched_getaffinity(0) & {0, 1}) < 2:
+        p.error("--placement: pinning needs cores 0 and 1")
     if not 1 <= args.calls <= 2000:
         p.error("--calls: from 1 to 2000")
     try:
@@ -100,14 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--hogs: comma-separated counts from 1 to 8")
     if not all(1 <= h <= 8 for h in hogs):
         p.error("--hogs: comma-separated counts from 1 to 8")
-    print(f"# {platform.python_implementation()} {platform.python_version()}, "
-          f"Linux {platform.release()}, {len(os.sched_getaffinity(0))} cores, "
-          f"switch interval {sys.getswitchinterval() * 1000:.0f} ms, "
-          f"load {os.getloadavg()[0]:.2f}")
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()}, "
+        f"Linux {platform.release()}, {len(os.sched_getaffinity(0))} cores, "
+        f"switch interval {sys.getswitchinterval() * 1000:.0f} ms, "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
     for h in hogs:
-        for name, alone, lost in measure(h, args.calls):
-            print(f"hogs {h}  {name:32} alone {alone * 1000:6.1f} us  "
-                  f"lost the GIL {lost:4d} of {args.calls} ({100 * lost / args.calls:.0f} %)")
+        for place in places:
+            for name, alone, lost in measure(h, args.calls, place, args.only):
+                print(
+                    f"hogs {h}  {place:8} {name:32} alone {alone * 1000:6.1f} us  "
+                    f"lost the GIL {lost:4d} of {args.calls} "
+                    f"({100 * lost / args.calls:.0f} %)"
+                )
     return 0
 
 
