@@ -96,8 +96,9 @@ def statistics_of(
     trace: Trace, families: Sequence[str], n_requests: int, workers: int
 ) -> dict[str, tuple[str, float | None]]:
     """The named statistics of one run: ``{name: (kind, value)}``, kind ``time``,
-    ``count`` or ``share`` (a percentage). ``n_requests`` and ``workers`` fix the names (the same for every run of a
-    case); a statistic the run cannot give (no request completed) is None."""
+    ``count`` or ``share`` (a percentage). ``n_requests`` and ``workers`` fix the names
+    (the same for every run of a case); a statistic the run cannot give (no request
+    completed) is None."""
     out: dict[str, tuple[str, float | None]] = {}
     for fam in families:
         head, _, path = fam.partition(" ")
