@@ -121,6 +121,19 @@ def measure(
     return rows
 
 
+def counts(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[int]:
+    """``--hogs`` as a list, ``--calls`` checked: a one-line error for either out of range."""
+    if not 1 <= args.calls <= 2000:
+        p.error("--calls: from 1 to 2000")
+    try:
+        hogs = [int(h) for h in args.hogs.split(",")]
+    except ValueError:
+        p.error("--hogs: comma-separated counts from 1 to 8")
+    if not all(1 <= h <= 8 for h in hogs):
+        p.error("--hogs: comma-separated counts from 1 to 8")
+    return hogs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hogs", default="1,2,3", help="CPU-bound threads beside, e.g. 1,2,3")
@@ -138,14 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--placement: comma-separated, each one of {', '.join(PLACEMENTS)}")
     if places != ["free"] and len(os.sched_getaffinity(0) & {0, 1}) < 2:
         p.error("--placement: pinning needs cores 0 and 1")
-    if not 1 <= args.calls <= 2000:
-        p.error("--calls: from 1 to 2000")
-    try:
-        hogs = [int(h) for h in args.hogs.split(",")]
-    except ValueError:
-        p.error("--hogs: comma-separated counts from 1 to 8")
-    if not all(1 <= h <= 8 for h in hogs):
-        p.error("--hogs: comma-separated counts from 1 to 8")
+    hogs = counts(p, args)
     print(
         f"# {platform.python_implementation()} {platform.python_version()}, "
         f"Linux {platform.release()}, {len(os.sched_getaffinity(0))} cores, "

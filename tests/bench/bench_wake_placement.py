@@ -33,6 +33,8 @@ import threading
 import time
 from collections import Counter
 
+from bench_gil_release import counts
+
 SLEEP_S = 0.005
 LOST_MS = 1.0  # a call this much longer than 1 ms lost the GIL and waited for it
 EVENTS = ("sched:sched_switch", "sched:sched_wakeup", "syscalls:sys_enter_pread64",
@@ -132,14 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=300, help="calls (1-2000)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if not 1 <= args.calls <= 2000:
-        p.error("--calls: from 1 to 2000")
-    try:
-        hogs = [int(h) for h in args.hogs.split(",")]
-    except ValueError:
-        p.error("--hogs: comma-separated counts from 1 to 8")
-    if not all(1 <= h <= 8 for h in hogs):
-        p.error("--hogs: comma-separated counts from 1 to 8")
+    hogs = counts(p, args)
     if args.child:
         child(hogs[0], args.calls)
         return 0
