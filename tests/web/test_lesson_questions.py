@@ -14,7 +14,7 @@ from wsgiscope.simulator.trace import Trace
 TOUR = [  # one thread, threads, processes, the GIL, convoy, gunicorn workers, gthread,
     "dev-single-thread", "dev-threaded", "dev-processes-4",  # gevent, backlog overflow,
     "gil-cpu-threads", "gil-cpu-processes", "gil-io-threads", "free-threaded",  # timeouts
-    "convoy-threads", "convoy-processes",  # and recycling, inside Flask
+    "convoy-threads", "convoy-two-hogs", "convoy-processes",  # recycling, inside Flask
     "gunicorn-sync-2", "too-many-workers", "right-sized-workers",
     "gunicorn-gthread-1x4", "gthread-hoarding", "gthread-poisson",
     "gevent-io", "gevent-cpu", "slow-clients-sync", "slow-clients-gevent",
@@ -82,6 +82,6 @@ def test_each_tour_lesson_asks_and_answers_from_its_run(name: str) -> None:
 def test_a_lesson_card_carries_its_question_focus_and_neighbours(client) -> None:
     page = client.get("/?preset=convoy-threads").get_data(as_text=True)
     assert 'data-name="convoy-threads"' in page
-    assert 'data-prev="free-threaded"' in page and 'data-next="convoy-processes"' in page
+    assert 'data-prev="free-threaded"' in page and 'data-next="convoy-two-hogs"' in page
     assert "data-question=" in page and "&#34;kind&#34;: &#34;number&#34;" in page
     assert "&#34;from_ms&#34;: 190" in page
