@@ -48,7 +48,7 @@ from .recorder import read_records
 from .sampler import BacklogSampler, ThreadSampler
 from .stopping import LabInterrupted as LabInterrupted
 from .stopping import RunScope, reap_group, stop_on_signals
-from .threadstates import measured_events
+from .threadstates import gil_waits, measured_events
 
 #: A lab run is bounded: at most this many requests ...
 MAX_REQUESTS = 2000
@@ -518,6 +518,8 @@ def build_trace(
             thread=th,
             syn_retries=int(cli.get("syn_retransmits") or 0),
             queue_ms=(accepted - sent) if accepted is not None else 0.0,
+            # the view's CPU segments' wall time beyond their own CPU time: a lower bound,
+            # raised below to the sampled waits where the thread was sampled
             gil_wait_ms=max(cpu_wall - cpu_own, 0.0),
             # greenlets share their thread's CPU clock: count only the view's own work
             cpu_ms=cpu_own if wclass == "gevent" else float(srec.get("cpu") or cpu_own),
@@ -575,6 +577,11 @@ def build_trace(
     last = max((r.finished_ms for r in requests if r.finished_ms is not None), default=0.0)
     events = [e for e in events if e.kind != "worker" or e.t <= last]
     events.sort(key=lambda e: e.t)  # stable: same-time events keep their logical order
+    if covered:  # every wait on the GIL's futex while serving it, in every stage
+        waits = gil_waits(events, covered)
+        for r in requests:  # both are lower bounds: the sampler misses what it did not see
+            if r.id in waits:
+                r.gil_wait_ms = max(r.gil_wait_ms, waits[r.id])
 
     trace = Trace(
         scenario=sc,
