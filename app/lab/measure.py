@@ -577,11 +577,6 @@ def build_trace(
     last = max((r.finished_ms for r in requests if r.finished_ms is not None), default=0.0)
     events = [e for e in events if e.kind != "worker" or e.t <= last]
     events.sort(key=lambda e: e.t)  # stable: same-time events keep their logical order
-    if covered:  # every wait on the GIL's futex while serving it, in every stage
-        waits = gil_waits(events, covered)
-        for r in requests:  # both are lower bounds: the sampler misses what it did not see
-            if r.id in waits:
-                r.gil_wait_ms = max(r.gil_wait_ms, waits[r.id])
 
     trace = Trace(
         scenario=sc,
@@ -593,6 +588,10 @@ def build_trace(
         cores=len(os.sched_getaffinity(0)),
         seed=plan["seed"],
     )
+    if covered:  # every wait on the GIL's futex while serving it, in every stage
+        waits = gil_waits(trace, covered)
+        for r in requests:  # both are lower bounds: the sampler misses what it did not see
+            r.gil_wait_ms = max(r.gil_wait_ms, waits.get(r.id, 0.0))
     trace.summary = summarise(trace)
     trace.summary["races"] = sum(1 for r in requests if r.note.startswith("read "))
     counted = flask_hooks.counters(list(server_recs.values()))

@@ -29,7 +29,8 @@ import platform
 from collections.abc import Sequence
 from typing import Any
 
-from wsgiscope.simulator.trace import Event
+from wsgiscope.simulator import frames
+from wsgiscope.simulator.trace import Event, Trace
 
 from .sampler import IN_KERNEL, RUNNING, SLEEPING
 
@@ -217,19 +218,15 @@ def measured_events(
     return events, covered
 
 
-def gil_waits(events: Sequence[Event], covered: set[int]) -> dict[int, float]:
+
+def gil_waits(trace: Trace, covered: set[int]) -> dict[int, float]:
     """For each request in ``covered``, the time (ms) its thread was sampled waiting for the
-    GIL while serving it (``events`` in time order): the measured counterpart of the
-    simulator's ``gil_wait_ms``, over every stage (the hand-over from the acceptor, reading,
-    the view, writing), not the view's CPU alone. Time not sampled (``unknown``) is not
-    counted."""
+    GIL while serving it (from the thread spans of :func:`.frames.spans`): the measured
+    counterpart of the simulator's ``gil_wait_ms``, over every stage (the hand-over from the
+    acceptor, reading, the view, writing), not the view's CPU alone. Time not sampled
+    (``unknown``) is not counted."""
     out = dict.fromkeys(covered, 0.0)
-    now: dict[str, tuple[float, str, int]] = {}  # thread -> (since, state, request)
-    for e in events:  # in time order
-        if e.kind != "thread":
-            continue
-        was = now.get(e.who)
-        if was is not None and was[1] == "gil" and was[2] in out:
-            out[was[2]] += e.t - was[0]
-        now[e.who] = (e.t, str(e.what), int(e.ref) if isinstance(e.ref, int) else -1)
+    for _key, a, b, state, rid in frames.spans(trace)["threads"]:
+        if state == "gil" and rid in out:
+            out[rid] += b - a
     return {rid: round(ms, 3) for rid, ms in out.items()}

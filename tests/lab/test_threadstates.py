@@ -30,7 +30,7 @@ from wsgiscope.app.lab.threadstates import (
     thread_timeline,
 )
 from wsgiscope.simulator import frames, presets
-from wsgiscope.simulator.trace import Event
+from wsgiscope.simulator.trace import Event, Trace
 
 NANOSLEEP = 230 if FUTEX == 202 else 101
 
@@ -225,7 +225,8 @@ def test_a_request_s_gil_wait_is_every_sampled_wait_while_its_thread_served_it()
         Event(8.0, "thread", "t2", "gil", 3),  # request 3 was not sampled: not counted
         Event(9.0, "thread", "t2", "idle", -1),
     ]  # fmt: skip
-    assert gil_waits(ev, {1, 2}) == {1: 4.5, 2: 3.0}
+    trace = Trace(scenario={}, source="measured", events=ev)
+    assert gil_waits(trace, {1, 2}) == {1: 4.5, 2: 3.0}
 
 
 def test_the_measured_gil_wait_counts_every_stage_not_the_view_alone() -> None:
