@@ -42,11 +42,10 @@ from .distribution import (
 Progress = Callable[[float, str], None]
 
 #: A run counts as taken on a busy machine when other programs used at least this many
-#: cores on average meanwhile, or the 1-minute load average was above the core count.
+#: cores on average meanwhile, the 1-minute load average was above the core count, or a
+#: virtual machine's host took at least :data:`.compare.BUSY_STEAL_CORES` cores' time from
+#: it (steal), which ``compare`` cautions about.
 BUSY_OTHER_CORES = 0.5
-
-#: ... or a virtual machine's host took at least :data:`.compare.BUSY_STEAL_CORES` cores'
-#: time from it (steal), which ``compare`` cautions about.
 
 #: A run taken on a busy machine is taken again, at most this many times; the judged run
 #: keeps how many were set aside and why.
