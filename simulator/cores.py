@@ -168,6 +168,25 @@ class Cores:
         run = c.run
         if len(run) == 1:  # inlined for speed: a thread alone on its core is done
             th = run[0]
+            work = th.cpu_next()
+            if work >= 0.0:
+                # Straight into its next burst on this core: as if it had left and come
+                # back (a new busy period), without the trip.
+                now = self.env.now
+                th.left_at = now
+                _ran(th, now)
+                c.v = 0.0
+                c.t = now
+                c.rate = 1.0
+                self._seat += 1
+                th.seat = seat = self._seat
+                th.vfin = work
+                heap = c.heap
+                heap.clear()
+                heap.append((work, seat, th))
+                c.token += 1
+                self.env.at(now + work, self._fire_cb, (c, c.token), URGENT)
+                return
             run.clear()
             c.heap.clear()
             self.n -= 1

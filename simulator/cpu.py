@@ -189,6 +189,31 @@ class Thread(Runner):
         self.i += 1
         self._advance()
 
+    def cpu_next(self) -> float:
+        i = self.i + 1
+        steps = self.steps
+        if i >= len(steps):
+            return -1.0
+        kind, amount, stage = steps[i]
+        if kind != CPU:
+            return -1.0
+        ms: float = amount
+        gil = self.proc.gil
+        if ms <= 0 or (gil is not None and gil.holder is not self):
+            return -1.0
+        # what _advance does for this step, less the trip off the core and back
+        self.i = i
+        req = self.req
+        if stage is not None and stage != self.stage:
+            self.stage = stage
+            if req is not None:
+                self.rec.stage(req, stage)
+        work = ms * self.cpu_scale
+        self.work = work
+        if req is not None:
+            req.cpu_ms += work
+        return work
+
     def _io_done(self, token: int) -> None:
         if token == self.token:
             self._advance()

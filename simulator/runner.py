@@ -71,6 +71,12 @@ class Runner:
         """Its burst is done (it has already left the core)."""
         raise NotImplementedError
 
+    def cpu_next(self) -> float:
+        """Its burst is done and it is alone on its core: if what it does next is another
+        CPU burst it starts at once (it keeps the GIL), start it and return its work, the
+        thread staying on the core; otherwise -1.0, nothing done (:meth:`cpu_done` follows)."""
+        return -1.0
+
     def preempt(self) -> None:
         """The GIL was taken away mid-burst (a drop request)."""
         raise NotImplementedError

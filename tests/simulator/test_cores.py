@@ -188,3 +188,19 @@ def test_same_seed_same_trace_under_contention() -> None:
     one = simulator.run(scenario).to_dict()
     assert simulator.run(scenario).to_dict() == one
     assert simulator.run({**scenario, "seed": 8}).to_dict() != one
+
+
+@pytest.mark.parametrize("preset", ["gil-cpu-threads", "gthread-poisson", "convoy-two-hogs"])
+def test_a_burst_straight_after_a_burst_is_the_same_as_leaving_and_coming_back(
+        preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A thread alone on its core that goes on to another CPU step stays on the core
+    # (Thread.cpu_next); the Trace is the one the trip off the core and back gives.
+    from wsgiscope.simulator import cpu, presets
+    from wsgiscope.simulator.runner import Runner
+
+    if not cpu.__file__.endswith(".py"):
+        pytest.skip("a compiled build's classes cannot be patched (tests/test_compiled.py)")
+    scenario = presets.get(preset).scenario
+    fast = simulator.run(scenario).to_dict()
+    monkeypatch.setattr(cpu.Thread, "cpu_next", Runner.cpu_next)
+    assert simulator.run(scenario).to_dict() == fast
