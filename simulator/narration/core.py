@@ -84,7 +84,8 @@ def _thin(story: Story, rules: Sequence[Rule], cap: int) -> list[tuple[float, st
     if out and out[-1][0] > final_t:
         final_t = out[-1][0]
     if left_out:
-        out.append((final_t, f"{fmt_t(final_t)} — …and {left_out:,} more events not told here"))
+        events = "event" if left_out == 1 else "events"
+        out.append((final_t, f"{fmt_t(final_t)} — …and {left_out:,} more {events} not told here"))
     closing = "; ".join(c for c in (rule.closing() for rule in rules) if c)
     out.append((final_t, f"{fmt_t(final_t)} — {closing}"))
     return out

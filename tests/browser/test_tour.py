@@ -154,9 +154,10 @@ def test_reduced_motion_jumps_to_the_focus_in_projector_mode(browser, live_serve
 @pytest.mark.parametrize("projector", [False, True])
 @pytest.mark.parametrize("lesson", ["too-many-workers", "flask-error-path", "convoy-threads"])
 def test_the_answer_and_the_takeaway_fit_at_1024x768(browser, live_server, lesson, projector):
-    """The revealed answer is whole, not behind a scroll: the panel grows beside the house,
-    or, on a projector, keeps its height and takes the house's width (test_projector: every
-    row on the screen), and the house is back once the answer is closed."""
+    """The revealed answer is whole, not behind a scroll, and the timeline's first rows stay
+    on the screen under it: on a screen this short the answer takes the house's width (on a
+    projector it also keeps the panel's height: test_projector, every row on the screen),
+    and the house is back once the answer is closed."""
     context = browser.new_context(viewport={"width": 1024, "height": 768})
     try:
         page = context.new_page()
@@ -173,9 +174,12 @@ def test_the_answer_and_the_takeaway_fit_at_1024x768(browser, live_server, lesso
         (ARTIFACTS / "screens").mkdir(parents=True, exist_ok=True)
         name = f"answer-1024x768-{lesson}{'-projector' if projector else ''}.png"
         page.screenshot(path=str(ARTIFACTS / "screens" / name))
+        # the answer used to grow beside the house, pushing the timeline to y=560 and the
+        # threads under the fold; now the house's row ends about y=410
+        top = page.evaluate("document.querySelector('#timeline-wrap').getBoundingClientRect().top")
+        assert top < 768 / 2 + 60, f"the timeline starts {top:.0f} px down"
         house = "document.querySelector('.house-wrap')"
-        assert page.evaluate(f"getComputedStyle({house}).visibility") == (
-            "hidden" if projector else "visible")
+        assert page.evaluate(f"getComputedStyle({house}).visibility") == "hidden"
         page.locator(".quiz-close").click()
         assert page.evaluate(f"getComputedStyle({house}).visibility") == "visible"
         assert page.evaluate("document.querySelector('#house').clientWidth") > 300
