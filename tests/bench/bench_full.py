@@ -20,6 +20,7 @@ wall times are printed beside them (median of ``--repeat`` runs, and the min) wi
 average.
 
 Run: python tests/bench/bench_full.py [--requests 50000] [--repeat 3] [--profile]
+     python tests/bench/bench_full.py --stale  (stale core completions, pure Python)
 Not part of the test suite; needs simpy (pip install simpy).
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -127,6 +129,33 @@ def run_simpy(n: int, seed: int) -> Row:
     return time.perf_counter() - t0, time.process_time() - c0, n, events, 0
 
 
+def stale(n: int, seed: int, names: list[str]) -> None:
+    """How many core completions the engine scheduled and then skipped (the core's burst
+    changed before it came: a thread left mid-burst), against every heap event."""
+    from wsgiscope.simulator.cores import Cores
+
+    if not Cores.__module__ or not sys.modules[Cores.__module__].__file__.endswith(".py"):
+        sys.exit("--stale needs the pure-Python engine (an editable install): a compiled "
+                 "build's classes cannot be patched")
+    fire = Cores._fire
+    skipped = [0]
+
+    def counting(self: Cores, arg: Any) -> None:
+        if arg[1] != arg[0].token:
+            skipped[0] += 1
+        fire(self, arg)
+
+    Cores._fire = counting  # type: ignore[method-assign]
+    try:
+        for name in names:
+            skipped[0] = 0
+            heap = run_ours(SCENARIOS[name](n, seed))[3]
+            print(f"{name:20} stale core completions {skipped[0]:,} of {heap:,} heap events "
+                  f"({100 * skipped[0] / heap:.2f} %)")
+    finally:
+        Cores._fire = fire  # type: ignore[method-assign]
+
+
 def load() -> str:
     with open("/proc/loadavg", encoding="ascii") as fh:
         return " ".join(fh.read().split()[:3])
@@ -139,7 +168,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="", help="one scenario's name")
     parser.add_argument("--profile", action="store_true", help="profile each scenario once")
+    parser.add_argument("--stale", action="store_true",
+                        help="count each scenario's stale core completions once (pure Python)")
     args = parser.parse_args()
+    if args.stale:
+        stale(args.requests, args.seed, [args.only] if args.only else list(SCENARIOS))
+        return
     print(f"load average before: {load()}")
     rows: dict[str, list[Row]] = {}
     names = [args.only] if args.only else list(SCENARIOS)
