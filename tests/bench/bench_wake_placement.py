@@ -83,9 +83,10 @@ def child(hogs: int, calls: int) -> None:
     print(sum(d > LOST_MS for d in took))
 
 
-def analyse(script: str) -> tuple[Counter[str], Counter[str]]:
-    """(each call by what its release did, every thread-to-thread wake-up by where it went)
-    from ``perf script``'s text."""
+def analyse(script: str) -> tuple[Counter[str], Counter[str], dict[str, list[float]]]:
+    """(each call by what its release did, every thread-to-thread wake-up by where it went,
+    and for each kind of wake-up how long the woken thread took to run, in µs) from ``perf
+    script``'s text."""
     events = []
     for line in script.splitlines():
         m = _LINE.match(line)
@@ -101,19 +102,26 @@ def analyse(script: str) -> tuple[Counter[str], Counter[str]]:
     woke: tuple[float, str] | None = None  # the caller's last wake-up of a CPU-bound thread
     current: str | None = None  # the call under way: what its release did
     preempted = False
+    pending: dict[int, tuple[float, str]] = {}  # woken thread -> (when, kind of wake-up)
+    latency: dict[str, list[float]] = {}
     for t, cpu, _comm, tid, name, rest in events:
         other_idle = running.get(1 - cpu, "").startswith("swapper")
         if name == "sched_switch":
             m = _SWITCH.search(rest)
             if m:
                 running[cpu] = m.group(3)
+                woken = pending.pop(int(m.group(4)), None)
+                if woken is not None:
+                    latency.setdefault(woken[1], []).append((t - woken[0]) * 1e6)
                 if int(m.group(1)) == caller and current is not None and m.group(2) == "R":
                     preempted = True
         elif name == "sched_wakeup" and tid in ours:
             m = _WAKEUP.search(rest)
             if m and int(m.group(2)) in ours:
                 where = "on the waker's core" if int(m.group(3)) == cpu else "on the other core"
-                wakes[f"{where}, the other core {'idle' if other_idle else 'busy'}"] += 1
+                kind = f"{where}, the other core {'idle' if other_idle else 'busy'}"
+                wakes[kind] += 1
+                pending[int(m.group(2))] = (t, kind)
                 if tid == caller and m.group(1).startswith("hog"):
                     woke = (t, f"{where.replace('waker', 'caller')}, the other core "
                                f"{'idle' if other_idle else 'busy'}")
@@ -125,7 +133,7 @@ def analyse(script: str) -> tuple[Counter[str], Counter[str]]:
             if current is not None:
                 calls[f"{current}; caller {'preempted' if preempted else 'kept its core'}"] += 1
             current, woke = None, None
-    return calls, wakes
+    return calls, wakes, latency
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,14 +165,17 @@ def main(argv: list[str] | None = None) -> int:
             lost = done.stdout.strip().splitlines()[-1]
             script = subprocess.run([perf, "script", "-i", data], capture_output=True,
                                     text=True, timeout=120, check=True).stdout
-            calls, wakes = analyse(script)
+            calls, wakes, latency = analyse(script)
             print(f"hogs {h}: {lost} of {args.calls} calls lost the GIL")
             for what, n in sorted(calls.items(), key=lambda kv: -kv[1]):
                 print(f"  {n:5d}  the release {what}")
             total = sum(wakes.values())
             print(f"  wake-ups of one of these threads by another: {total}")
             for what, n in sorted(wakes.items(), key=lambda kv: -kv[1]):
-                print(f"  {n:5d}  {what} ({100 * n / max(total, 1):.0f} %)")
+                took = sorted(latency.get(what, [])) or [float("nan")]
+                print(f"  {n:5d}  {what} ({100 * n / max(total, 1):.0f} %); ran after "
+                      f"{took[len(took) // 10]:.0f} / {took[len(took) // 2]:.0f} / "
+                      f"{took[len(took) * 9 // 10]:.0f} us (p10 / median / p90)")
     return 0
 
 
