@@ -41,14 +41,21 @@ from typing import Any
 from wsgiscope import simulator
 
 CASE = Path(__file__).resolve().parents[1] / "fidelity" / "07-wz-hog2-quick.json"
-EVENTS = ("syscalls:sys_enter_sendto", "syscalls:sys_enter_shutdown",
-          "syscalls:sys_enter_recvfrom", "syscalls:sys_exit_epoll_wait")  # fmt: skip
+EVENTS = ("syscalls:sys_enter_sendto", "syscalls:sys_exit_sendto",
+          "syscalls:sys_enter_shutdown", "syscalls:sys_enter_recvfrom",
+          "syscalls:sys_enter_epoll_wait", "syscalls:sys_exit_epoll_wait",
+          "syscalls:sys_enter_epoll_create1", "syscalls:sys_exit_epoll_create1",
+          "syscalls:sys_enter_epoll_ctl", "syscalls:sys_exit_epoll_ctl")  # fmt: skip
+#: the calls whose own time is reported (the window a signalled waiter has to take the GIL)
+TIMED = ("sendto", "epoll_create1", "epoll_ctl")
 _LINE = re.compile(r"^\s*(\S+)\s+(\d+)\s+([\d.]+):\s+\S+:(\S+):")
 INTERVALS = ("send1->send2", "send2->drained", "drained->FIN")
 
 
-def measured(perf: str, scenario: Path, seed: int, path: str, tmp: str) -> list[list[float]]:
-    """One real run: the three intervals (ms) of each request to ``path``."""
+def measured(perf: str, scenario: Path, seed: int, path: str, tmp: str,
+             took: dict[str, list[float]]) -> list[list[float]]:
+    """One real run: the three intervals (ms) of each request to ``path``; adds to ``took``
+    how long each of the :data:`TIMED` calls of every handler thread took (µs)."""
     data, out = os.path.join(tmp, "perf.data"), os.path.join(tmp, "run.csv")
     record = [perf, "record", "-q", "-a", "-o", data, *(a for e in EVENTS for a in ("-e", e)),
               "--", "wsgiscope", "measure", str(scenario), "--format", "csv", "--seed",
@@ -77,6 +84,13 @@ def measured(perf: str, scenario: Path, seed: int, path: str, tmp: str) -> list[
         if len(sends) >= 2 and drained:
             rows.append((read, [sends[1] - sends[0], drained[-1] - sends[1],
                                 fin[-1] - drained[-1]]))
+        entered: dict[str, float] = {}
+        for t, name in evs:
+            kind, _, call = name.removeprefix("sys_").partition("_")
+            if call in TIMED and kind == "enter":
+                entered[call] = t
+            elif call in TIMED and call in entered:
+                took.setdefault(call, []).append((t - entered.pop(call)) * 1e3)
     # Which request each thread served: the threads in the order they read their request,
     # the requests in the order their handlers started (the lab's records).
     with open(out, encoding="utf-8") as fh:
@@ -139,8 +153,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scenario_file = Path(tmp) / "scenario.json"
         scenario_file.write_text(json.dumps(scenario), encoding="utf-8")
+        took: dict[str, list[float]] = {}
         real = [row for k in range(1, args.runs + 1)
-                for row in measured(perf, scenario_file, k, args.path, tmp)]
+                for row in measured(perf, scenario_file, k, args.path, tmp, took)]
     model = simulated(scenario, args.seeds, args.path)
     with open("/proc/loadavg", encoding="ascii") as fh:
         load = " ".join(fh.read().split()[:3])
@@ -150,6 +165,10 @@ def main() -> None:
     print(f"{'':16} {'real':^34}   {'model':^34}")
     for i, name in enumerate(INTERVALS):
         print(f"{name:16} {spread([r[i] for r in real])}   {spread([m[i] for m in model])}")
+    print("each call's own time in the handler threads, us (min, quartiles, max):")
+    for call in TIMED:
+        if took.get(call):
+            print(f"  {call:14} {spread(took[call])}  ({len(took[call])} calls)")
 
 
 if __name__ == "__main__":
