@@ -16,6 +16,10 @@ many seeds:
 * ``drained->FIN``: from there to ``shutdown`` (the model: the close's Python and its GIL
   wait, up to the request's end).
 
+It also prints how long the handler threads' ``sendto``, ``epoll_create1`` and
+``epoll_ctl`` calls themselves took: the window in which a thread the release woke can take
+the GIL.
+
     python tests/bench/bench_werkzeug_tail.py [SCENARIO] [--runs 3] [--seeds 40] [--path /quick]
 
 ``SCENARIO`` defaults to the fidelity case of two CPU hogs beside quick requests. It needs
