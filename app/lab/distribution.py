@@ -25,6 +25,15 @@ default: the timer and scheduling noise of a loaded machine), nothing for a coun
 (each is exact). A statistic agrees when *every* measured run lies inside the widened band. When
 every seed gives the same value (a deterministic outcome) this is the plain 10 % / 30 ms
 rule. A case agrees when all of its judged statistics agree.
+
+**A lean** (:func:`lean`): the band asks each run only to be *somewhere* in the seeds'
+spread. Where that spread is wide, a model that is off by a steady amount still passes, its
+runs all on one side. So each run is also ranked among the seeds (the share of seeds below
+it, ties counting half); were the model right, the ranks would spread evenly over 0-1, their
+mean ``0.5 +- sqrt(1 / 12n)`` for ``n`` runs. A mean three of those from 0.5 is reported as a
+lean -- the real runs slower (``high``) or faster (``low``) than the model -- beside the
+verdict, which it does not change. Only statistics whose seeds spread wider than the band's
+widening (for a time) and take at least :data:`LEAN_MIN_DISTINCT` values are ranked.
 """
 
 from __future__ import annotations
@@ -43,6 +52,11 @@ MAX_RANKS = 12
 FLOOR_MS = 30.0
 #: ... or this percentage of the band's edge, whichever is larger.
 FLOOR_PCT = 10.0
+
+#: A lean is reported when the runs' mean rank is this many standard deviations from 0.5.
+LEAN_Z = 3.0
+#: ... among seeds giving at least this many distinct values.
+LEAN_MIN_DISTINCT = 10
 
 #: Statistic families a case may name in its ``judge`` list.
 FAMILIES = ("done", "p50", "p95", "p99", "share", "status")
@@ -164,6 +178,26 @@ def band(
     }  # fmt: skip
 
 
+def lean(measured: Sequence[float | None], sim_values: Sequence[float | None], kind: str,
+         b: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the runs sit among the seeds, when the seeds' spread makes that mean something:
+    ``{"ranks", "mean", "z", "lean"}``, ``lean`` being ``"high"``, ``"low"`` or None (see
+    the module doc); None when the statistic is not ranked."""
+    sims = [v for v in sim_values if v is not None]
+    runs = [v for v in measured if v is not None]
+    if not runs or len(set(sims)) < LEAN_MIN_DISTINCT:
+        return None
+    if kind == "time" and b["hi"] - b["lo"] <= b["high"] - b["hi"]:
+        return None  # the widening, not the seeds, makes the band
+    ranks = [(sum(s < v for s in sims) + 0.5 * sum(s == v for s in sims)) / len(sims)
+             for v in runs]
+    mean = stats.fmean(ranks)
+    z = (mean - 0.5) / math.sqrt(1.0 / (12.0 * len(ranks)))
+    side = "high" if z >= LEAN_Z else "low" if z <= -LEAN_Z else None
+    return {"ranks": [round(r, 3) for r in ranks], "mean": round(mean, 3), "z": round(z, 2),
+            "lean": side}
+
+
 def _inside(value: float | None, b: dict[str, Any]) -> bool:
     if value is None:
         return bool(b["missing"])
@@ -226,13 +260,15 @@ def judge_values(
     runs = max((len(v) for v in measured.values()), default=0)
     rows = []
     for name, (kind, _v) in sim_stats[0].items():
-        b = band([s[name][1] for s in sim_stats], kind, q, floor_ms, pct)
+        sim_values = [s[name][1] for s in sim_stats]
+        b = band(sim_values, kind, q, floor_ms, pct)
         values = measured.get(name, [None] * runs)
         outside = [i for i, v in enumerate(values) if not _inside(v, b)] or (
             [] if name in measured else list(range(max(runs, 1))))
         rows.append({
             "name": name, "kind": kind, "measured": values, "sim": b,
             "outside": outside, "agrees": not outside,
+            "rank": lean(values, sim_values, kind, b),
         })  # fmt: skip
     return {
         "statistics": rows,
@@ -293,7 +329,32 @@ def format_judgement(result: dict[str, Any], width: int = 46) -> str:
         out.append(f"{row['name']:<16} {runs:<{width}} {sim:<30} {verdict}")
     out.append("")
     out.append(f"rule: {result['rule']['text']} (times in ms; * = outside)")
+    out.extend(f"lean: {line}" for line in lean_lines(result))
     return "\n".join(out) + "\n"
+
+
+def _nth(n: int) -> str:
+    """``n`` as an ordinal: 1st, 2nd, 3rd, 11th, 92nd, 100th."""
+    tail = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{tail}"
+
+
+def lean_lines(result: dict[str, Any]) -> list[str]:
+    """One line per statistic whose runs lean to one side of the seeds (see the module doc)."""
+    lines = []
+    for row in result["statistics"]:
+        r = row.get("rank")
+        if r and r["lean"]:
+            pcts = sorted(round(100 * x) for x in r["ranks"])
+            where = (f"the seeds' {_nth(pcts[0])} percentile" if pcts[0] == pcts[-1] else
+                     f"the seeds' {_nth(pcts[0])}-{_nth(pcts[-1])} percentiles, "
+                     f"{_nth(round(100 * r['mean']))} on average")
+            lines.append(
+                f"{row['name']}: the runs sit at {where} (z = {r['z']:+.1f}): "
+                + (f"{'slower' if r['lean'] == 'high' else 'faster'} than the model"
+                   if row["kind"] == "time" else
+                   f"{'above' if r['lean'] == 'high' else 'below'} the model's"))
+    return lines
 
 
 def loadavg() -> list[float]:

@@ -13,6 +13,7 @@ import statistics as stats
 from pathlib import Path
 from typing import Any
 
+from .distribution import lean_lines
 from .fidelity import (
     BUSY_OTHER_CORES,
     BUSY_STEAL_CORES,
@@ -139,11 +140,19 @@ def format_report(report: dict[str, Any]) -> str:
                     f"–{_fig(s['sim']['high'], s['kind'])}); runs outside: "
                     f"{', '.join(str(i + 1) for i in s['outside'])}"
                 )
+            lines += [f"* lean: {line}" for line in lean_lines(r)]
             if r.get("notes"):
                 lines += ["", f"Suspected mechanism: {r['notes']}"]
             if r["busy_runs"]:
                 lines += ["", f"{r['busy_runs']} of {r['runs']} runs were taken on a busy machine."]
             lines.append("")
+    leaning = [r for r in report["cases"] if r.get("agrees") and lean_lines(r)]
+    if leaning:
+        lines += ["", "## Cases that agree but lean", "",
+                  "Every run inside the band, but all on one side of the seeds' spread "
+                  "(their mean rank three standard deviations from the middle):", ""]
+        for r in leaning:
+            lines += [f"* {r['case']}: {line}" for line in lean_lines(r)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -69,6 +69,23 @@ def test_every_measured_run_must_lie_inside_the_widened_spread() -> None:
     assert "DISAGREES" in format_judgement(late) and "400*" in format_judgement(late)
 
 
+def test_runs_all_on_one_side_of_a_wide_spread_lean_without_changing_the_verdict() -> None:
+    # 20 seeds spread 100-290 ms; a model 30 % fast would still pass the band rule
+    sims = [trace([ms] * 4) for ms in range(100, 300, 10)]
+    slow = judge([trace([ms] * 4) for ms in (275, 285, 292, 299)], sims, ["p50"])
+    assert slow["agrees"]
+    assert row(slow, "p50")["rank"]["lean"] == "high"
+    text = format_judgement(slow)
+    assert "lean: p50: the runs sit at the seeds' 90th-100th percentiles" in text
+    assert "slower than the model" in text
+    even = judge([trace([ms] * 4) for ms in (125, 185, 235, 285)], sims, ["p50"])
+    assert row(even, "p50")["rank"]["lean"] is None and "lean:" not in format_judgement(even)
+    # seeds that barely spread (the widening makes the band): no ranks, only the rule
+    tight = [trace([300 + ms / 10] * 4) for ms in range(0, 200, 10)]
+    above = judge([trace([320] * 4) for _ in range(4)], tight, ["p50"])
+    assert above["agrees"] and row(above, "p50")["rank"] is None
+
+
 def test_worker_shares_and_statuses_are_counted_exactly() -> None:
     even = [trace([100, 100, 200, 200], ["w1", "w2", "w1", "w2"]) for _ in range(3)]
     skewed = trace([100, 100, 200, 200], ["w1", "w1", "w1", "w2"])
@@ -178,6 +195,15 @@ def test_the_report_lists_a_disagreeing_case_with_its_figures() -> None:
     assert "| c1 | the accept race | 1 × 1 | **disagrees** |" in md
     assert "* done #4: measured 400 ms; simulated 200 ms–200 ms" in md
     assert "Suspected mechanism: wake-up latency" in md
+    # a case inside the band whose runs all sit above the seeds is listed apart
+    sims = [trace([ms] * 4) for ms in range(100, 300, 10)]
+    leaning = judge([trace([ms] * 4) for ms in (275, 285, 292, 299)], sims, ["p50"])
+    leaning.update({**{k: res[k] for k in ("title", "mechanism", "runs", "seeds", "busy_runs")},
+                    "case": "c2", "conditions": [{"loadavg_before": [0.5, 0, 0]}]})
+    md = format_report({"environment": {}, "seconds": 60, "cases": [leaning], "agree": 1,
+                        "total": 1})
+    assert "| c2 | the accept race | 1 × 1 | agrees |" in md
+    assert "## Cases that agree but lean" in md and "* c2: p50: the runs sit at" in md
 
 
 def test_compare_rejects_mixed_modes_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
