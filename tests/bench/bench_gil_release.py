@@ -8,7 +8,10 @@ Python (it holds the GIL by then), then makes one short call; a call that took m
 1 ms longer than it takes alone lost the GIL to a CPU-bound thread and waited for it.
 
     python tests/bench/bench_gil_release.py [--hogs 1,2,3] [--calls 200]
-        [--placement free,apart,together] [--only pread]
+        [--placement free,apart,together] [--only pread] [--work 2000,20000]
+
+``--work`` sets how long the caller runs Python before each call (the loop's length; 2000
+is about 0.1 ms): how likely a waiter woken on its core preempts it depends on that.
 
 ``--placement`` pins the threads (Linux, two cores or more): ``free`` leaves them to the
 scheduler; ``apart`` keeps the calling thread on core 0 and every CPU-bound thread on core 1;
@@ -70,12 +73,12 @@ def _calls(fd: int, sock: socket.socket, ep: select.epoll) -> dict[str, Callable
     }
 
 
-def _timed(call: Callable[[], object], n: int) -> list[float]:
+def _timed(call: Callable[[], object], n: int, work: int = 2000) -> list[float]:
     out = []
     for _ in range(n):
         time.sleep(SLEEP_S)
         x = 0
-        for i in range(2000):  # ~0.1 ms of Python: the GIL is ours by now
+        for i in range(work):  # 2000: ~0.1 ms of Python, the GIL is ours by now
             x ^= i
         t0 = time.perf_counter()
         call()
@@ -84,10 +87,11 @@ def _timed(call: Callable[[], object], n: int) -> list[float]:
 
 
 def measure(
-    hogs: int, calls: int, placement: str = "free", only: str = ""
+    hogs: int, calls: int, placement: str = "free", only: str = "", work: int = 2000
 ) -> list[tuple[str, float, int]]:
     """(call, its median alone in ms, how many of ``calls`` lost the GIL) beside ``hogs``,
-    the threads placed as ``placement`` says; ``only``: the calls whose name contains it."""
+    the threads placed as ``placement`` says; ``only``: the calls whose name contains it;
+    ``work``: the loop's length before each call (2000: about 0.1 ms of Python)."""
     stop = threading.Event()
     mine, theirs = PLACEMENTS[placement]
 
@@ -101,7 +105,7 @@ def measure(
     ep = select.epoll()
     with tempfile.TemporaryFile() as tmp, _pinned(mine):
         table = {k: f for k, f in _calls(tmp.fileno(), a, ep).items() if only in k}
-        alone = {name: statistics.median(_timed(fn, 40)) for name, fn in table.items()}
+        alone = {name: statistics.median(_timed(fn, 40, work)) for name, fn in table.items()}
         threads = [threading.Thread(target=hog, daemon=True) for _ in range(hogs)]
         for t in threads:
             t.start()
@@ -109,7 +113,7 @@ def measure(
             time.sleep(0.05)
             rows = []
             for name, fn in table.items():
-                took = _timed(fn, calls)
+                took = _timed(fn, calls, work)
                 rows.append((name, alone[name], sum(x > alone[name] + LOST_MS for x in took)))
         finally:
             stop.set()
@@ -145,7 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         "ones on core 1), together (all on core 0)",
     )
     p.add_argument("--only", default="", help="only the calls whose name contains this")
+    p.add_argument("--work", default="2000",
+                   help="comma-separated lengths of the Python loop before each call "
+                        "(2000: about 0.1 ms; at most 100000)")
     args = p.parse_args(argv)
+    try:
+        works = [int(w) for w in args.work.split(",")]
+    except ValueError:
+        p.error("--work: comma-separated loop lengths from 0 to 100000")
+    if not all(0 <= w <= 100_000 for w in works):
+        p.error("--work: comma-separated loop lengths from 0 to 100000")
     places = args.placement.split(",")
     if not set(places) <= set(PLACEMENTS):
         p.error(f"--placement: comma-separated, each one of {', '.join(PLACEMENTS)}")
@@ -160,12 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for h in hogs:
         for place in places:
-            for name, alone, lost in measure(h, args.calls, place, args.only):
-                print(
-                    f"hogs {h}  {place:8} {name:32} alone {alone * 1000:6.1f} us  "
-                    f"lost the GIL {lost:4d} of {args.calls} "
-                    f"({100 * lost / args.calls:.0f} %)"
-                )
+            for work in works:
+                for name, alone, lost in measure(h, args.calls, place, args.only, work):
+                    print(
+                        f"hogs {h}  {place:8} work {work:6d}  {name:32} "
+                        f"alone {alone * 1000:6.1f} us  lost the GIL {lost:4d} of "
+                        f"{args.calls} ({100 * lost / args.calls:.0f} %)"
+                    )
     return 0
 
 
