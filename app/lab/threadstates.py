@@ -218,7 +218,6 @@ def measured_events(
     return events, covered
 
 
-
 def gil_waits(trace: Trace, covered: set[int]) -> dict[int, float]:
     """For each request in ``covered``, the time (ms) its thread was sampled waiting for the
     GIL while serving it (from the thread spans of :func:`.frames.spans`): the measured

@@ -132,9 +132,10 @@ def run_simpy(n: int, seed: int) -> Row:
 def stale(n: int, seed: int, names: list[str]) -> None:
     """How many core completions the engine scheduled and then skipped (the core's burst
     changed before it came: a thread left mid-burst), against every heap event."""
+    from wsgiscope.simulator import cores
     from wsgiscope.simulator.cores import Cores
 
-    if not Cores.__module__ or not sys.modules[Cores.__module__].__file__.endswith(".py"):
+    if not str(cores.__file__).endswith(".py"):
         sys.exit("--stale needs the pure-Python engine (an editable install): a compiled "
                  "build's classes cannot be patched")
     fire = Cores._fire

@@ -125,17 +125,23 @@ def measure(
     return rows
 
 
+def int_list(p: argparse.ArgumentParser, text: str, what: str, lo: int, hi: int) -> list[int]:
+    """``text`` (comma-separated) as integers from ``lo`` to ``hi``, or a one-line error
+    naming ``what``."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(lo <= v <= hi for v in values):
+        p.error(f"{what}: comma-separated counts from {lo} to {hi}")
+    return values
+
+
 def counts(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[int]:
     """``--hogs`` as a list, ``--calls`` checked: a one-line error for either out of range."""
     if not 1 <= args.calls <= 2000:
         p.error("--calls: from 1 to 2000")
-    try:
-        hogs = [int(h) for h in args.hogs.split(",")]
-    except ValueError:
-        p.error("--hogs: comma-separated counts from 1 to 8")
-    if not all(1 <= h <= 8 for h in hogs):
-        p.error("--hogs: comma-separated counts from 1 to 8")
-    return hogs
+    return int_list(p, args.hogs, "--hogs", 1, 8)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,12 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated lengths of the Python loop before each call "
                         "(2000: about 0.1 ms; at most 100000)")
     args = p.parse_args(argv)
-    try:
-        works = [int(w) for w in args.work.split(",")]
-    except ValueError:
-        p.error("--work: comma-separated loop lengths from 0 to 100000")
-    if not all(0 <= w <= 100_000 for w in works):
-        p.error("--work: comma-separated loop lengths from 0 to 100000")
+    works = int_list(p, args.work, "--work", 0, 100_000)
     places = args.placement.split(",")
     if not set(places) <= set(PLACEMENTS):
         p.error(f"--placement: comma-separated, each one of {', '.join(PLACEMENTS)}")
