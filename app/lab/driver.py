@@ -3,13 +3,14 @@
 Run as its own process (``python -m wsgiscope.app.lab.driver PLAN OUT``) so the lab can stop it like
 any other process. The plan is JSON::
 
-    {"port": 8000, "timeout_s": 60, "start_in_ms": 100,
+    {"port": 8000, "timeout_s": 60, "start_in_ms": 100, "source": "127.38.5.201",
      "requests": [{"id": 0, "at_ms": 0.0, "path": "/sleep", "segments": null}, ...]}
 
 One thread drives every connection with non-blocking sockets and ``epoll``, so a thousand
 "simultaneous" clients leave within a fraction of a millisecond of their planned time, and
 each request gets its own connection (``Connection: close``), like ``ab -c N`` without
-keep-alive. For every request it appends one JSON line to OUT as soon as it ends::
+keep-alive. The clients connect from the plan's ``source`` address (:func:`fresh_source`), if
+it names one. For every request it appends one JSON line to OUT as soon as it ends::
 
     {"id", "path", "planned", "connect", "connected", "sent", "first_byte", "finished",
      "status": "ok"|"error"|"reset"|"timeout", "http_status", "syn_retransmits",
@@ -27,6 +28,7 @@ import contextlib
 import errno
 import json
 import os
+import random
 import select
 import selectors
 import socket
@@ -44,6 +46,19 @@ _TCP_INFO_TOTAL_RETRANS = 100  # offset of tcpi_total_retrans in struct tcp_info
 #: send, as the driver once polled, cost it about 0.4 ms of CPU a request (``perf sched``,
 #: 100 requests/s).
 SPIN_MS = 0.1
+
+
+def fresh_source() -> str:
+    """A loopback address for one run's clients to connect from, a new one each run.
+
+    Linux keeps what it learns of a peer (``tcp_metrics``: round-trip time and its variance,
+    per pair of addresses) after a connection closes, and starts the next connection between
+    the same addresses from it. A connection that waited in a full accept queue leaves a
+    round-trip time of hundreds of milliseconds behind, and the next run's retransmissions
+    wait longer for it (``ip tcp_metrics show 127.0.0.1``): runs from one address are not
+    independent. Every 127.x.y.z is this machine's loopback."""
+    draw = random.SystemRandom().randint
+    return f"127.{draw(1, 254)}.{draw(0, 255)}.{draw(1, 254)}"
 
 
 def syn_retransmits(sock: socket.socket, connect_ms: float) -> int:
@@ -91,6 +106,7 @@ def request_bytes(req: dict[str, Any], port: int) -> bytes:
 
 def run(plan: dict[str, Any], out_path: str) -> int:
     port = int(plan["port"])
+    source = plan.get("source")  # the clients' own address (fresh_source)
     timeout_ms = float(plan.get("timeout_s", 60)) * 1000.0
     todo = sorted(plan["requests"], key=lambda r: (r["at_ms"], r["id"]))
     out = os.open(out_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -122,6 +138,8 @@ def run(plan: dict[str, Any], out_path: str) -> int:
             req = todo[nxt]
             nxt += 1
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            if source:
+                sock.bind((source, 0))
             sock.setblocking(False)
             c = _Conn(req, sock, 0.0)
             c.rec["planned"] = start + req["at_ms"]

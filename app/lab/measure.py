@@ -37,6 +37,7 @@ from wsgiscope.simulator.kernel import syn_offsets_ms
 from wsgiscope.simulator.trace import Event, RequestRecord, Trace, summarise
 
 from . import flask_hooks, interpreter
+from .driver import fresh_source
 from .launcher import (
     LabError,
     Server,
@@ -203,6 +204,7 @@ def _drive(
                 "port": server.port,
                 "timeout_s": timeout_s,
                 "start_in_ms": 150,
+                "source": fresh_source(),
                 "requests": plan["requests"],
             }
         )

@@ -15,10 +15,12 @@ from wsgiscope.app.lab import driver
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
-def _responder(listener: socket.socket, n: int) -> None:
+def _responder(listener: socket.socket, n: int, peers: list[str] | None = None) -> None:
     """Answer ``n`` connections at once (no server stage to wait for)."""
     for _ in range(n):
-        conn, _addr = listener.accept()
+        conn, addr = listener.accept()
+        if peers is not None:
+            peers.append(addr[0])
         with conn:
             conn.recv(4096)
             conn.sendall(RESPONSE)
@@ -60,3 +62,31 @@ def test_driver_sleeps_between_sends(tmp_path: Path, monkeypatch: pytest.MonkeyP
     # request 5 ms apart; sleeping until SPIN_MS before it makes about 4 (the connect, the
     # response, the sleep's end, the short spin).
     assert polls < 20 * n, f"{polls / n:.0f} polls a request"
+
+
+def test_clients_connect_from_the_plans_fresh_address(tmp_path: Path) -> None:
+    """Each run's clients come from an address of their own, so what the kernel learned of
+    one run's connections (tcp_metrics) does not carry into the next."""
+    sources = {driver.fresh_source() for _ in range(20)}
+    assert len(sources) > 1
+    for source in sources:
+        parts = [int(p) for p in source.split(".")]
+        assert len(parts) == 4 and parts[0] == 127 and source != "127.0.0.1"
+        assert all(0 <= p <= 255 for p in parts)
+    source = sorted(sources)[0]
+    peers: list[str] = []
+    n = 3
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        serving = threading.Thread(target=_responder, args=(listener, n, peers), daemon=True)
+        serving.start()
+        plan = {
+            "port": listener.getsockname()[1],
+            "timeout_s": 10,
+            "start_in_ms": 10,
+            "source": source,
+            "requests": [{"id": i, "at_ms": 0.0, "path": "/", "segments": None} for i in range(n)],
+        }
+        out = tmp_path / "driver.jsonl"
+        assert driver.run(plan, str(out)) == 0
+        serving.join(timeout=5)
+    assert peers == [source] * n
