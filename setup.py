@@ -23,10 +23,11 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-#: The modules compiled: the event loop and everything it calls per event.
+#: The modules compiled: the event loop and everything it calls per event, and the Chrome
+#: Trace export's sweep over the events (1.4x as fast compiled).
 HOT = ("core", "eventlog", "request", "runner", "cores", "gil", "cpu", "kernel", "program",
        "arrivals", "engine", "servers/base", "servers/gunicorn", "servers/werkzeug",
-       "servers/arbiter")
+       "servers/arbiter", "export_chrome")
 #: Where the sources are laid out under their import names for mypyc (``wsgiscope.simulator``).
 STAGE = Path("build") / "mypyc-src"
 

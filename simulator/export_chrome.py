@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterator
 from itertools import compress
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, Final
 
 from .trace import Trace
 
@@ -30,8 +30,8 @@ CHUNK = 4096
 #: ``_FRAC[k]`` is how ``repr`` writes the three decimals ``k / 1000``: ``repr(ns / 1e3)`` is
 #: ``f"{ns // 1000}.{_FRAC[ns % 1000]}"`` for ``0 <= ns < _US_LIMIT`` (a decimal of at most 15
 #: significant digits is the shortest text of the float nearest to it).
-_FRAC = tuple(f"{k:03d}".rstrip("0") or "0" for k in range(1000))
-_US_LIMIT = 10**15
+_FRAC: Final[tuple[str, ...]] = tuple(f"{k:03d}".rstrip("0") or "0" for k in range(1000))
+_US_LIMIT: Final = 10**15
 
 #: How many distinct durations a pass keeps the text of (a simulated run's stages repeat the
 #: same few costs).
@@ -102,10 +102,15 @@ def _thread_spans(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
     paths = {r.id: text.s(r.path) for r in trace.requests}
     no_path = text.s("")
     durations: dict[int, str] = {}
-    frac = _FRAC
-    limit = _US_LIMIT
+    frac: tuple[str, ...] = _FRAC
+    limit: int = _US_LIMIT
     out: list[str] = []
     add = out.append
+    # typed for a compiled build: native arithmetic on the times
+    t: float
+    code: int
+    a: int
+    b: int
 
     def span(key: str, cur: list[Any], b: int) -> None:
         """The span of ``cur``, ending at ``b`` ns, if it is one to write (not idle, not
@@ -135,7 +140,7 @@ def _thread_spans(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
                 thr[who] = [what, ref, int(t * 1e6 + 0.5), st]
             elif cur[0] != what or cur[1] != ref or cur[3] != st:
                 b = int(t * 1e6 + 0.5)
-                a = cur[2]
+                a = int(cur[2])
                 state = cur[0]
                 if b > a and state != "idle":
                     r = cur[1]
@@ -169,7 +174,7 @@ def _thread_spans(trace: Trace, text: _Text, chunk: int) -> Iterator[str]:
                 cur = thr[key]
                 if cur[1] == who and cur[3] != new:  # the span up to the new stage
                     b = int(t * 1e6 + 0.5)
-                    a = cur[2]
+                    a = int(cur[2])
                     state = cur[0]
                     if b > a and state != "idle":
                         form_key = (key, state, cur[3], True)

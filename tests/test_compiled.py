@@ -1,5 +1,6 @@
 """The simulator compiled with mypyc (``setup.py``) gives the very Traces the pure-Python one
-gives: every bundled lesson at two seeds, digested at full precision.
+gives, and the same exports: every bundled lesson at two seeds, digested at full precision
+with its JSON and Chrome Trace output.
 
 The compiled modules are built from a copy of the sources, as a wheel build does it
 (``setup.py build``), into a temporary folder, and compared with the same build less its

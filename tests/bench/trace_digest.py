@@ -2,8 +2,8 @@
 
 Each case is simulated and reduced to a SHA-256 of the whole Trace at full precision (every
 event with its exact time, every request record, the summary, the lanes) and of its JSON
-export (``export.iter_json``). The same engine must give the same digests: save them before
-a change, check them after.
+and Chrome Trace exports (``export.iter_json``, ``export.iter_chrome_trace``). The same
+engine must give the same digests: save them before a change, check them after.
 
 Run: python tests/bench/trace_digest.py [--save FILE | --check FILE] [--quick]
 Besides the lessons it runs the three scenarios of ``bench_full.py`` and ``bench_mm8.py``'s
@@ -49,7 +49,7 @@ def cases(quick: bool = False) -> Iterator[tuple[str, dict[str, Any], int]]:
 
 
 def digest(trace: simulator.Trace) -> str:
-    """SHA-256 of the Trace at full precision and of its JSON export."""
+    """SHA-256 of the Trace at full precision and of its JSON and Chrome Trace exports."""
     h = hashlib.sha256()
     log = trace.events
     h.update(log.t.tobytes())
@@ -59,6 +59,8 @@ def digest(trace: simulator.Trace) -> str:
     h.update(json.dumps([trace.summary, trace.processes, trace.backlog_limit, trace.cores,
                          trace.seed], sort_keys=True).encode())
     for piece in export.iter_json(trace):
+        h.update(piece.encode())
+    for piece in export.iter_chrome_trace(trace):  # compiled too (setup.py's HOT)
         h.update(piece.encode())
     return h.hexdigest()
 
