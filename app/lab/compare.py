@@ -18,9 +18,11 @@ from typing import Any
 from wsgiscope import simulator
 from wsgiscope.simulator.trace import Trace
 
-#: A virtual machine's host took at least this many cores' time from it during a run (steal,
-#: in /proc/stat): the server's own threads lost that time. Six quiet runs of a 0.6 s case
-#: here stole 0-0.048 (0-3 clock ticks of 10 ms); 0.05 takes a fourth tick there.
+#: A virtual machine's host took at least this many cores' time from it while a run's requests
+#: ran (steal, in /proc/stat, from the first planned send to the last response; the whole
+#: run, server start included, would dilute a stall): the server's own threads lost that
+#: time. Six quiet runs of a 0.6 s case here stole 0-0.048 over the whole run (0-3 clock
+#: ticks of 10 ms); 0.05 takes a fourth tick there.
 BUSY_STEAL_CORES = 0.05
 
 TOLERANCE_PCT = 10.0

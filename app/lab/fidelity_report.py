@@ -97,7 +97,8 @@ def format_report(report: dict[str, Any]) -> str:
         "Load: the 1-minute load average at the start of the runs, and the cores other "
         "programs used meanwhile (from /proc/stat, less the lab's own processes); a run is "
         f"busy when others used at least {BUSY_OTHER_CORES:g} cores, the host took at least "
-        f"{BUSY_STEAL_CORES:g} cores' time from this virtual machine (steal), or the load "
+        f"{BUSY_STEAL_CORES:g} cores' time from this virtual machine while its requests ran "
+        "(steal), or the load "
         f"average was above the core count; a busy run is taken again, up to {RETAKES} times, "
         "and the runs set aside are counted in the last column.",
         "",
