@@ -59,9 +59,10 @@ def test_driver_sleeps_between_sends(tmp_path: Path, monkeypatch: pytest.MonkeyP
     late = sorted(r["connect"] - r["planned"] for r in recs)
     assert late[0] >= 0.0  # never early
     # Polling the last millisecond before each send, as it once did, made about 80 polls a
-    # request 5 ms apart; sleeping until SPIN_MS before it makes about 4 (the connect, the
-    # response, the sleep's end, the short spin).
-    assert polls < 20 * n, f"{polls / n:.0f} polls a request"
+    # request 5 ms apart; sleeping until SPIN_MS before it makes about 4 here (the connect,
+    # the response, the sleep's end, the short spin), and at most about 20 where the sleep
+    # ends early in its 0.1 ms and each poll takes 5 us.
+    assert polls < 40 * n, f"{polls / n:.0f} polls a request"
 
 
 def test_clients_connect_from_the_plans_fresh_address(tmp_path: Path) -> None:
