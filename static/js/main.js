@@ -537,6 +537,9 @@ function showComparison(cmp) {
     box.appendChild(el("p", verdict, sum.agrees ? "verdict good" : "verdict"));
     box.appendChild(el("p", `Last response: simulated ${ms(sum.makespan_sim_ms)}, measured ${ms(sum.makespan_measured_ms)}. Median error per request ${ms(sum.median_abs_error_ms)}, largest ${ms(sum.max_abs_error_ms)}.`));
   }
+  // what made this measurement less trustworthy (other programs, the host's steal, another
+  // core count): said beside the verdict, not left to the command line
+  for (const c of sum.cautions || []) box.appendChild(el("p", `Caution: ${c}.`, "caution"));
   if (sum.sim && sum.measured) {
     const table = el("table");
     const head = table.createTHead().insertRow();
@@ -572,6 +575,8 @@ function showComparison(cmp) {
     box.appendChild(details);
   }
 }
+
+window.wsgiscope.showComparison = showComparison;
 
 document.addEventListener("click", (ev) => {
   if (ev.target.id === "btn-lab") runForReal();

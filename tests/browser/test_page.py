@@ -190,6 +190,20 @@ def test_run_it_for_real_draws_the_measured_timeline(page, live_server):
     assert page.console.errors == []
 
 
+def test_a_measurement_s_cautions_are_shown_beside_its_verdict(page, live_server):
+    page.goto(f"{live_server}/?preset=dev-threaded")
+    ready(page)
+    steal = ("the virtual machine's host took 0.31 cores' time from it (steal) during the "
+             "measurement: the server lost that time too")
+    page.evaluate("""(steal) => wsgiscope.showComparison({rows: [], summary: {
+        requests: 10, within_tolerance: 7, tolerance: {pct: 10, ms: 30}, agrees: false,
+        status_mismatches: 0, cautions: [steal]}})""", steal)
+    cautions = page.locator("#comparison .caution")
+    assert cautions.count() == 1
+    assert cautions.inner_text() == f"Caution: {steal}."
+    assert page.console.errors == []
+
+
 def test_wheel_zooms_drag_pans_and_double_click_fits(page, live_server):
     page.goto(f"{live_server}/?preset=gil-cpu-threads")
     ready(page)
