@@ -12,6 +12,11 @@ stole from (0.05 cores or more) is slower for that alone.
 
     python tests/bench/bench_stages.py tests/fidelity/22-gthread-poisson-60.json --runs 6 --seeds 40
 
+``--pin`` pairs run k with seed k: each request is sent with the durations the model drew
+for it (its ``io_ms`` read from the seed's Trace, sent in the demo app's ``X-Lab-Seg``
+header), so the two serve the very same work and their difference per stage is the model's
+error, not the draws'. It needs endpoints whose ``cpu_ms`` are fixed numbers.
+
 A case file or a scenario file. Run it on a quiet machine; not part of the test suite.
 """
 
@@ -25,8 +30,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import wsgiscope.app.lab.measure as lab
 from wsgiscope import simulator
-from wsgiscope.app.lab.measure import measure
 
 
 def stage_means(trace: simulator.Trace) -> dict[str, float]:
@@ -54,6 +59,41 @@ def stage_means(trace: simulator.Trace) -> dict[str, float]:
     return {k: statistics.fmean(v) for k, v in spans.items()}
 
 
+def drawn_io(trace: simulator.Trace) -> dict[int, list[float]]:
+    """Each request's I/O durations inside its view, in order, as the model drew them."""
+    stage: dict[int, str] = {}
+    held: dict[str, tuple[str, int, float]] = {}  # thread -> (state, request, since)
+    out: dict[int, list[float]] = defaultdict(list)
+    for e in trace.events:
+        if e.kind == "req" and e.what == "stage":
+            stage[e.who] = str(e.ref)
+        elif e.kind == "thread":
+            last = held.get(e.who)
+            if last and last[0] == "io" and last[1] >= 0 and stage.get(last[1]) == "view":
+                out[last[1]].append(e.t - last[2])
+            held[e.who] = (str(e.what), int(e.ref), e.t)
+    return out
+
+
+def pinned_plan(sc: dict[str, Any], seed: int, plan_for: Any) -> dict[str, Any]:
+    """The lab's plan (``plan_for``: ``lab_plan``) for ``seed`` with every request's segments
+    as the model drew them."""
+    plan: dict[str, Any] = plan_for(sc, seed)
+    draws = drawn_io(simulator.run(sc, seed=seed))
+    for req in plan["requests"]:
+        segs = []
+        ios = iter(draws.get(req["id"], []))
+        for seg in plan["scenario"]["endpoints"][req["path"]]:
+            if "io_ms" in seg:
+                segs.append({"io_ms": next(ios)})
+            elif isinstance(seg.get("cpu_ms"), (int, float)) and len(seg) == 1:
+                segs.append(seg)
+            else:
+                raise SystemExit(f"--pin: {req['path']} has a segment it cannot pin: {seg}")
+        req["segments"] = segs
+    return plan
+
+
 def spread(values: list[float]) -> str:
     v = sorted(values)
     return f"{statistics.median(v):8.3f} ({v[0]:.3f}-{v[-1]:.3f})"
@@ -64,17 +104,25 @@ def main() -> None:
     ap.add_argument("scenario", type=Path)
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--seeds", type=int, default=40)
+    ap.add_argument("--pin", action="store_true", help="run k serves seed k's own draws")
     args = ap.parse_args()
     data: dict[str, Any] = json.loads(args.scenario.read_text())
     sc = data.get("scenario", data)
-    sim = [stage_means(simulator.run(sc, seed=s)) for s in range(1, args.seeds + 1)]
+    seeds = args.runs if args.pin else args.seeds
+    sim = [stage_means(simulator.run(sc, seed=s)) for s in range(1, seeds + 1)]
     real = []
+    plan_for = lab.lab_plan
     for k in range(1, args.runs + 1):
-        trace = measure(sc, seed=k, watch=False)
+        if args.pin:
+            lab.lab_plan = lambda scenario, seed=None, _k=k: pinned_plan(sc, _k, plan_for)  # type: ignore[assignment]
+        try:
+            trace = lab.measure(sc, seed=k, watch=False)
+        finally:
+            lab.lab_plan = plan_for
         real.append(stage_means(trace))
-        lab = trace.summary["lab"]
-        print(f"run {k}: steal {lab['steal_cores']:.3f} cores, others "
-              f"{lab['other_cpu_cores']:.2f}", file=sys.stderr, flush=True)
+        load = trace.summary["lab"]
+        print(f"run {k}: steal {load['steal_cores']:.3f} cores, others "
+              f"{load['other_cpu_cores']:.2f}", file=sys.stderr, flush=True)
     keys = list(sim[0])
     print(f"{'stage':16s} {'model: median (range) over seeds':>34s} "
           f"{'measured: median (range) over runs':>36s}")
