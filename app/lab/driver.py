@@ -139,7 +139,10 @@ def run(plan: dict[str, Any], out_path: str) -> int:
             nxt += 1
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             if source:
-                sock.bind((source, 0))
+                try:
+                    sock.bind((source, 0))
+                except OSError:  # a system whose loopback is 127.0.0.1 alone
+                    source = None
             sock.setblocking(False)
             c = _Conn(req, sock, 0.0)
             c.rec["planned"] = start + req["at_ms"]

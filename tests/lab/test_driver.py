@@ -91,3 +91,22 @@ def test_clients_connect_from_the_plans_fresh_address(tmp_path: Path) -> None:
         assert driver.run(plan, str(out)) == 0
         serving.join(timeout=5)
     assert peers == [source] * n
+
+
+def test_an_address_the_machine_lacks_falls_back_to_the_default(tmp_path: Path) -> None:
+    """Where only 127.0.0.1 is loopback (not Linux), binding fails and the run goes on."""
+    peers: list[str] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        serving = threading.Thread(target=_responder, args=(listener, 2, peers), daemon=True)
+        serving.start()
+        plan = {
+            "port": listener.getsockname()[1],
+            "timeout_s": 10,
+            "start_in_ms": 10,
+            "source": "192.0.2.1",  # documentation range: never this machine's
+            "requests": [{"id": i, "at_ms": 0.0, "path": "/", "segments": None} for i in range(2)],
+        }
+        out = tmp_path / "driver.jsonl"
+        assert driver.run(plan, str(out)) == 0
+        serving.join(timeout=5)
+    assert peers == ["127.0.0.1", "127.0.0.1"]
