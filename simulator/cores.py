@@ -134,6 +134,21 @@ class Cores:
         heappush(c.heap, (th.vfin, th.seat, th))
         c.rate = self._rate_for(len(c.run))
 
+    def _busy_period(self, c: Core, th: Runner, work: float) -> None:
+        """``c`` starts a new busy period with ``th`` alone on it, ``work`` ms to do: its
+        virtual clock from zero, ``th``'s burst its one completion."""
+        now = self.env.now
+        c.v = 0.0
+        c.t = now
+        c.rate = 1.0
+        self._seat += 1
+        th.seat = seat = self._seat
+        th.vfin = work
+        c.heap = [(work, seat, th)]
+        if not c.firing:
+            c.token += 1
+            self.env.at(now + work, self._fire_cb, (c, c.token), URGENT)
+
     def _leave(self, c: Core, th: Runner) -> None:
         """Take ``th`` off ``c`` (its heap entry goes stale); ``c`` must be up to date."""
         c.run.remove(th)
@@ -175,17 +190,7 @@ class Cores:
                 now = self.env.now
                 th.left_at = now
                 _ran(th, now)
-                c.v = 0.0
-                c.t = now
-                c.rate = 1.0
-                self._seat += 1
-                th.seat = seat = self._seat
-                th.vfin = work
-                heap = c.heap
-                heap.clear()
-                heap.append((work, seat, th))
-                c.token += 1
-                self.env.at(now + work, self._fire_cb, (c, c.token), URGENT)
+                self._busy_period(c, th, work)
                 return
             run.clear()
             c.heap.clear()
@@ -264,23 +269,12 @@ class Cores:
             c = self.core[self.draw(self.cores)]
         else:
             c = self._shortest()
-        if not c.run:  # inlined for speed: an idle core starts a new busy period
-            work = th.work if th.work > 0.0 else 0.0
+        if not c.run:  # an idle core starts a new busy period
             c.run.append(th)
             self.n += 1
             self.idle -= 1
-            now = self.env.now
-            c.v = 0.0
-            c.t = now
-            c.rate = 1.0
             th.core = c
-            self._seat += 1
-            th.seat = seat = self._seat
-            th.vfin = work
-            c.heap = [(work, seat, th)]
-            if not c.firing:
-                c.token += 1
-                self.env.at(now + work, self._fire_cb, (c, c.token), URGENT)
+            self._busy_period(c, th, th.work if th.work > 0.0 else 0.0)
             return
         self._sync(c)
         self._join(c, th)
