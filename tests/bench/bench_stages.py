@@ -32,6 +32,7 @@ from typing import Any
 
 import wsgiscope.app.lab.measure as lab
 from wsgiscope import simulator
+from wsgiscope.simulator.spans import thread_spans_with_stage
 
 
 def stage_means(trace: simulator.Trace) -> dict[str, float]:
@@ -61,17 +62,11 @@ def stage_means(trace: simulator.Trace) -> dict[str, float]:
 
 def drawn_io(trace: simulator.Trace) -> dict[int, list[float]]:
     """Each request's I/O durations inside its view, in order, as the model drew them."""
-    stage: dict[int, str] = {}
-    held: dict[str, tuple[str, int, float]] = {}  # thread -> (state, request, since)
     out: dict[int, list[float]] = defaultdict(list)
-    for e in trace.events:
-        if e.kind == "req" and e.what == "stage":
-            stage[e.who] = str(e.ref)
-        elif e.kind == "thread":
-            last = held.get(e.who)
-            if last and last[0] == "io" and last[1] >= 0 and stage.get(last[1]) == "view":
-                out[last[1]].append(e.t - last[2])
-            held[e.who] = (str(e.what), int(e.ref), e.t)
+    for _key, a, b, state, rid, stage in sorted(thread_spans_with_stage(trace),
+                                                 key=lambda span: span[1]):
+        if state == "io" and stage == "view" and rid >= 0:
+            out[rid].append(b - a)
     return out
 
 
